@@ -1,0 +1,1 @@
+"""pixelpilot.tools"""

@@ -34,7 +34,9 @@ class Observation:
         from PIL import Image
 
         extras = dict((info or {}).get("extras", {}))
-        return cls(Image.fromarray(obs["screenshot"]).convert("RGB"), str(obs["instruction"]), extras)
+        return cls(
+            Image.fromarray(obs["screenshot"]).convert("RGB"), str(obs["instruction"]), extras
+        )
 
 
 @dataclass(frozen=True)

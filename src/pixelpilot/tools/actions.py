@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar, Literal, Union
+from typing import Any, ClassVar, Literal
 
 ScrollDirection = Literal["up", "down", "left", "right"]
 SCROLL_DIRECTIONS: tuple[str, ...] = ("up", "down", "left", "right")
@@ -18,21 +18,82 @@ SCROLL_DIRECTIONS: tuple[str, ...] = ("up", "down", "left", "right")
 # Lower-case key names accepted in hotkeys. The union of what UI-TARS models emit and what
 # pyautogui / xdotool / Playwright can press; aliases are normalised by ``normalize_key``.
 _NAMED_KEYS = {
-    "enter", "return", "tab", "space", "backspace", "delete", "del", "escape", "esc",
-    "insert", "home", "end", "pageup", "pagedown", "up", "down", "left", "right",
-    "ctrl", "control", "shift", "alt", "option", "meta", "cmd", "command", "win", "super",
-    "capslock", "numlock", "scrolllock", "printscreen", "pause", "menu", "apps",
-    "arrowup", "arrowdown", "arrowleft", "arrowright", "volumeup", "volumedown", "volumemute",
-    "playpause", "nexttrack", "prevtrack", "clear", "fn", "ctrlleft", "ctrlright",
-    "shiftleft", "shiftright", "altleft", "altright",
+    "enter",
+    "return",
+    "tab",
+    "space",
+    "backspace",
+    "delete",
+    "del",
+    "escape",
+    "esc",
+    "insert",
+    "home",
+    "end",
+    "pageup",
+    "pagedown",
+    "up",
+    "down",
+    "left",
+    "right",
+    "ctrl",
+    "control",
+    "shift",
+    "alt",
+    "option",
+    "meta",
+    "cmd",
+    "command",
+    "win",
+    "super",
+    "capslock",
+    "numlock",
+    "scrolllock",
+    "printscreen",
+    "pause",
+    "menu",
+    "apps",
+    "arrowup",
+    "arrowdown",
+    "arrowleft",
+    "arrowright",
+    "volumeup",
+    "volumedown",
+    "volumemute",
+    "playpause",
+    "nexttrack",
+    "prevtrack",
+    "clear",
+    "fn",
+    "ctrlleft",
+    "ctrlright",
+    "shiftleft",
+    "shiftright",
+    "altleft",
+    "altright",
 }
 _NAMED_KEYS |= {f"f{i}" for i in range(1, 25)}
 _KEY_ALIASES = {
-    "return": "enter", "esc": "escape", "del": "delete", "control": "ctrl",
-    "cmd": "meta", "command": "meta", "win": "meta", "super": "meta", "option": "alt",
-    "arrowup": "up", "arrowdown": "down", "arrowleft": "left", "arrowright": "right",
-    "page_up": "pageup", "page_down": "pagedown", "pgup": "pageup", "pgdn": "pagedown",
-    "space_bar": "space", "spacebar": "space", " ": "space",
+    "return": "enter",
+    "esc": "escape",
+    "del": "delete",
+    "control": "ctrl",
+    "cmd": "meta",
+    "command": "meta",
+    "win": "meta",
+    "super": "meta",
+    "option": "alt",
+    "arrowup": "up",
+    "arrowdown": "down",
+    "arrowleft": "left",
+    "arrowright": "right",
+    "page_up": "pageup",
+    "page_down": "pagedown",
+    "pgup": "pageup",
+    "pgdn": "pagedown",
+    "space_bar": "space",
+    "spacebar": "space",
+    " ": "space",
 }
 _PUNCTUATION = set("`~!@#$%^&*()-_=+[]{}\\|;:'\",.<>/?")
 
@@ -250,16 +311,40 @@ class PressBack(Action):
     type: ClassVar[str] = "press_back"
 
 
-AnyAction = Union[
-    Click, LeftDouble, RightSingle, LongPress, Drag, Scroll, Hotkey, Type, Wait, Finished,
-    CallUser, OpenApp, PressHome, PressBack,
-]
+AnyAction = (
+    Click
+    | LeftDouble
+    | RightSingle
+    | LongPress
+    | Drag
+    | Scroll
+    | Hotkey
+    | Type
+    | Wait
+    | Finished
+    | CallUser
+    | OpenApp
+    | PressHome
+    | PressBack
+)
 
 ACTION_TYPES: dict[str, type[Action]] = {
     cls.type: cls
     for cls in (
-        Click, LeftDouble, RightSingle, LongPress, Drag, Scroll, Hotkey, Type, Wait, Finished,
-        CallUser, OpenApp, PressHome, PressBack,
+        Click,
+        LeftDouble,
+        RightSingle,
+        LongPress,
+        Drag,
+        Scroll,
+        Hotkey,
+        Type,
+        Wait,
+        Finished,
+        CallUser,
+        OpenApp,
+        PressHome,
+        PressBack,
     )
 }
 POINT_ACTIONS: frozenset[str] = frozenset({"click", "left_double", "right_single", "long_press"})

@@ -1,0 +1,300 @@
+"""Dataset adapters: each offline-evaluation format becomes a list of ``Sample`` steps.
+
+Formats (defined plainly in ``docs/evaluation.md``; paths inside a file are relative to it):
+
+- ``trajectory``: pixelpilot episode directories; every recorded step with an action is a sample;
+- ``screenspot``: JSON list / JSONL of ``{"img_filename", "instruction", "bbox": [x, y, w, h]}``;
+- ``androidcontrol``: JSONL, one episode a line: ``{"episode_id", "goal", "screenshots": [...],
+  "actions": [{"action_type": ...}], "step_instructions": [...]}``;
+- ``mind2web``: JSON list / JSONL of steps ``{"annotation_id", "confirmed_task", "screenshot",
+  "operation": {"op", "value"}, "bbox": [x, y, w, h]}``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pixelpilot.errors import PixelpilotError
+
+FORMATS = ("trajectory", "screenspot", "androidcontrol", "mind2web")
+
+
+class DatasetFormatError(PixelpilotError):
+    """An evaluation data file that does not follow its format; says where and what."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One step to predict. ``gold`` are canonical Action dicts in screen pixels; ``history``
+    holds ``(response text, screenshot path)`` of the episode's earlier steps, oldest first;
+    ``gold_response`` is the recorded answer text, when the data has one (trajectories)."""
+
+    id: str
+    episode: str
+    task: str
+    step: int
+    image: str
+    instruction: str
+    gold: tuple[dict[str, Any], ...]
+    screen: tuple[int, int]
+    target: tuple[int, int, int, int] | None = None
+    history: tuple[tuple[str, str], ...] = ()
+    step_instruction: str | None = None
+    gold_response: str | None = None
+    frame: str | None = None  # frame of gold_response
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def load_samples(path: str | Path, fmt: str) -> list[Sample]:
+    """Read ``path`` in format ``fmt``; ``DatasetFormatError`` on bad data."""
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise DatasetFormatError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    if not path.exists():
+        raise DatasetFormatError(f"{path}: no such file or directory")
+    loader = {
+        "trajectory": _load_trajectories,
+        "screenspot": _load_screenspot,
+        "androidcontrol": _load_androidcontrol,
+        "mind2web": _load_mind2web,
+    }[fmt]
+    samples = loader(path)
+    if not samples:
+        raise DatasetFormatError(f"{path}: no samples in {fmt} format")
+    ids = [s.id for s in samples]
+    if len(set(ids)) != len(ids):
+        raise DatasetFormatError(f"{path}: duplicate sample ids")
+    return samples
+
+
+def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line or index, object) pairs of a JSON list or a JSONL file."""
+    text = path.read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DatasetFormatError(f"{path}: not valid JSON ({exc})") from None
+        items = list(enumerate(data, start=1))
+    else:
+        items = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                items.append((number, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise DatasetFormatError(f"{path}:{number}: not valid JSON ({exc})") from None
+    for number, obj in items:
+        if not isinstance(obj, dict):
+            raise DatasetFormatError(f"{path}:{number}: expected a JSON object")
+    return items
+
+
+def _need(obj: dict[str, Any], key: str, where: str) -> Any:
+    if key not in obj:
+        raise DatasetFormatError(f"{where}: missing {key!r}")
+    return obj[key]
+
+
+def _image(base: Path, name: Any, where: str) -> tuple[str, tuple[int, int]]:
+    from PIL import Image
+
+    if not isinstance(name, str) or not name:
+        raise DatasetFormatError(f"{where}: image path must be a string")
+    path = (base / name).resolve()
+    if not path.is_file():
+        raise DatasetFormatError(f"{where}: image {name} not found")
+    with Image.open(path) as im:
+        return str(path), im.size
+
+
+def _xywh_box(value: Any, where: str, fmt: str = "xywh") -> tuple[int, int, int, int]:
+    if not (isinstance(value, list) and len(value) == 4):
+        raise DatasetFormatError(f"{where}: bbox must be a list of 4 numbers")
+    try:
+        a, b, c, d = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise DatasetFormatError(f"{where}: bbox must be a list of 4 numbers") from None
+    if fmt == "xywh":
+        c, d = a + c, b + d
+    return (round(a), round(b), round(c), round(d))
+
+
+def _centre(box: tuple[int, int, int, int]) -> tuple[int, int]:
+    return ((box[0] + box[2]) // 2, (box[1] + box[3]) // 2)
+
+
+# --- trajectory ---------------------------------------------------------------------------
+
+
+def _load_trajectories(path: Path) -> list[Sample]:
+    from pixelpilot.agent.trajectory import iter_episodes
+
+    samples: list[Sample] = []
+    for ep in iter_episodes(path):
+        header = ep.header
+        name = ep.directory.name
+        screen = tuple(header.get("screen") or (0, 0))
+        instruction = str(header.get("instruction") or header.get("task") or "")
+        history: list[tuple[str, str]] = []
+        for step in ep.steps:
+            image = str(ep.screenshot_path(step).resolve())
+            if step.actions and not step.error:
+                samples.append(
+                    Sample(
+                        id=f"{name}/{step.index}",
+                        episode=name,
+                        task=ep.task,
+                        step=step.index,
+                        image=image,
+                        instruction=str(step.info.get("instruction") or instruction),
+                        gold=tuple(step.actions),
+                        screen=(int(screen[0]), int(screen[1])),
+                        target=tuple(step.target) if step.target else None,
+                        history=tuple(history),
+                        gold_response=step.response,
+                        frame=header.get("frame"),
+                    )
+                )
+            history.append((step.response, image))
+    return samples
+
+
+# --- screenspot ---------------------------------------------------------------------------
+
+
+def _load_screenspot(path: Path) -> list[Sample]:
+    samples = []
+    for number, obj in _records(path):
+        where = f"{path}:{number}"
+        image, size = _image(path.parent, _need(obj, "img_filename", where), where)
+        box = _xywh_box(_need(obj, "bbox", where), where, obj.get("bbox_format", "xywh"))
+        x, y = _centre(box)
+        task = "/".join(str(obj[k]) for k in ("platform", "data_type") if obj.get(k)) or "all"
+        samples.append(
+            Sample(
+                id=str(obj.get("id", f"{number}")),
+                episode=str(obj.get("id", f"{number}")),
+                task=task,
+                step=0,
+                image=image,
+                instruction=str(_need(obj, "instruction", where)),
+                gold=({"type": "click", "x": x, "y": y},),
+                screen=size,
+                target=box,
+            )
+        )
+    return samples
+
+
+# --- androidcontrol -----------------------------------------------------------------------
+
+_AC_SIMPLE = {"navigate_back": "press_back", "navigate_home": "press_home", "wait": "wait"}
+
+
+def _ac_action(a: Any, size: tuple[int, int], where: str) -> dict[str, Any]:
+    if not isinstance(a, dict) or "action_type" not in a:
+        raise DatasetFormatError(f"{where}: an action needs 'action_type'")
+    kind = a["action_type"]
+    try:
+        if kind in ("click", "long_press"):
+            return {"type": kind, "x": round(a["x"]), "y": round(a["y"])}
+        if kind == "input_text":
+            return {"type": "type", "content": str(a["text"])}
+        if kind == "scroll":
+            x, y = a.get("x", size[0] // 2), a.get("y", size[1] // 2)
+            return {"type": "scroll", "x": round(x), "y": round(y), "direction": a["direction"]}
+        if kind == "open_app":
+            return {"type": "open_app", "app_name": str(a["app_name"])}
+    except KeyError as exc:
+        raise DatasetFormatError(f"{where}: {kind} action misses {exc}") from None
+    if kind in _AC_SIMPLE:
+        return {"type": _AC_SIMPLE[kind]}
+    raise DatasetFormatError(f"{where}: unknown action_type {kind!r}")
+
+
+def _load_androidcontrol(path: Path) -> list[Sample]:
+    samples = []
+    for number, obj in _records(path):
+        where = f"{path}:{number}"
+        episode = str(_need(obj, "episode_id", where))
+        shots = _need(obj, "screenshots", where)
+        actions = _need(obj, "actions", where)
+        steps = obj.get("step_instructions") or [None] * len(actions)
+        if not isinstance(shots, list) or not isinstance(actions, list) or not actions:
+            raise DatasetFormatError(f"{where}: 'screenshots' and 'actions' must be lists")
+        if len(shots) < len(actions) or len(steps) != len(actions):
+            raise DatasetFormatError(f"{where}: need one screenshot and instruction per action")
+        history: list[tuple[str, str]] = []
+        for i, raw in enumerate(actions):
+            image, size = _image(path.parent, shots[i], where)
+            gold = _ac_action(raw, size, f"{where} action {i}")
+            box = _xywh_box(raw["bbox"], where, "xyxy") if raw.get("bbox") else None
+            samples.append(
+                Sample(
+                    id=f"{episode}/{i}",
+                    episode=episode,
+                    task=str(obj.get("app") or obj.get("task") or "androidcontrol"),
+                    step=i,
+                    image=image,
+                    instruction=str(_need(obj, "goal", where)),
+                    gold=(gold,),
+                    screen=size,
+                    target=box,
+                    history=tuple(history),
+                    step_instruction=steps[i],
+                )
+            )
+            history.append((_describe(gold), image))
+    return samples
+
+
+def _describe(action: dict[str, Any]) -> str:
+    """The gold answer of an earlier step, as the model would have written it (pixels)."""
+    from pixelpilot.tools import format_response
+
+    return format_response(actions=[action], frame="pixels")
+
+
+# --- mind2web -----------------------------------------------------------------------------
+
+
+def _load_mind2web(path: Path) -> list[Sample]:
+    samples: list[Sample] = []
+    history: dict[str, list[tuple[str, str]]] = {}
+    for number, obj in _records(path):
+        where = f"{path}:{number}"
+        episode = str(_need(obj, "annotation_id", where))
+        image, size = _image(path.parent, _need(obj, "screenshot", where), where)
+        op = _need(obj, "operation", where)
+        if not isinstance(op, dict) or op.get("op") not in ("CLICK", "TYPE", "SELECT"):
+            raise DatasetFormatError(f"{where}: operation.op must be CLICK, TYPE or SELECT")
+        box = _xywh_box(_need(obj, "bbox", where), where, obj.get("bbox_format", "xywh"))
+        if op["op"] == "CLICK":
+            x, y = _centre(box)
+            gold: dict[str, Any] = {"type": "click", "x": x, "y": y}
+        else:
+            gold = {"type": "type", "content": str(op.get("value", ""))}
+        past = history.setdefault(episode, [])
+        samples.append(
+            Sample(
+                id=f"{episode}/{len(past)}",
+                episode=episode,
+                task=str(obj.get("website") or obj.get("domain") or "mind2web"),
+                step=len(past),
+                image=image,
+                instruction=str(_need(obj, "confirmed_task", where)),
+                gold=(gold,),
+                screen=size,
+                target=box if op["op"] == "CLICK" else None,
+                history=tuple(past),
+                meta={"op": op["op"]},
+            )
+        )
+        past.append((_describe(gold), image))
+    return samples

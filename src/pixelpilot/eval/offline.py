@@ -1,0 +1,243 @@
+"""Offline (step-level) evaluation: recorded steps in, model answers scored by the matching rules.
+
+``evaluate_offline(config)`` loads samples through an adapter (``pixelpilot.eval.datasets``),
+gets one answer per sample (a model, the recorded ``expert`` answers, or a ``--predictions``
+file), appends every answer to ``predictions.jsonl`` in the output directory as it comes (so an
+interrupted run continues where it stopped), scores the answers and writes the reports.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pixelpilot.errors import ParseError, PixelpilotError
+from pixelpilot.eval.datasets import Sample, load_samples
+from pixelpilot.eval.matching import MatchRules, match_step
+from pixelpilot.eval.metrics import step_metrics
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass
+class OfflineConfig:
+    """One offline evaluation; the CLI's flags map one to one onto these fields."""
+
+    data: str  # a file or directory in ``format``
+    format: str = "trajectory"  # trajectory | screenspot | androidcontrol | mind2web
+    model: str | None = None  # checkpoint dir / URL / "expert" (the recorded answers)
+    predictions: str | None = None  # a JSONL of {"id", "response"[, "frame"]} to score instead
+    frame: str | None = None  # frame of the predictions file's answers (default: uitars-1.5)
+    out: str | None = None  # output directory: predictions.jsonl, scores.jsonl, reports
+    limit: int | None = None  # evaluate the first N samples only
+    batch_size: int = 4  # conversations per ``generate`` call
+    max_new_tokens: int = 128
+    prompt_kind: str = "computer"  # the agent's prompt kind (computer, mobile, grounding)
+    step_instructions: bool = False  # AndroidControl "low" level: append the step instruction
+    rules: MatchRules = field(default_factory=MatchRules)
+
+
+def conversation(sample: Sample, profile: Any, kind: str = "computer", low: bool = False) -> Any:
+    """The conversation the agent would send at this step: the agent's prompt template, the
+    episode's earlier answers, the last ``history_images`` screenshots, the current one."""
+    from PIL import Image
+
+    from pixelpilot.agent.prompts import template_for
+    from pixelpilot.vlm.base import Conversation, Message
+
+    def load(path: str) -> Any:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+
+    instruction = sample.instruction
+    if low and sample.step_instruction:
+        instruction = f"{instruction}\nNext step: {sample.step_instruction}"
+    messages = [Message("user", template_for(profile.prompt_family, kind).render(instruction))]
+    keep = max(1, profile.history_images) - 1
+    if profile.max_images is not None:
+        keep = min(keep, max(0, profile.max_images - 1))
+    first_with_image = len(sample.history) - keep
+    for i, (response, image) in enumerate(sample.history):
+        if i >= first_with_image:
+            messages.append(Message("user", "", (load(image),)))
+        messages.append(Message("assistant", response))
+    messages.append(Message("user", "", (load(sample.image),)))
+    return Conversation(tuple(messages))
+
+
+def gold_answer(sample: Sample) -> dict[str, Any]:
+    """The recorded answer of a sample (trajectories), else its gold actions written out."""
+    if sample.gold_response:
+        return {"id": sample.id, "response": sample.gold_response, "frame": sample.frame}
+    from pixelpilot.tools import format_response
+
+    text = format_response(actions=list(sample.gold), frame="pixels")
+    return {"id": sample.id, "response": text, "frame": "pixels"}
+
+
+def read_predictions(path: str | Path) -> dict[str, dict[str, Any]]:
+    """``id -> record`` of a predictions JSONL; a cut-short last line is ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise PixelpilotError(f"{path}: predictions file not found")
+    out: dict[str, dict[str, Any]] = {}
+    lines = path.read_text(encoding="utf-8").split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):  # a write cut short by a crash
+                break
+            raise PixelpilotError(f"{path}:{number}: not valid JSON") from None
+        if not isinstance(obj, dict) or "id" not in obj or not isinstance(obj.get("response"), str):
+            raise PixelpilotError(f"{path}:{number}: need an object with 'id' and 'response'")
+        out[str(obj["id"])] = obj
+    return out
+
+
+def _batches(items: list[Sample], size: int) -> Iterator[list[Sample]]:
+    for i in range(0, len(items), max(1, size)):
+        yield items[i : i + max(1, size)]
+
+
+def _generate(
+    config: OfflineConfig, vlm: Any, todo: list[Sample], sink: Any, progress: Progress | None
+) -> float:
+    """Answer ``todo`` in batches, appending each record to ``sink``; returns model seconds."""
+    from pixelpilot.vlm.base import SamplingParams
+
+    params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=0.0)
+    frame = vlm.profile.frame
+    seconds = 0.0
+    done = 0
+    for batch in _batches(todo, config.batch_size):
+        convs = [
+            conversation(s, vlm.profile, config.prompt_kind, config.step_instructions)
+            for s in batch
+        ]
+        start = time.perf_counter()
+        gens = vlm.generate(convs, params)
+        seconds += time.perf_counter() - start
+        for sample, gen in zip(batch, gens, strict=True):
+            sink({"id": sample.id, "response": gen.text, "frame": frame})
+        done += len(batch)
+        if progress:
+            progress(done, len(todo))
+    return seconds
+
+
+def score(
+    samples: list[Sample],
+    answers: dict[str, dict[str, Any]],
+    rules: MatchRules,
+    default_frame: str = "uitars-1.5",
+) -> list[dict[str, Any]]:
+    """One scored row per sample that has an answer (see ``metrics.step_metrics``)."""
+    from pixelpilot.tools import parse_response
+
+    rows = []
+    for s in samples:
+        answer = answers.get(s.id)
+        if answer is None:
+            continue
+        frame = answer.get("frame") or default_frame
+        actions: list[Any] | None = None
+        error = None
+        try:
+            actions = list(parse_response(answer["response"], frame, s.screen).actions) or None
+            if actions is None:
+                error = "no action"
+        except (ParseError, ValueError) as exc:
+            error = str(exc)
+        result = match_step(actions, list(s.gold), s.target, s.screen, rules)
+        rows.append(
+            {
+                "id": s.id,
+                "episode": s.episode,
+                "task": s.task,
+                "step": s.step,
+                "gold_type": s.gold[0]["type"],
+                "pred_type": actions[0].type if actions else None,
+                "format_error": actions is None,
+                "error": error,
+                **result.to_dict(),
+                "pred": [a.to_dict() for a in actions] if actions else None,
+                "gold": list(s.gold),
+            }
+        )
+    return rows
+
+
+def evaluate_offline(
+    config: OfflineConfig, vlm: Any = None, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Run one offline evaluation and return its report (also written to ``config.out``)."""
+    samples = load_samples(config.data, config.format)
+    if config.limit is not None:
+        samples = samples[: max(0, config.limit)]
+    out = Path(config.out) if config.out else None
+    started = time.perf_counter()
+    model_seconds = 0.0
+    if config.predictions:
+        answers = read_predictions(config.predictions)
+        model_name = f"predictions:{Path(config.predictions).name}"
+    elif config.model == "expert":
+        answers = {s.id: gold_answer(s) for s in samples}
+        model_name = "expert"
+    else:
+        if vlm is None:
+            if not config.model:
+                raise PixelpilotError("offline evaluation needs --model or --predictions")
+            from pixelpilot.vlm import load
+
+            vlm = load(config.model)
+        model_name = config.model or getattr(vlm.profile, "name", "model")
+        answers = {}
+        pred_path = out / "predictions.jsonl" if out else None
+        if pred_path is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            if pred_path.exists():
+                answers = read_predictions(pred_path)
+        todo = [s for s in samples if s.id not in answers]
+        handle = open(pred_path, "a", encoding="utf-8") if pred_path else None  # noqa: SIM115
+
+        def sink(record: dict[str, Any]) -> None:
+            answers[record["id"]] = record
+            if handle is not None:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                handle.flush()
+
+        try:
+            model_seconds = _generate(config, vlm, todo, sink, progress)
+        finally:
+            if handle is not None:
+                handle.close()
+    rows = score(samples, answers, config.rules, config.frame or "uitars-1.5")
+    report = {
+        "kind": "offline",
+        "data": str(config.data),
+        "format": config.format,
+        "model": model_name,
+        "rules": vars(config.rules),
+        "missing_answers": len(samples) - len(rows),
+        **step_metrics(rows),
+        "timing": {
+            "seconds": time.perf_counter() - started,
+            "model_seconds": model_seconds,
+        },
+    }
+    if out is not None:
+        from pixelpilot.eval.report import write_reports
+
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "scores.jsonl", "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        write_reports(report, out)
+    return report

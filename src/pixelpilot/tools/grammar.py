@@ -1,0 +1,409 @@
+"""Parse and format the UI-TARS action language.
+
+``parse_response`` reads a model answer (``Thought: ...\\nAction: click(start_box='(x,y)')``)
+into a ``Response`` whose actions are in screen pixels; ``format_action`` and
+``format_response`` write actions back in a model's coordinate frame. The parser is a small
+hand-written scanner: model output is never evaluated. Anything it cannot read raises
+``ParseError`` saying what was expected and where; it raises nothing else for any text.
+The accepted grammar is documented in ``docs/action-language.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pixelpilot.errors import ParseError
+from pixelpilot.tools.actions import (
+    Action,
+    AnyAction,
+    CallUser,
+    Click,
+    Drag,
+    Finished,
+    Hotkey,
+    LeftDouble,
+    LongPress,
+    OpenApp,
+    PressBack,
+    PressHome,
+    RightSingle,
+    Scroll,
+    Type,
+    Wait,
+)
+from pixelpilot.tools.calls import Call, parse_calls, parse_coordinates
+from pixelpilot.tools.frames import CoordinateFrame, Screen, clamp_point
+
+# Action names seen in UI-TARS outputs -> our action type.
+ACTION_ALIASES: dict[str, str] = {
+    "click": "click",
+    "left_single": "click",
+    "left_click": "click",
+    "left_double": "left_double",
+    "double_click": "left_double",
+    "right_single": "right_single",
+    "right_click": "right_single",
+    "long_press": "long_press",
+    "drag": "drag",
+    "select": "drag",
+    "hotkey": "hotkey",
+    "press": "hotkey",
+    "keydown": "hotkey",
+    "type": "type",
+    "scroll": "scroll",
+    "wait": "wait",
+    "finished": "finished",
+    "call_user": "call_user",
+    "open_app": "open_app",
+    "press_home": "press_home",
+    "press_back": "press_back",
+}
+# Argument names as the models write them -> ours.
+_ARG_ALIASES = {"point": "start_box", "start_point": "start_box", "end_point": "end_box"}
+# Per action type: (required arguments, optional arguments).
+_SIGNATURES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "click": (frozenset({"start_box"}), frozenset()),
+    "left_double": (frozenset({"start_box"}), frozenset()),
+    "right_single": (frozenset({"start_box"}), frozenset()),
+    "long_press": (frozenset({"start_box"}), frozenset()),
+    "drag": (frozenset({"start_box", "end_box"}), frozenset()),
+    "scroll": (frozenset({"direction"}), frozenset({"start_box"})),
+    "hotkey": (frozenset({"key"}), frozenset()),
+    "type": (frozenset({"content"}), frozenset()),
+    "wait": (frozenset(), frozenset()),
+    "finished": (frozenset(), frozenset({"content"})),
+    "call_user": (frozenset(), frozenset({"content"})),
+    "open_app": (frozenset({"app_name"}), frozenset()),
+    "press_home": (frozenset(), frozenset()),
+    "press_back": (frozenset(), frozenset()),
+}
+_POINT_TYPES = {"click": Click, "left_double": LeftDouble, "right_single": RightSingle}
+_POINT_TYPES["long_press"] = LongPress
+
+_HEADER_LINE = re.compile(r"^[ \t]*(Thought|Reflection|Action_Summary|Action)[ \t]*[:：]", re.M)
+_ACTION_INLINE = re.compile(r"(?:(?<=\s)|^)Action[ \t]*[:：]")
+_THINK = re.compile(r"\s*<think>(.*?)</think>", re.S)
+_TRAILERS = re.compile(r"(?:\s*(?:<\|im_end\|>|<\|endoftext\|>|\[EOS\]|</s>))+\s*\Z")
+_BARE_POINT = re.compile(
+    r"\s*(?:<\|box_start\|>)?\s*(?:\(|\[|<point>|<bbox>)[-+\d.,\s()]*(?:\)|\]|</point>|</bbox>)"
+    r"\s*(?:<\|box_end\|>)?\s*\Z"
+)
+_KEYWORDS = {"key", "hotkey", "press", "keydown"}
+
+
+@dataclass(frozen=True)
+class Response:
+    """A parsed model answer; ``actions`` are in screen pixels.
+
+    ``thought`` is the ``Thought:`` text, else the ``Action_Summary:`` text, else the free
+    text before ``Action:``, else the ``<think>`` block; ``clamped`` says whether any point
+    fell outside the screen and was moved onto its edge.
+    """
+
+    thought: str | None
+    reflection: str | None
+    action_summary: str | None
+    actions: tuple[AnyAction, ...] = field(default_factory=tuple)
+    clamped: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "thought": self.thought,
+            "reflection": self.reflection,
+            "action_summary": self.action_summary,
+            "actions": [a.to_dict() for a in self.actions],
+            "clamped": self.clamped,
+        }
+
+
+def parse_response(
+    text: str,
+    frame: str | CoordinateFrame = "uitars-1.5",
+    screen: Screen | None = None,
+    *,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    factor: int | None = None,
+) -> Response:
+    """Parse one model answer into a ``Response`` with actions in screen pixels.
+
+    ``screen`` is ``(width, height)`` of the screenshot the model saw; it is required for the
+    ``uitars-1.5`` and ``uitars-1.0`` frames. ``min_pixels``/``max_pixels``/``factor`` override
+    the frame's ``smart_resize`` limits. Raises ``ParseError`` for any text it cannot read.
+    """
+    coords = CoordinateFrame.of(frame, min_pixels=min_pixels, max_pixels=max_pixels, factor=factor)
+    if screen is not None:
+        coords.model_size(screen)  # validates the screen (ValueError: a caller bug)
+    elif coords.name != "pixels":
+        raise ValueError(f"screen: required for the {coords.name} frame")
+    if not isinstance(text, str):
+        raise ParseError(f"expected the answer as text, got {type(text).__name__}")
+    return _Parser(text, coords, screen).parse()
+
+
+class _Parser:
+    def __init__(self, text: str, frame: CoordinateFrame, screen: Screen | None) -> None:
+        self.text = text
+        self.frame = frame
+        self.screen = screen
+        self.clamped = False
+
+    def error(self, message: str, position: int | None = None, expected: str | None = None):
+        return ParseError(message, text=self.text, position=position, expected=expected)
+
+    def parse(self) -> Response:
+        text = self.text
+        end = len(text)
+        trailer = _TRAILERS.search(text)
+        if trailer:
+            end = trailer.start()
+        start, think = 0, None
+        match = _THINK.match(text, 0, end)
+        if match:
+            think, start = match.group(1).strip() or None, match.end()
+        elif text.lstrip().startswith("<think>"):
+            raise self.error("unclosed <think> block", text.index("<think>"), "</think>")
+        header = self._action_header(start, end)
+        if header is None:
+            return self._parse_headerless(start, end, think)
+        fields_ = self._prefix_fields(start, header[0])
+        actions = self._parse_actions(header[1], end)
+        thought = fields_.get("Thought") or fields_.get("Action_Summary") or fields_.get("")
+        return Response(
+            thought=thought or think,
+            reflection=fields_.get("Reflection"),
+            action_summary=fields_.get("Action_Summary"),
+            actions=tuple(actions),
+            clamped=self.clamped,
+        )
+
+    def _headers(self, start: int, end: int) -> list[tuple[str, int, int]]:
+        """(name, start, end) of the line-start headers in ``text[start:end]``."""
+        segment = self.text[start:end]
+        return [
+            (m.group(1), start + m.start(), start + m.end()) for m in _HEADER_LINE.finditer(segment)
+        ]
+
+    def _action_header(self, start: int, end: int) -> tuple[int, int] | None:
+        """(start, end) of the first ``Action:`` header: at a line start, else anywhere."""
+        for name, h_start, h_end in self._headers(start, end):
+            if name == "Action":
+                return h_start, h_end
+        match = _ACTION_INLINE.search(self.text[start:end])
+        return (start + match.start(), start + match.end()) if match else None
+
+    def _prefix_fields(self, start: int, end: int) -> dict[str, str]:
+        """Thought / Reflection / Action_Summary texts before the action header."""
+        found: dict[str, str] = {}
+        headers = self._headers(start, end)
+        first = headers[0][1] if headers else end
+        free = self.text[start:first].strip()
+        if free:
+            found[""] = free
+        for i, (name, _, h_end) in enumerate(headers):
+            stop = headers[i + 1][1] if i + 1 < len(headers) else end
+            value = self.text[h_end:stop].strip()
+            if value and name not in found:
+                found[name] = value
+        return found
+
+    def _parse_headerless(self, start: int, end: int, think: str | None) -> Response:
+        body = self.text[start:end]
+        if _BARE_POINT.match(body):  # a grounding answer: just the point to click
+            x, y = self._point(body.strip(), start + len(body) - len(body.lstrip()))
+            return Response(think, None, None, (Click(x=x, y=y),), self.clamped)
+        stripped = body.lstrip()
+        if re.match(r"[A-Za-z_]\w*\s*\(", stripped):
+            return Response(think, None, None, tuple(self._parse_actions(start, end)), self.clamped)
+        raise self.error(
+            "no action found",
+            start + len(body) - len(stripped),
+            "'Action:' followed by an action call, or a point '(x,y)'",
+        )
+
+    def _parse_actions(self, start: int, end: int) -> list[AnyAction]:
+        body = self.text[start:end]
+        if _BARE_POINT.match(body):
+            x, y = self._point(body.strip(), start)
+            return [Click(x=x, y=y)]
+        try:
+            calls = parse_calls(self.text, start, end)
+        except ValueError as exc:
+            position = getattr(exc, "position", None)
+            raise self.error(str(exc), position, getattr(exc, "expected", None)) from None
+        if not calls:
+            raise self.error("empty action", start, "an action call such as click(start_box=...)")
+        return [self._build(call) for call in calls]
+
+    # --- one call -> one action -----------------------------------------------------------
+
+    def _build(self, call: Call) -> AnyAction:
+        kind = ACTION_ALIASES.get(call.name)
+        if kind is None:
+            raise self.error(
+                f"unknown action {call.name!r}",
+                call.position,
+                "one of " + ", ".join(sorted(ACTION_ALIASES)),
+            )
+        args = self._canonical_args(call, kind)
+        try:
+            return self._make(kind, args, call)
+        except ParseError:
+            raise
+        except ValueError as exc:
+            raise self.error(f"{call.name}: {exc}", call.position) from None
+
+    def _canonical_args(self, call: Call, kind: str) -> dict[str, tuple[str, int]]:
+        required, optional = _SIGNATURES[kind]
+        args: dict[str, tuple[str, int]] = {}
+        for name, value, position in call.args:
+            key = _ARG_ALIASES.get(name, name)
+            if kind == "hotkey" and key in _KEYWORDS:
+                key = "key"
+            if key not in required | optional:
+                allowed = ", ".join(sorted(required | optional)) or "no arguments"
+                raise self.error(f"{call.name}: unexpected argument {name!r}", position, allowed)
+            if key in args:
+                raise self.error(f"{call.name}: argument {name!r} given twice", position)
+            args[key] = (value, position)
+        missing = sorted(required - set(args))
+        if missing:
+            raise self.error(f"{call.name}: missing argument {missing[0]!r}", call.position)
+        return args
+
+    def _make(self, kind: str, args: dict[str, tuple[str, int]], call: Call) -> AnyAction:
+        if kind in _POINT_TYPES:
+            x, y = self._point(*args["start_box"])
+            return _POINT_TYPES[kind](x=x, y=y)
+        if kind == "drag":
+            x1, y1 = self._point(*args["start_box"])
+            x2, y2 = self._point(*args["end_box"])
+            return Drag(x1=x1, y1=y1, x2=x2, y2=y2)
+        if kind == "scroll":
+            direction = args["direction"][0]
+            if "start_box" in args:
+                x, y = self._point(*args["start_box"])
+            elif self.screen is not None:
+                x, y = self.screen[0] // 2, self.screen[1] // 2
+            else:
+                raise self.error("scroll: a point is needed without a screen size", call.position)
+            return Scroll(x=x, y=y, direction=direction)
+        if kind == "hotkey":
+            return Hotkey(keys=split_keys(args["key"][0]))
+        if kind == "type":
+            return Type(content=args["content"][0])
+        if kind == "finished":
+            return Finished(content=args.get("content", ("", 0))[0])
+        if kind == "call_user":
+            return CallUser(content=args.get("content", ("", 0))[0])
+        if kind == "open_app":
+            return OpenApp(app_name=args["app_name"][0])
+        return {"wait": Wait, "press_home": PressHome, "press_back": PressBack}[kind]()
+
+    def _point(self, value: str, position: int) -> tuple[int, int]:
+        try:
+            numbers = parse_coordinates(value)
+        except ValueError as exc:
+            raise self.error(
+                f"bad coordinates {value[:40]!r}: {exc}",
+                position,
+                "'(x,y)', '(x1,y1,x2,y2)', '[x1, y1, x2, y2]', '<point>x y</point>' "
+                "or '<bbox>x1 y1 x2 y2</bbox>'",
+            ) from None
+        if len(numbers) == 4:
+            mx, my = (numbers[0] + numbers[2]) / 2, (numbers[1] + numbers[3]) / 2
+        else:
+            mx, my = numbers
+        if self.screen is None:
+            sx, sy = mx, my
+        else:
+            sx, sy = self.frame.to_screen(mx, my, self.screen)
+        if not (math.isfinite(sx) and math.isfinite(sy)):
+            raise self.error(f"coordinates out of range {value[:40]!r}", position)
+        x, y, moved = clamp_point(sx, sy, self.screen)
+        self.clamped = self.clamped or moved
+        return x, y
+
+
+def split_keys(spec: str) -> list[str]:
+    """``'ctrl c'``, ``'ctrl+c'``, ``'Ctrl + Shift + T'`` -> key names (``'+'`` alone: a key)."""
+    keys: list[str] = []
+    for token in spec.split():
+        if len(token) == 1:
+            keys.append(token)
+            continue
+        keys.extend(part for part in token.split("+") if part)
+        if token.endswith("++"):
+            keys.append("+")
+    return keys
+
+
+# --- formatting ---------------------------------------------------------------------------
+
+
+def quote(value: str) -> str:
+    """A single-quoted literal of the action language (``\\``, ``'`` and newlines escaped)."""
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+    return "'" + escaped.replace("\t", "\\t") + "'"
+
+
+def format_action(
+    action: Action,
+    frame: str | CoordinateFrame = "uitars-1.5",
+    screen: Screen | None = None,
+    *,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    factor: int | None = None,
+) -> str:
+    """Write one action the way a model in ``frame`` would, e.g. ``click(start_box='(x,y)')``."""
+    coords = CoordinateFrame.of(frame, min_pixels=min_pixels, max_pixels=max_pixels, factor=factor)
+    if screen is None and coords.name != "pixels":
+        raise ValueError(f"screen: required for the {coords.name} frame")
+
+    def box(x: int, y: int) -> str:
+        mx, my = (x, y) if screen is None else coords.from_screen(x, y, screen)
+        return f"'({mx},{my})'"
+
+    if isinstance(action, (Click, LeftDouble, RightSingle, LongPress)):
+        return f"{action.type}(start_box={box(action.x, action.y)})"
+    if isinstance(action, Drag):
+        return f"drag(start_box={box(action.x1, action.y1)}, end_box={box(action.x2, action.y2)})"
+    if isinstance(action, Scroll):
+        return f"scroll(start_box={box(action.x, action.y)}, direction={quote(action.direction)})"
+    if isinstance(action, Hotkey):
+        return f"hotkey(key={quote(' '.join(action.keys))})"
+    if isinstance(action, Type):
+        return f"type(content={quote(action.content)})"
+    if isinstance(action, (Finished, CallUser)):
+        return (
+            f"{action.type}(content={quote(action.content)})"
+            if action.content
+            else (f"{action.type}()")
+        )
+    if isinstance(action, OpenApp):
+        return f"open_app(app_name={quote(action.app_name)})"
+    if isinstance(action, (Wait, PressHome, PressBack)):
+        return f"{action.type}()"
+    raise ValueError(f"action: cannot format {type(action).__name__}")
+
+
+def format_response(
+    thought: str | None,
+    actions: AnyAction | Iterable[AnyAction],
+    frame: str | CoordinateFrame = "uitars-1.5",
+    screen: Screen | None = None,
+    **resize: Any,
+) -> str:
+    """``"Thought: ...\\nAction: ..."``; several actions are joined by blank lines."""
+    items = [actions] if isinstance(actions, Action) else list(actions)
+    if not items:
+        raise ValueError("actions: at least one action is needed")
+    body = "\n\n".join(format_action(a, frame, screen, **resize) for a in items)
+    if thought is None or not thought.strip():
+        return f"Action: {body}"
+    return f"Thought: {thought.strip()}\nAction: {body}"

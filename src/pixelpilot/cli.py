@@ -55,6 +55,61 @@ def parse_screen(value: str) -> tuple[int, int]:
 
 # --- tools: parse -------------------------------------------------------------------------
 
+
+@app.command("parse")
+def parse_command(
+    text: str = typer.Argument(
+        ..., help="A model answer in the UI-TARS action language; - reads stdin."
+    ),
+    frame: str = typer.Option(
+        "uitars-1.5", help="Coordinate frame: uitars-1.5, uitars-1.0, pixels."
+    ),
+    screen: str | None = typer.Option(
+        None, help="Screenshot size WxH (needed unless --frame pixels)."
+    ),
+    min_pixels: int | None = typer.Option(None, help="smart_resize min_pixels (uitars-1.5)."),
+    max_pixels: int | None = typer.Option(None, help="smart_resize max_pixels (uitars-1.5)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Parse a model answer into actions in screen pixels."""
+    from pixelpilot.tools.frames import FRAME_NAMES
+    from pixelpilot.tools.grammar import parse_response
+
+    if frame not in FRAME_NAMES:
+        raise BadInput(f"--frame must be one of {', '.join(FRAME_NAMES)}, got {frame!r}")
+    size = parse_screen(screen) if screen else None
+    if size is None and frame != "pixels":
+        raise BadInput(f"--screen WxH is needed for --frame {frame}")
+    answer = sys.stdin.read() if text == "-" else text
+    try:
+        response = parse_response(answer, frame, size, min_pixels=min_pixels, max_pixels=max_pixels)
+    except ValueError as exc:
+        if isinstance(exc, PixelpilotError):
+            raise
+        raise BadInput(str(exc)) from None
+    if as_json:
+        data = response.to_dict()
+        emit_json({k: data[k] for k in ("thought", "reflection", "actions")})
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="actions (screen pixels)" + (", clamped" if response.clamped else ""))
+    table.add_column("#", justify="right")
+    table.add_column("type")
+    table.add_column("arguments")
+    for i, action in enumerate(response.actions):
+        args = {k: v for k, v in action.to_dict().items() if k != "type"}
+        table.add_row(str(i), action.type, ", ".join(f"{k}={v!r}" for k, v in args.items()))
+    console = Console()
+    for label in ("reflection", "action_summary", "thought"):
+        value = getattr(response, label)
+        if value and not (label == "thought" and value == response.action_summary):
+            console.print(Text.assemble((f"{label}: ", "bold"), value))
+    console.print(table)
+
+
 # --- agent: run, replay, view -------------------------------------------------------------
 
 # --- envs: record -------------------------------------------------------------------------

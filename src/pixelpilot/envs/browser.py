@@ -1,0 +1,439 @@
+"""``BrowserEnv``: any page in sandboxed headless Chromium, driven by real mouse and keyboard.
+
+``make("browser", url=URL, instruction="...", allow=[...], viewport=(w, h))``. Every request
+outside the page's own origin (for ``file://`` pages: its folder) and the ``allow`` list is
+aborted and counted in ``info["blocked_requests"]``. Reward is 0: a plain page defines no task.
+Subclasses (MiniWoB) override the episode hooks ``_open_episode``, ``_task_state``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+from pixelpilot.envs.base import Policy
+from pixelpilot.envs.chromium import ChromiumHost
+from pixelpilot.errors import EnvError, ParseError
+from pixelpilot.tools.actions import Action
+
+_PW_KEYS = {
+    "enter": "Enter", "tab": "Tab", "space": " ", "backspace": "Backspace", "delete": "Delete",
+    "escape": "Escape", "insert": "Insert", "home": "Home", "end": "End", "pageup": "PageUp",
+    "pagedown": "PageDown", "up": "ArrowUp", "down": "ArrowDown", "left": "ArrowLeft",
+    "right": "ArrowRight", "ctrl": "Control", "shift": "Shift", "alt": "Alt", "meta": "Meta",
+    "capslock": "CapsLock", "numlock": "NumLock", "scrolllock": "ScrollLock",
+    "printscreen": "PrintScreen", "pause": "Pause", "menu": "ContextMenu", "apps": "ContextMenu",
+    "ctrlleft": "ControlLeft", "ctrlright": "ControlRight", "shiftleft": "ShiftLeft",
+    "shiftright": "ShiftRight", "altleft": "AltLeft", "altright": "AltRight",
+    "volumeup": "AudioVolumeUp", "volumedown": "AudioVolumeDown", "volumemute": "AudioVolumeMute",
+    "playpause": "MediaPlayPause", "nexttrack": "MediaTrackNext",
+    "prevtrack": "MediaTrackPrevious", "clear": "Clear", "fn": "Fn",
+}  # fmt: skip
+_SCROLL = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}
+_SAMPLED_TYPES = ("click", "left_double", "right_single", "scroll", "drag", "type", "hotkey")
+_SAMPLED_KEYS = (("tab",), ("shift", "tab"), ("backspace",), ("enter",), ("ctrl", "a"), ("down",))
+
+
+def playwright_key(name: str) -> str:
+    """Playwright's name of a canonical pixelpilot key name (``pageup`` -> ``PageUp``)."""
+    if name in _PW_KEYS:
+        return _PW_KEYS[name]
+    if len(name) >= 2 and name[0] == "f" and name[1:].isdigit():
+        return name.upper()
+    return name
+
+
+class InstructionSpace(spaces.Text):
+    """Any string up to ``max_length`` characters (the instruction of a task)."""
+
+    def __init__(self, max_length: int = 4096) -> None:
+        super().__init__(max_length=max_length, min_length=0)
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, str) and len(x) <= self.max_length
+
+
+class ActionSpace(spaces.Space):
+    """Pixelpilot actions (``Action`` or its dict) on a screen of ``size`` (width, height).
+
+    ``sample()`` returns a valid action dict inside the screen; ``contains()`` validates one.
+    """
+
+    def __init__(self, size: tuple[int, int], seed: int | None = None) -> None:
+        self.size = (int(size[0]), int(size[1]))
+        super().__init__(shape=None, dtype=None, seed=seed)
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False
+
+    def _point(self) -> tuple[int, int]:
+        return int(self.np_random.integers(self.size[0])), int(
+            self.np_random.integers(self.size[1])
+        )
+
+    def sample(self, mask: Any = None, probability: Any = None) -> dict[str, Any]:
+        kind = _SAMPLED_TYPES[int(self.np_random.integers(len(_SAMPLED_TYPES)))]
+        if kind in ("click", "left_double", "right_single"):
+            x, y = self._point()
+            return {"type": kind, "x": x, "y": y}
+        if kind == "scroll":
+            x, y = self._point()
+            direction = ("up", "down", "left", "right")[int(self.np_random.integers(4))]
+            return {"type": kind, "x": x, "y": y, "direction": direction}
+        if kind == "drag":
+            (x1, y1), (x2, y2) = self._point(), self._point()
+            return {"type": kind, "x1": x1, "y1": y1, "x2": x2, "y2": y2}
+        if kind == "type":
+            letters = self.np_random.choice(list("abcdefghij klmnop"), size=5)
+            return {"type": kind, "content": "".join(letters)}
+        keys = _SAMPLED_KEYS[int(self.np_random.integers(len(_SAMPLED_KEYS)))]
+        return {"type": "hotkey", "keys": list(keys)}
+
+    def contains(self, x: Any) -> bool:
+        try:
+            action = to_action(x)
+        except (ValueError, TypeError):
+            return False
+        points = [action.point] if action.point else []
+        if action.type == "drag":
+            points.append((action.x2, action.y2))  # type: ignore[attr-defined]
+        return all(px < self.size[0] and py < self.size[1] for px, py in points)
+
+    def __repr__(self) -> str:
+        return f"ActionSpace(size={self.size})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActionSpace) and other.size == self.size
+
+
+def to_action(action: Action | dict[str, Any]) -> Action:
+    if isinstance(action, Action):
+        return action
+    return Action.from_dict(action)
+
+
+def _rule(entry: str) -> tuple[str, str]:
+    """An allow-list entry -> ("origin", scheme://host:port) or ("prefix", url prefix)."""
+    parts = urlsplit(entry)
+    if parts.scheme in ("http", "https", "ws", "wss") and parts.path in ("", "/"):
+        return ("origin", _origin(entry))
+    return ("prefix", entry)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(parts.scheme, 0)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+class Sandbox:
+    """Decides which requests a page may make; counts and remembers the blocked ones."""
+
+    def __init__(self, allow: Iterable[str]) -> None:
+        self.rules = [_rule(entry) for entry in allow]
+        self.blocked: list[str] = []
+
+    def allows(self, url: str) -> bool:
+        if url.startswith(("data:", "blob:", "about:")):
+            return True
+        for kind, value in self.rules:
+            if kind == "origin" and "://" in url and _origin(url) == value:
+                return True
+            if kind == "prefix" and url.startswith(value):
+                return True
+        return False
+
+    def handle_route(self, route: Any) -> None:
+        url = route.request.url
+        if self.allows(url):
+            route.continue_()
+        else:
+            self.blocked.append(url)
+            route.abort("blockedbyclient")
+
+    def handle_websocket(self, ws: Any) -> None:
+        if self.allows(ws.url):
+            ws.connect_to_server()
+        else:
+            self.blocked.append(ws.url)
+            ws.close()
+
+    def install(self, context: Any) -> None:
+        context.route("**/*", self.handle_route)
+        context.route_web_socket("**/*", self.handle_websocket)
+
+
+def page_rules(url: str) -> list[str]:
+    """What a page may load by default: its own origin, or its folder for ``file://``."""
+    if url.startswith("file://"):
+        return [url.rsplit("/", 1)[0] + "/"]
+    return [_origin(url)]
+
+
+class BrowserEnv(gymnasium.Env):
+    """A web page in headless Chromium; actions are real input at screenshot pixels."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+    wait_seconds = 0.5
+    long_press_seconds = 0.6
+    scroll_pixels = 100
+
+    def __init__(
+        self,
+        url: str = "about:blank",
+        instruction: str = "",
+        *,
+        allow: Iterable[str] = (),
+        viewport: tuple[int, int] = (1280, 720),
+        max_steps: int = 50,
+        browser: ChromiumHost | None = None,
+        executable_path: str | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        self.url = url
+        self.instruction = instruction
+        self.viewport = (int(viewport[0]), int(viewport[1]))
+        self.clip = (0, 0, *self.viewport)  # x, y, width, height of the screenshot on the page
+        self.max_steps = int(max_steps)
+        self.render_mode = render_mode
+        self.allow = [*page_rules(url), *allow]
+        self.sandbox = Sandbox(self.allow)
+        self._owns_host = browser is None
+        self.host = browser if browser is not None else ChromiumHost(executable_path)
+        self.context: Any = None
+        self.page: Any = None
+        self._cdp: Any = None
+        self._steps = 0
+        self._seed: int | None = None
+        self._last_obs: dict[str, Any] | None = None
+        self.timing_ms: dict[str, float] = {}  # of the last reset/step (kept out of info)
+        self._declare_spaces()
+
+    def _declare_spaces(self) -> None:
+        w, h = self.clip[2], self.clip[3]
+        self.observation_space = spaces.Dict(
+            {
+                "screenshot": spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8),
+                "instruction": InstructionSpace(),
+            }
+        )
+        self.action_space = ActionSpace((w, h))
+
+    # -- episode hooks (overridden by task suites) --------------------------------------------
+    def _open_episode(self, seed: int) -> None:
+        """Fresh context and page at the start URL."""
+        self._new_context()
+        self._goto(self.url)
+
+    def _task_state(self) -> dict[str, Any]:
+        """{"reward": float, "done": bool, "reason": str | None} of the task after a step."""
+        return {"reward": 0.0, "done": False, "reason": None}
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _new_context(self) -> None:
+        self._close_context()
+        self.sandbox.blocked.clear()
+        self.context = self.host.new_context(
+            viewport={"width": self.viewport[0], "height": self.viewport[1]},
+            device_scale_factor=1,
+            accept_downloads=False,
+            service_workers="block",
+        )
+        self.sandbox.install(self.context)
+        self.page = self.context.new_page()
+        self._cdp = self.context.new_cdp_session(self.page)
+
+    def _goto(self, url: str) -> None:
+        try:
+            self.page.goto(url, wait_until="load")
+        except Exception as exc:
+            raise EnvError(f"page did not load: {url}: {str(exc).splitlines()[0]}") from exc
+
+    def _close_context(self) -> None:
+        if self.context is not None:
+            try:
+                self.context.close()
+            except Exception:  # noqa: BLE001 - the browser may already be gone
+                pass
+        self.context = self.page = self._cdp = None
+
+    def _screenshot(self) -> np.ndarray:
+        from PIL import Image
+
+        x, y, w, h = self.clip
+        params = {
+            "format": "png",
+            "clip": {"x": x, "y": y, "width": w, "height": h, "scale": 1},
+            "optimizeForSpeed": True,
+        }
+        data = base64.b64decode(self._cdp.send("Page.captureScreenshot", params)["data"])
+        image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        if image.shape[:2] != (h, w):  # a page smaller than the clip: pad with black
+            padded = np.zeros((h, w, 3), dtype=np.uint8)
+            padded[: image.shape[0], : image.shape[1]] = image[:h, :w]
+            image = padded
+        return image
+
+    def _observe(self) -> dict[str, Any]:
+        return {"screenshot": self._screenshot(), "instruction": self.instruction}
+
+    def _extras(self) -> dict[str, Any]:
+        return {"url": self.page.url, "title": self.page.title(), "seed": self._seed}
+
+    def _info(self, **more: Any) -> dict[str, Any]:
+        return {
+            "extras": self._extras(),
+            "blocked_requests": len(self.sandbox.blocked),
+            "blocked_urls": list(self.sandbox.blocked[-20:]),
+            "step": self._steps,
+            **more,
+        }
+
+    def _crashed(self, exc: Exception, doing: str) -> EnvError:
+        if not self.host.alive:
+            return EnvError(f"the browser crashed while {doing}; call reset() to start again")
+        return EnvError(f"browser error while {doing}: {str(exc).splitlines()[0]}")
+
+    # -- gymnasium API -------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        super().reset(seed=seed)
+        self._seed = int(seed) if seed is not None else int(self.np_random.integers(2**31))
+        self._steps = 0
+        self.host.ensure()
+        t0 = time.perf_counter()
+        try:
+            self._open_episode(self._seed)
+            obs = self._observe()
+            info = self._info()
+            self.timing_ms = {"reset": (time.perf_counter() - t0) * 1000}
+        except EnvError:
+            raise
+        except Exception as exc:
+            raise self._crashed(exc, "starting an episode") from exc
+        self._last_obs = obs
+        return obs, info
+
+    def step(
+        self, action: Action | dict[str, Any]
+    ) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        if self.page is None:
+            raise EnvError("step() before reset()")
+        try:
+            act = to_action(action)
+        except ValueError as exc:
+            raise ParseError(f"invalid action: {exc}") from exc
+        self._steps += 1
+        t0 = time.perf_counter()
+        try:
+            self._execute(act)
+            t1 = time.perf_counter()
+            state = self._task_state()
+            obs = self._observe()
+            t2 = time.perf_counter()
+            self.timing_ms = {"action": (t1 - t0) * 1000, "observe": (t2 - t1) * 1000}
+            agent_done = act.type if act.type in ("finished", "call_user") else None
+            info = self._info(
+                raw_reward=state["reward"],
+                task_done=state["done"],
+                reward_reason=state["reason"],
+                agent_done=agent_done,
+            )
+        except EnvError:
+            raise
+        except Exception as exc:
+            raise self._crashed(exc, f"executing {act.type}") from exc
+        terminated = bool(state["done"] or agent_done)
+        truncated = not terminated and self._steps >= self.max_steps
+        self._last_obs = obs
+        return obs, float(state["reward"]), terminated, truncated, info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode == "rgb_array" and self._last_obs is not None:
+            return self._last_obs["screenshot"]
+        return None
+
+    def close(self) -> None:
+        self._close_context()
+        if self._owns_host:
+            self.host.close()
+
+    def __enter__(self) -> BrowserEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def expert(self) -> Policy:
+        raise EnvError(f"{type(self).__name__} has no scripted expert for this task")
+
+    # -- input -----------------------------------------------------------------------------------
+    def _point(self, x: int, y: int) -> tuple[float, float]:
+        """A screenshot pixel -> page coordinates (clamped into the screenshot)."""
+        cx, cy, w, h = self.clip
+        return cx + min(max(x, 0), w - 1) + 0.5, cy + min(max(y, 0), h - 1) + 0.5
+
+    def _execute(self, act: Action) -> None:
+        mouse, keyboard = self.page.mouse, self.page.keyboard
+        kind = act.type
+        if kind in ("click", "left_double", "right_single", "long_press"):
+            x, y = self._point(act.x, act.y)  # type: ignore[attr-defined]
+            if kind == "click":
+                mouse.click(x, y)
+            elif kind == "left_double":
+                mouse.dblclick(x, y)
+            elif kind == "right_single":
+                mouse.click(x, y, button="right")
+            else:
+                mouse.move(x, y)
+                mouse.down()
+                time.sleep(self.long_press_seconds)
+                mouse.up()
+        elif kind == "drag":
+            x1, y1 = self._point(act.x1, act.y1)  # type: ignore[attr-defined]
+            x2, y2 = self._point(act.x2, act.y2)  # type: ignore[attr-defined]
+            mouse.move(x1, y1)
+            mouse.down()
+            mouse.move(x2, y2, steps=8)
+            mouse.up()
+        elif kind == "scroll":
+            x, y = self._point(act.x, act.y)  # type: ignore[attr-defined]
+            dx, dy = _SCROLL[act.direction]  # type: ignore[attr-defined]
+            mouse.move(x, y)
+            mouse.wheel(dx * self.scroll_pixels, dy * self.scroll_pixels)
+        elif kind == "type":
+            keyboard.type(act.text)  # type: ignore[attr-defined]
+            if act.submit:  # type: ignore[attr-defined]
+                keyboard.press("Enter")
+        elif kind == "hotkey":
+            keys = [playwright_key(k) for k in act.keys]  # type: ignore[attr-defined]
+            for key in keys[:-1]:
+                keyboard.down(key)
+            keyboard.press(keys[-1])
+            for key in reversed(keys[:-1]):
+                keyboard.up(key)
+        elif kind == "wait":
+            time.sleep(self.wait_seconds)
+        # finished / call_user end the episode (see step); open_app, press_home and
+        # press_back have no meaning in a single browser page and do nothing here.
+
+
+# -- provider ("browser" namespace: one task, any URL) -------------------------------------------
+def task_names() -> list[str]:
+    return [""]
+
+
+def make_env(name: str, **kwargs: Any) -> BrowserEnv:
+    if "url" not in kwargs:
+        raise EnvError('make("browser") needs url=...; e.g. make("browser", url="https://...")')
+    return BrowserEnv(**kwargs)

@@ -116,6 +116,128 @@ def parse_command(
 
 # --- eval: offline, online, compare -------------------------------------------------------
 
+
+def _progress_bar(label: str) -> Any:
+    """A rich progress bar on stderr (when it is a terminal): (bar, callback(done, total))."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    bar = Progress(console=console, transient=True, disable=not console.is_terminal)
+    task = bar.add_task(label, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return bar, update
+
+
+@eval_app.command("offline")
+def eval_offline(
+    data: str = typer.Argument(..., help="Data file or directory (see docs/evaluation.md)."),
+    format: str = typer.Option(
+        "trajectory", "--format", help="trajectory|screenspot|androidcontrol|mind2web"
+    ),
+    model: str = typer.Option(
+        None, "--model", help="Checkpoint, URL, or 'expert' (recorded answers)."
+    ),
+    predictions: str = typer.Option(None, "--predictions", help="Score saved answers (JSONL)."),
+    frame: str = typer.Option(None, "--frame", help="Frame of --predictions answers without one."),
+    out: str = typer.Option(None, "--out", help="Output dir: predictions, scores, reports."),
+    limit: int = typer.Option(None, "--limit", help="Evaluate the first N samples only."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Conversations per model call."),
+    max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
+    rules: str = typer.Option("aitw", "--rules", help="aitw|androidcontrol|diagonal|exact-text"),
+    kind: str = typer.Option("computer", "--kind", help="Prompt kind: computer|mobile|grounding."),
+    step_instructions: bool = typer.Option(False, "--step-instructions", help="Low-level mode."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+) -> None:
+    """Score a model's answers on recorded steps (step-level metrics with 95% CIs)."""
+    from pixelpilot.eval.matching import MatchRules
+    from pixelpilot.eval.offline import OfflineConfig, evaluate_offline
+    from pixelpilot.eval.report import to_markdown
+
+    try:
+        match_rules = MatchRules.preset(rules)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    if limit is not None and limit < 0 or batch_size < 1:
+        raise BadInput("--limit must be >= 0 and --batch-size >= 1")
+    cfg = OfflineConfig(
+        data,
+        format,
+        model,
+        predictions,
+        frame,
+        out,
+        limit,
+        batch_size,
+        max_new_tokens,
+        kind,
+        step_instructions,
+        match_rules,
+    )
+    bar, update = _progress_bar("offline")
+    with bar:
+        report = evaluate_offline(cfg, progress=update)
+    emit_json(report) if as_json else sys.stdout.write(to_markdown(report) + "\n")
+
+
+@eval_app.command("online")
+def eval_online(
+    tasks: str = typer.Argument(..., help="Task id, comma-separated ids, or a suite name."),
+    model: str = typer.Option("expert", "--model", help="Checkpoint, URL, or 'expert'."),
+    model_name: str = typer.Option(None, "--model-name", help="Model name at an API URL."),
+    episodes: int = typer.Option(5, "--episodes", help="Episodes per task (seeds S, S+1, ...)."),
+    seed: int = typer.Option(0, "--seed", help="First seed."),
+    workers: int = typer.Option(1, "--workers", help="Envs run in parallel."),
+    backend: str = typer.Option("local", "--backend", help="local (processes) or ray."),
+    max_steps: int = typer.Option(15, "--max-steps", help="Step limit per episode."),
+    step_timeout: float = typer.Option(60.0, "--step-timeout", help="Seconds per step."),
+    episode_timeout: float = typer.Option(300.0, "--episode-timeout", help="Seconds per episode."),
+    out: str = typer.Option(None, "--out", help="Output dir: episodes, results, reports."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+) -> None:
+    """Run the agent on a task suite (task x seed), in parallel, and report success rates."""
+    from pixelpilot.eval.online import OnlineConfig, evaluate_online
+    from pixelpilot.eval.report import to_markdown
+
+    if episodes < 1 or workers < 1 or max_steps < 1:
+        raise BadInput("--episodes, --workers and --max-steps must be >= 1")
+    if backend not in ("local", "ray"):
+        raise BadInput(f"--backend must be local or ray, got {backend!r}")
+    cfg = OnlineConfig(
+        tasks,
+        model,
+        model_name,
+        episodes,
+        seed,
+        workers,
+        backend,
+        max_steps,
+        step_timeout,
+        episode_timeout,
+        out,
+    )
+    bar, update = _progress_bar("online")
+    with bar:
+        report = evaluate_online(cfg, progress=update)
+    emit_json(report) if as_json else sys.stdout.write(to_markdown(report) + "\n")
+
+
+@eval_app.command("compare")
+def eval_compare(
+    a: str = typer.Argument(..., help="Report A (report.json or its directory)."),
+    b: str = typer.Argument(..., help="Report B."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Difference B - A of two reports, with McNemar (paired) or two-proportion z-tests."""
+    from pixelpilot.eval.compare import compare_reports, format_comparison
+
+    result = compare_reports(a, b)
+    emit_json(result) if as_json else sys.stdout.write(format_comparison(result) + "\n")
+
+
 # --- vlm: model tiny ----------------------------------------------------------------------
 
 # --- train: sft, grpo ---------------------------------------------------------------------

@@ -256,9 +256,9 @@ def _load_androidcontrol(path: Path) -> list[Sample]:
 
 def _describe(action: dict[str, Any]) -> str:
     """The gold answer of an earlier step, as the model would have written it (pixels)."""
-    from pixelpilot.tools import format_response
+    from pixelpilot.tools import Action, format_response
 
-    return format_response(actions=[action], frame="pixels")
+    return format_response(None, [Action.from_dict(action)], "pixels")
 
 
 # --- mind2web -----------------------------------------------------------------------------

@@ -73,9 +73,9 @@ def gold_answer(sample: Sample) -> dict[str, Any]:
     """The recorded answer of a sample (trajectories), else its gold actions written out."""
     if sample.gold_response:
         return {"id": sample.id, "response": sample.gold_response, "frame": sample.frame}
-    from pixelpilot.tools import format_response
+    from pixelpilot.tools import Action, format_response
 
-    text = format_response(actions=list(sample.gold), frame="pixels")
+    text = format_response(None, [Action.from_dict(a) for a in sample.gold], "pixels")
     return {"id": sample.id, "response": text, "frame": "pixels"}
 
 

@@ -1,0 +1,152 @@
+import json
+
+import pytest
+
+from pixelpilot.eval.offline import OfflineConfig, evaluate_offline, read_predictions
+from pixelpilot.vlm import ModelProfile, ScriptedVLM
+
+CENTRE = "Thought: the middle looks right\nAction: click(start_box='(500,500)')"
+
+# What the always-click-the-centre model must score on each fixture (see conftest docstrings):
+# (steps right, samples, type matches, grounded, grounding samples, episodes right, episodes)
+CENTRE_EXPECTED = {
+    "screenspot": (2, 4, 4, 2, 4, 2, 4),
+    "androidcontrol": (1, 5, 2, 1, 2, 0, 2),
+    "mind2web": (1, 3, 2, 1, 2, 0, 1),
+    "trajectory": (1, 3, 2, 1, 2, 0, 2),
+}
+
+
+def centre_model(**kwargs):
+    profile = ModelProfile(name="centre", frame="uitars-1.0", prompt_family="uitars-1.0")
+    return ScriptedVLM(lambda conv: CENTRE, profile, **kwargs)
+
+
+@pytest.fixture
+def data(request, screenspot_file, androidcontrol_file, mind2web_file, trajectory_dir):
+    return {
+        "screenspot": screenspot_file,
+        "androidcontrol": androidcontrol_file,
+        "mind2web": mind2web_file,
+        "trajectory": trajectory_dir,
+    }
+
+
+@pytest.mark.parametrize("fmt", list(CENTRE_EXPECTED))
+def test_expert_answers_score_100_percent(fmt, data, tmp_path):
+    report = evaluate_offline(OfflineConfig(str(data[fmt]), fmt, model="expert"))
+    assert report["samples"] == CENTRE_EXPECTED[fmt][1]
+    for key in ("step_success_rate", "action_type_accuracy", "episode_success"):
+        assert report[key]["value"] == 1.0, key
+    assert report["format_error_rate"]["k"] == 0
+
+
+@pytest.mark.parametrize("fmt", list(CENTRE_EXPECTED))
+def test_centre_clicker_scores_what_the_fixture_says(fmt, data, tmp_path):
+    report = evaluate_offline(
+        OfflineConfig(str(data[fmt]), fmt, model="centre", out=str(tmp_path / "out")),
+        vlm=centre_model(),
+    )
+    got = (
+        report["step_success_rate"]["k"],
+        report["samples"],
+        report["action_type_accuracy"]["k"],
+        report["grounding_accuracy"]["k"],
+        report["grounding_accuracy"]["n"],
+        report["episode_success"]["k"],
+        report["episode_success"]["n"],
+    )
+    assert got == CENTRE_EXPECTED[fmt]
+    for name in ("report.json", "report.md", "report.html", "predictions.jsonl", "scores.jsonl"):
+        assert (tmp_path / "out" / name).is_file()
+    assert "Per action type" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_prompt_carries_history_and_instruction(androidcontrol_file):
+    vlm = centre_model()
+    evaluate_offline(
+        OfflineConfig(str(androidcontrol_file), "androidcontrol", batch_size=2), vlm=vlm
+    )
+    third = vlm.calls[2]  # episode a, step 2: two earlier steps
+    assert "open the menu and search cats" in third.messages[0].text
+    assistant = [m.text for m in third.messages if m.role == "assistant"]
+    assert len(assistant) == 2 and "type(" in assistant[1]
+    assert len(third.images) == 3
+
+
+def test_interrupted_run_resumes_without_redoing(androidcontrol_file, tmp_path):
+    out = tmp_path / "run"
+    calls = {"n": 0}
+
+    def dies_after_two(conv):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise RuntimeError("model crashed")
+        return CENTRE
+
+    profile = ModelProfile(name="centre", frame="uitars-1.0", prompt_family="uitars-1.0")
+    cfg = OfflineConfig(str(androidcontrol_file), "androidcontrol", out=str(out), batch_size=1)
+    with pytest.raises(RuntimeError):
+        evaluate_offline(cfg, vlm=ScriptedVLM(dies_after_two, profile))
+    assert len(read_predictions(out / "predictions.jsonl")) == 2
+    with open(out / "predictions.jsonl", "a") as f:
+        f.write('{"id": "a/2", "resp')  # a write cut short by the crash
+    second = centre_model()
+    report = evaluate_offline(cfg, vlm=second)
+    assert len(second.calls) == 3  # only the samples without an answer
+    assert report["samples"] == 5 and report["step_success_rate"]["k"] == 1
+
+
+def test_predictions_file_and_limit(mind2web_file, tmp_path):
+    preds = tmp_path / "preds.jsonl"
+    lines = [
+        {"id": "t1/0", "response": "Action: click(start_box='(100,50)')", "frame": "pixels"},
+        {"id": "t1/1", "response": "Action: type(content='shoes running')", "frame": "pixels"},
+        {"id": "t1/2", "response": "I do not know"},
+    ]
+    preds.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    report = evaluate_offline(OfflineConfig(str(mind2web_file), "mind2web", predictions=str(preds)))
+    assert report["step_success_rate"]["k"] == 2
+    assert report["format_error_rate"]["k"] == 1
+    assert report["confusion"]["click"] == {"click": 1, "format_error": 1}
+    limited = evaluate_offline(
+        OfflineConfig(str(mind2web_file), "mind2web", predictions=str(preds), limit=1)
+    )
+    assert limited["samples"] == 1
+
+
+def test_cli_offline_json_and_bad_input(mind2web_file, tmp_path, capsys):
+    from pixelpilot.cli import main
+
+    out = tmp_path / "cli"
+    code = main(
+        [
+            "eval",
+            "offline",
+            str(mind2web_file),
+            "--format",
+            "mind2web",
+            "--model",
+            "expert",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["step_success_rate"]["value"] == 1.0
+    assert (out / "report.html").is_file()
+    code = main(
+        [
+            "eval",
+            "offline",
+            str(tmp_path / "missing.json"),
+            "--format",
+            "mind2web",
+            "--model",
+            "expert",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1

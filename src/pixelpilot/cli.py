@@ -112,6 +112,179 @@ def parse_command(
 
 # --- agent: run, replay, view -------------------------------------------------------------
 
+
+def _status_line(console: Any) -> Any:
+    """A per-step status line on stderr: step, action, thought, timings."""
+
+    def show(step: Any) -> None:
+        acts = ", ".join(
+            a["type"] + "(" + ",".join(str(v) for k, v in a.items() if k != "type") + ")"
+            for a in step.actions
+        )
+        timing = " ".join(
+            f"{k} {v:.2f}s" for k, v in step.timing.items() if k in ("model", "env", "policy")
+        )
+        thought = " ".join((step.thought or "").split())[:80]
+        line = f"[bold]step {step.index}[/] {acts or '-'} [dim]{timing}[/]"
+        if step.reward:
+            line += f" [green]reward {step.reward:g}[/]"
+        if step.error:
+            line += f" [red]{step.error[:80]}[/]"
+        console.print(line, highlight=False)
+        if thought:
+            console.print(f"  [dim]{thought}[/]", highlight=False, markup=True)
+
+    return show
+
+
+@app.command("run")
+def run_command(
+    task: str = typer.Argument("", help="The instruction; optional for MiniWoB/desktop tasks."),
+    env: str = typer.Option(..., "--env", help="browser, miniwob/TASK or desktop[/TASK]."),
+    url: str | None = typer.Option(None, "--url", help="Start page for --env browser."),
+    model: str | None = typer.Option(
+        None, "--model", help="Checkpoint dir, http://host:port/v1, or 'expert'."
+    ),
+    model_name: str | None = typer.Option(None, "--model-name", help="Model name on a server."),
+    max_steps: int = typer.Option(15, "--max-steps", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    out: str | None = typer.Option(None, "--out", help="Trajectory folder (default: runs/...)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+) -> None:
+    """Run the agent on one task and record the episode."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from pixelpilot.agent.run import default_out, env_spec, make_agent, open_env
+    from pixelpilot.agent.viewer import write_view
+
+    spec = env_spec(env, url)
+    console = Console(stderr=True)
+    environment = open_env(spec)
+    try:
+        agent = make_agent(
+            environment,
+            model,
+            spec,
+            model_name=model_name,
+            max_steps=max_steps,
+            instruction=task or None,
+            on_step=_status_line(console),
+        )
+        where = Path(out) if out else default_out("runs", spec.task)
+        result = agent.run(seed=seed, out=where)
+    finally:
+        environment.close()
+    view = write_view(where)
+    summary = {**result.to_dict(), "viewer": str(view)}
+    if as_json:
+        emit_json(summary)
+        return
+    verdict = "[green]success[/]" if result.success else "[red]no success[/]"
+    console.print(
+        f"{verdict} after {result.steps} steps ({result.reason}), reward {result.total_reward:g}"
+    )
+    console.print(f"trajectory: {where}\nviewer: {view}", highlight=False)
+
+
+@app.command("record")
+def record_command(
+    tasks: str = typer.Argument(..., help="Task id, comma-separated ids, or a suite name."),
+    expert: bool = typer.Option(False, "--expert", help="Record the tasks' scripted experts."),
+    model: str | None = typer.Option(None, "--model", help="A model instead of --expert."),
+    model_name: str | None = typer.Option(None, "--model-name"),
+    episodes: int = typer.Option(1, "--episodes", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    max_steps: int = typer.Option(15, "--max-steps", min=1),
+    out: str = typer.Option(..., "--out", help="Folder: OUT/<task>/seed-<k>/ per episode."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Record episodes (expert or model) as trajectories, one folder per episode."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from pixelpilot.agent.run import record_tasks
+    from pixelpilot.envs import resolve_tasks
+
+    if expert == (model is not None):
+        raise BadInput("record needs exactly one of --expert or --model")
+    ids = resolve_tasks(tasks)
+    console = Console(stderr=True)
+    with Progress(console=console, transient=not console.is_terminal) as progress:
+        bar = progress.add_task("recording", total=len(ids) * episodes)
+
+        def advance(task: str, k: int, result: Any) -> None:
+            progress.update(bar, advance=1, description=f"{task} seed {k}")
+
+        summary = record_tasks(
+            ids,
+            episodes=episodes,
+            seed=seed,
+            out=out,
+            model="expert" if expert else model,
+            model_name=model_name,
+            max_steps=max_steps,
+            on_episode=advance,
+        )
+    if as_json:
+        emit_json(summary)
+        return
+    for task, row in summary["tasks"].items():
+        console.print(
+            f"{task}: success {row['success_rate']:.0%} over {row['episodes']} episodes, "
+            f"mean reward {row['mean_reward']:.3f}, mean steps {row['mean_steps']:.1f}",
+            highlight=False,
+        )
+    console.print(f"mean success {summary['mean_success']:.0%}; trajectories in {out}")
+
+
+@app.command("replay")
+def replay_command(
+    directory: str = typer.Argument(..., help="An episode folder."),
+    from_step: int | None = typer.Option(
+        None, "--from-step", help="Replay K steps, then hand over to --model."
+    ),
+    model: str | None = typer.Option(None, "--model"),
+    model_name: str | None = typer.Option(None, "--model-name"),
+    max_steps: int = typer.Option(15, "--max-steps", min=1),
+    out: str | None = typer.Option(None, "--out", help="Record the replay as a trajectory."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Re-execute a recorded episode in a fresh env and report divergences."""
+    from pixelpilot.agent.replay import replay
+    from pixelpilot.agent.run import load_model
+
+    vlm = None
+    if from_step is not None:
+        if model is None:
+            raise BadInput("--from-step needs --model (the model that takes over)")
+        vlm = load_model(model, model_name)
+    report = replay(directory, from_step=from_step, vlm=vlm, max_steps=max_steps, out=out)
+    data = report.to_dict()
+    if as_json:
+        emit_json(data)
+        return
+    same = not report.divergent_steps
+    sys.stderr.write(
+        f"replayed {report.steps} steps: reward {report.reward_replayed:g} "
+        f"(recorded {report.reward_recorded:g}); "
+        + ("no divergence\n" if same else f"first divergence: {data['first_divergence']}\n")
+    )
+
+
+@app.command("view")
+def view_command(
+    directory: str = typer.Argument(..., help="An episode folder or a folder of episodes."),
+    out: str | None = typer.Option(None, "--out", help="HTML file (default DIR/view.html)."),
+) -> None:
+    """Write a self-contained HTML viewer and print its path."""
+    from pixelpilot.agent.viewer import write_view
+
+    path = write_view(directory, out)
+    sys.stdout.write(f"{path}\n")
+
+
 # --- envs: record -------------------------------------------------------------------------
 
 # --- eval: offline, online, compare -------------------------------------------------------

@@ -1,0 +1,132 @@
+"""Fixtures of the vlm tests: tiny checkpoints (built once per session) and a local
+OpenAI-compatible HTTP server on 127.0.0.1 that answers with scripted UI-TARS text."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen25_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-init Qwen2.5-VL (UI-TARS-1.5 architecture) checkpoint, size xs."""
+    from pixelpilot.vlm.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny") / "qwen2_5_vl-xs", "qwen2_5_vl", "xs", 0)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Qwen2-VL (UI-TARS 1.0 architecture) checkpoint, size xs."""
+    from pixelpilot.vlm.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny") / "qwen2_vl-xs", "qwen2_vl", "xs", 0)
+
+
+@pytest.fixture(scope="session")
+def tiny_chameleon_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Chameleon (early fusion, VQ image tokens) checkpoint, size xs."""
+    from pixelpilot.vlm.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny") / "chameleon-xs", "chameleon", "xs", 0)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen25(tiny_qwen25_dir: Path) -> Any:
+    """The loaded ``HFVLM`` of ``tiny_qwen25_dir`` (shared; do not mutate)."""
+    from pixelpilot.vlm.hf import HFVLM
+
+    return HFVLM(tiny_qwen25_dir)
+
+
+class ScriptedOpenAIServer:
+    """``/v1/chat/completions`` on 127.0.0.1: answers from ``script`` and records requests.
+
+    Each script item is a reply text, or a ``(status, body)`` pair for an error reply, or
+    ``("sleep", seconds)`` to answer late. When the script runs out it answers ``default``.
+    """
+
+    default = "Thought: Click the OK button.\nAction: click(start_box='(197,525)')"
+
+    def __init__(self) -> None:
+        self.script: list[Any] = []
+        self.requests: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with server._lock:
+                    server.paths.append(self.path)
+                    if self.path != "/v1/chat/completions":
+                        return self._send(404, {"error": {"message": "Not Found"}})
+                    server.requests.append(json.loads(body))
+                    item = server.script.pop(0) if server.script else server.default
+                if isinstance(item, tuple) and item[0] == "sleep":
+                    time.sleep(item[1])
+                    item = server.default
+                if isinstance(item, tuple):
+                    return self._send(item[0], {"error": {"message": item[1]}})
+                self._send(200, _completion(item))
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout tests)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _completion(text: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": "ui-tars",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+    }
+
+
+@pytest.fixture
+def openai_server() -> Iterator[ScriptedOpenAIServer]:
+    server = ScriptedOpenAIServer()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -330,15 +330,13 @@ class _Parser:
 
 
 def split_keys(spec: str) -> list[str]:
-    """``'ctrl c'``, ``'ctrl+c'``, ``'Ctrl + Shift + T'`` -> key names (``'+'`` alone: a key)."""
-    keys: list[str] = []
-    for token in spec.split():
-        if len(token) == 1:
-            keys.append(token)
-            continue
-        keys.extend(part for part in token.split("+") if part)
-        if token.endswith("++"):
-            keys.append("+")
+    """``'ctrl c'``, ``'ctrl+c'``, ``'Ctrl + Shift + T'`` -> key names; ``'ctrl +'``: plus key."""
+    spec = spec.strip()
+    if "+" not in spec or spec == "+":
+        return spec.split()
+    keys = [part for part in re.split(r"\s*\+\s*|\s+", spec) if part]
+    if spec.endswith("++") or spec.endswith(" +"):
+        keys.append("+")
     return keys
 
 

@@ -10,8 +10,11 @@ A sandboxed process sees:
   the host's 127.0.0.1 are out of reach, and so are X servers' abstract sockets;
 - of the X servers, only ours: its socket file ``/tmp/.X11-unix/XN`` is the one bound into the
   private ``/tmp``, with our cookie file;
-- no capabilities (``--cap-drop ALL``): run as root, bwrap would otherwise keep them all and a
-  process could remount the read-only binds;
+- no capabilities and no root: its own user namespace (``--unshare-user``) in which it runs as
+  uid/gid 1000 (mapped to the caller's uid outside, so files it writes in its home belong to the
+  caller), and ``--cap-drop ALL``. Run as root, bwrap would otherwise keep every capability and
+  a process could remount the read-only binds; and apps such as xterm refuse to run as a root
+  without ``CAP_CHOWN``;
 - ``--die-with-parent``: it is killed when the thread that started it ends, so nothing
   outlives the env. ``--new-session`` stops it from pushing keys into our terminal.
 
@@ -29,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pixelpilot.errors import DependencyNotInstalled, EnvError
+
+SANDBOX_UID = 1000  # the uid/gid apps see inside their user namespace
 
 
 def bwrap_path() -> str:
@@ -63,6 +68,7 @@ class Sandbox:
         assert self.home is not None
         home = str(self.home)
         args = [bwrap_path(), "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+        args += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         if not self.network:
             args.append("--unshare-net")

@@ -413,6 +413,25 @@ def eval_compare(
 
 # --- vlm: model tiny ----------------------------------------------------------------------
 
+
+@model_app.command("tiny")
+def model_tiny(
+    out: str = typer.Argument(..., help="Folder to write the checkpoint to."),
+    arch: str = typer.Option("qwen2_5_vl", help="qwen2_5_vl | qwen2_vl | chameleon | kimi_vl"),
+    size: str = typer.Option("xs", help="xs (~1M) | s (~5M) | m (~20M parameters)."),
+    seed: int = typer.Option(0, help="Seed of the random weights and the tokenizer corpus."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Build a tiny random-init checkpoint of a real VLM architecture (no download)."""
+    from pixelpilot.vlm.tiny import build_tiny, count_parameters
+
+    path = build_tiny(out, arch, size, seed)
+    if as_json:
+        emit_json({"path": str(path), "arch": arch, "parameters": count_parameters(path)})
+    else:
+        sys.stdout.write(f"{path}\n")
+
+
 # --- train: sft, grpo ---------------------------------------------------------------------
 
 

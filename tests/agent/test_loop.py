@@ -1,175 +1,226 @@
-"""The agent loop with a scripted model on a small in-process env."""
+"""The agent loop on real MiniWoB pages in headless Chromium, with a scripted model."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from agent_fakes import ButtonEnv, ButtonExpert
 
 from pixelpilot.agent.loop import Agent
 from pixelpilot.agent.trajectory import read_trajectory
-from pixelpilot.tools.actions import Wait
 from pixelpilot.vlm import ModelProfile, ScriptedVLM
 
 PIXELS = ModelProfile(name="scripted", frame="pixels", prompt_family="uitars-1.5")
+TASK = "miniwob/click-button"
 
 
-@pytest.fixture
-def button_env() -> ButtonEnv:
-    return ButtonEnv()
+@pytest.fixture(scope="module")
+def env() -> Iterator[Any]:
+    from pixelpilot.envs import make
+
+    environment = make(TASK)
+    yield environment
+    environment.close()
 
 
-CLICK = "Thought: the blue button.\nAction: click(start_box='(100,60)')"
+def target_box(env: Any) -> tuple[int, int, int, int]:
+    """The box of the button the utterance names (read from the DOM, as an expert would)."""
+    return tuple(
+        env.unwrapped.page.evaluate(
+            """() => {
+              const want = core.getUtterance().match(/"(.*)"/)[1];
+              const b = [...document.querySelectorAll('#area button')]
+                  .find(e => e.textContent.trim() === want);
+              const r = b.getBoundingClientRect();
+              return [r.left, r.top, r.right, r.bottom].map(Math.round);
+            }"""
+        )
+    )
 
 
-def _agent(env: ButtonEnv, responses: list[str], **kw: object) -> tuple[Agent, ScriptedVLM]:
-    vlm = ScriptedVLM(responses, PIXELS)
+def click_target(env: Any, frame: str = "pixels") -> str:
+    x1, y1, x2, y2 = target_box(env)
+    x, y = (x1 + x2) // 2, (y1 + y2) // 2
+    if frame == "uitars-1.0":  # relative 0..1000 of the 160x210 screenshot
+        x, y = round(x * 1000 / 160), round(y * 1000 / 210)
+    return f"Thought: the named button.\nAction: click(start_box='({x},{y})')"
+
+
+def agent(env: Any, answers: list[Any], profile: ModelProfile = PIXELS, **kw: Any):
+    """A scripted model: each answer is text, or a function of the env returning text."""
+    it = iter(answers)
+
+    def respond(conv: Any) -> str:
+        answer = next(it)
+        return answer(env) if callable(answer) else answer
+
+    vlm = ScriptedVLM(respond, profile)
     kw.setdefault("wait_seconds", 0.0)
     kw.setdefault("ask_user", None)
-    return Agent(vlm, env, task="test/button", **kw), vlm  # type: ignore[arg-type]
+    return Agent(vlm, env, task=TASK, **kw), vlm
 
 
-def test_successful_episode_is_recorded(button_env: ButtonEnv, tmp_path: Path) -> None:
-    agent, _ = _agent(button_env, ["Thought: type first.\nAction: type(content='hi')", CLICK])
-    result = agent.run(seed=0, out=tmp_path / "ep")
+def test_successful_episode_is_recorded(env: Any, tmp_path: Path) -> None:
+    a, _ = agent(
+        env,
+        [
+            "Thought: look first.\nAction: scroll(start_box='(80,150)', direction='down')",
+            click_target,
+        ],
+    )
+    result = a.run(seed=1, out=tmp_path / "ep")
     assert result.success and result.reason == "terminated"
-    assert result.steps == 2 and result.total_reward == 1.0
+    assert result.steps == 2 and result.total_reward > 0
     ep = read_trajectory(result.trajectory)
     assert ep.finished and ep.success and ep.end["reason"] == "terminated"
-    assert ep.header["task"] == "test/button" and ep.header["frame"] == "pixels"
-    assert (
-        ep.header["screen"] == [200, 120] and ep.header["instruction"] == "Click the blue button."
-    )
-    assert [s.actions for s in ep.steps] == [
-        ({"type": "type", "content": "hi"},),
-        ({"type": "click", "x": 100, "y": 60},),
-    ]
-    assert ep.steps[1].thought == "the blue button." and ep.steps[1].terminated
+    assert ep.header["task"] == TASK and ep.header["frame"] == "pixels" and ep.header["seed"] == 1
+    assert ep.header["screen"] == [160, 210] and "button" in ep.header["instruction"]
+    assert ep.steps[0].actions == ({"type": "scroll", "x": 80, "y": 150, "direction": "down"},)
+    assert ep.steps[1].actions[0]["type"] == "click" and ep.steps[1].terminated
+    assert ep.steps[1].thought == "the named button."
     assert {"model", "parse", "prompt", "env", "policy"} <= set(ep.steps[0].timing)
-    # the screenshot is what the model saw before acting: the typed mark shows on step 1 only
-    assert ep.load_screenshot(0).getpixel((2, 2)) == (240, 240, 240)
-    assert ep.load_screenshot(1).getpixel((2, 2)) == (0, 0, 0)
+    assert ep.load_screenshot(0).size == (160, 210)
 
 
-def test_parse_error_is_retried_with_higher_temperature(button_env: ButtonEnv) -> None:
+def test_parse_error_is_retried_with_higher_temperature(env: Any) -> None:
     temps: list[float] = []
-    answers = iter(["no action here", "click(start_box=", CLICK])
+    answers = iter(["no action here", "click(start_box=", None])
 
     class Recording(ScriptedVLM):
         def generate(self, conversations, params=None):  # type: ignore[override]
             temps.append(params.temperature)
             return super().generate(conversations, params)
 
-    vlm = Recording(lambda conv: next(answers), PIXELS)
-    agent = Agent(vlm, button_env, wait_seconds=0.0, ask_user=None, retries=3)
-    steps = []
-    agent.on_step = steps.append
-    result = agent.run(seed=0)
+    vlm = Recording(lambda conv: next(answers) or click_target(env), PIXELS)
+    steps: list[Any] = []
+    a = Agent(vlm, env, wait_seconds=0.0, ask_user=None, retries=3, on_step=steps.append)
+    result = a.run(seed=2)
     assert result.success and result.steps == 1
     assert temps[0] == 0.0 and temps[1] > 0.0 and temps[2] >= temps[1]
     assert steps[0].error is None
-    rejected = [a["response"] for a in steps[0].extra["attempts"]]
+    rejected = [x["response"] for x in steps[0].extra["attempts"]]
     assert rejected == ["no action here", "click(start_box="]
 
 
-def test_unparseable_answer_is_recorded_and_the_run_goes_on(
-    button_env: ButtonEnv, tmp_path: Path
-) -> None:
-    agent, vlm = _agent(button_env, ["gibberish"] * 3 + [CLICK], retries=2)
-    result = agent.run(seed=0, out=tmp_path)
+def test_unparseable_answer_is_recorded_and_the_run_goes_on(env: Any, tmp_path: Path) -> None:
+    a, _ = agent(env, ["gibberish"] * 3 + [click_target], retries=2)
+    result = a.run(seed=3, out=tmp_path)
     ep = read_trajectory(tmp_path)
     assert ep.steps[0].error.startswith("parse error:") and ep.steps[0].actions == ()
     assert len(ep.steps[0].extra["attempts"]) == 3
     assert result.success and result.steps == 2
 
 
-def test_refused_action_is_shown_to_the_model(button_env: ButtonEnv, tmp_path: Path) -> None:
-    agent, vlm = _agent(button_env, ["Action: click(start_box='(199,10)')", CLICK])
-    result = agent.run(seed=0, out=tmp_path)
-    ep = read_trajectory(tmp_path)
-    assert "click failed: click outside the page" in ep.steps[0].error
-    last_user = vlm.calls[1].messages[-1]
-    assert last_user.role == "user" and "click outside the page" in last_user.text
-    assert result.success
-
-
-def test_finished_ends_the_episode(button_env: ButtonEnv) -> None:
-    agent, _ = _agent(button_env, ["Thought: done.\nAction: finished(content='ok')"])
-    result = agent.run(seed=0)
+def test_finished_ends_the_episode(env: Any) -> None:
+    a, _ = agent(env, ["Thought: done.\nAction: finished(content='ok')"])
+    result = a.run(seed=4)
     assert result.reason == "finished" and not result.success and result.steps == 1
-    assert button_env.actions == []  # finished is not sent to the env
 
 
-def test_call_user_without_a_person_needs_user(button_env: ButtonEnv) -> None:
-    agent, _ = _agent(button_env, ["Action: call_user()"])
-    assert agent.run(seed=0).reason == "needs_user"
+def test_call_user_without_a_person_needs_user(env: Any) -> None:
+    a, _ = agent(env, ["Action: call_user()"])
+    assert a.run(seed=5).reason == "needs_user"
 
 
-def test_call_user_answer_goes_to_the_model(button_env: ButtonEnv) -> None:
+def test_call_user_answer_goes_to_the_model(env: Any) -> None:
     questions: list[str] = []
 
     def ask(q: str) -> str:
         questions.append(q)
-        return "the blue one"
+        return "the okay one"
 
-    agent, vlm = _agent(button_env, ["Action: call_user(content='which?')", CLICK], ask_user=ask)
-    result = agent.run(seed=0)
+    a, vlm = agent(env, ["Action: call_user(content='which?')", click_target], ask_user=ask)
+    result = a.run(seed=6)
     assert questions == ["which?"] and result.success
-    assert "The user answered: the blue one" in vlm.calls[1].messages[-1].text
+    assert "The user answered: the okay one" in vlm.calls[1].messages[-1].text
 
 
-def test_wait_steps_the_env(button_env: ButtonEnv) -> None:
-    agent, _ = _agent(button_env, ["Action: wait()", CLICK], wait_seconds=0.01)
-    assert agent.run(seed=0).success
-    assert isinstance(button_env.actions[0], Wait)
+def test_wait_waits_and_observes_again(env: Any, tmp_path: Path) -> None:
+    a, _ = agent(env, ["Action: wait()", click_target], wait_seconds=0.2)
+    assert a.run(seed=7, out=tmp_path).success
+    assert read_trajectory(tmp_path).steps[0].timing["env"] >= 0.2
 
 
-def test_max_steps(button_env: ButtonEnv) -> None:
-    agent, _ = _agent(button_env, ["Action: type(content='a')"] * 4, max_steps=4)
-    result = agent.run(seed=0)
-    assert result.reason == "max_steps" and result.steps == 4 and not result.success
+def test_max_steps(env: Any) -> None:
+    a, _ = agent(env, ["Action: scroll(start_box='(80,150)', direction='up')"] * 3, max_steps=3)
+    result = a.run(seed=8)
+    assert result.reason == "max_steps" and result.steps == 3 and not result.success
 
 
-def test_history_keeps_last_images_and_older_text(button_env: ButtonEnv) -> None:
-    answers = [f"Thought: t{i}\nAction: type(content='{i}')" for i in range(7)] + [CLICK]
-    agent, vlm = _agent(button_env, answers, max_steps=10)
-    agent.run(seed=0)
+def test_history_keeps_last_images_and_older_text(env: Any) -> None:
+    answers = [f"Thought: t{i}\nAction: hotkey(key='shift')" for i in range(7)] + [click_target]
+    a, vlm = agent(env, answers, max_steps=10)
+    assert a.run(seed=9).success
     conv = vlm.calls[-1]  # the 8th call: 7 past turns
     assert len(conv.images) == 5  # the default history: 4 past screenshots + the current one
     roles = [m.role for m in conv.messages]
-    assert roles[0] == "user" and "Click the blue button." in conv.messages[0].text
+    assert roles[0] == "user" and "button" in conv.messages[0].text
     assert roles.count("assistant") == 7
     assistant = [m.text for m in conv.messages if m.role == "assistant"]
     assert assistant[0].startswith("Thought: t0") and assistant[-1].startswith("Thought: t6")
-    # the oldest three turns are text only: no image message before their answers
-    assert roles[1:4] == ["assistant", "assistant", "assistant"]
+    assert roles[1:4] == ["assistant", "assistant", "assistant"]  # oldest turns: text only
     assert conv.messages[-1].images and conv.messages[-1].role == "user"
 
 
-def test_history_images_follows_the_profile(button_env: ButtonEnv) -> None:
+def test_history_images_follows_the_profile(env: Any) -> None:
     profile = ModelProfile(name="s", frame="pixels", history_images=2)
-    vlm = ScriptedVLM(["Action: type(content='a')"] * 3 + [CLICK], profile)
-    Agent(vlm, button_env, wait_seconds=0.0, ask_user=None).run(seed=0)
+    a, vlm = agent(env, ["Action: hotkey(key='shift')"] * 3 + [click_target], profile)
+    assert a.run(seed=10).success
     assert [len(c.images) for c in vlm.calls] == [1, 2, 2, 2]
 
 
-def test_uitars_frame_is_converted_to_screen_pixels(button_env: ButtonEnv) -> None:
-    profile = ModelProfile(name="s", frame="uitars-1.0")
-    vlm = ScriptedVLM(["Action: click(start_box='(500,500)')"], profile)
-    result = Agent(vlm, button_env, wait_seconds=0.0, ask_user=None).run(seed=0)
-    assert result.success  # (500,500) relative = (100,60) on 200x120: the button
-    assert button_env.actions[0].x == 100 and button_env.actions[0].y == 60
+def test_uitars_frame_is_converted_to_screen_pixels(env: Any, tmp_path: Path) -> None:
+    profile = ModelProfile(name="s", frame="uitars-1.0", prompt_family="uitars-1.0")
+    a, vlm = agent(env, [lambda e: click_target(e, "uitars-1.0")], profile)
+    result = a.run(seed=11, out=tmp_path)
+    assert result.success
+    x1, y1, x2, y2 = target_box(env)
+    click = read_trajectory(tmp_path).steps[0].actions[0]
+    assert x1 <= click["x"] <= x2 and y1 <= click["y"] <= y2
+    assert "<|box_start|>" in vlm.calls[0].messages[0].text  # the 1.0 prompt wording
 
 
-def test_expert_policy_runs_through_the_same_loop(button_env: ButtonEnv, tmp_path: Path) -> None:
-    agent = Agent(policy=ButtonExpert(button_env), env=button_env, model="expert")
-    result = agent.run(seed=7, out=tmp_path)
+def test_action_the_env_refuses_is_recorded_and_shown(env: Any, tmp_path: Path) -> None:
+    """A browser page that went away: the env refuses the click; the run records it."""
+
+    def break_page(e: Any) -> str:
+        e.unwrapped.page.close()
+        return "Action: click(start_box='(80,100)')"
+
+    a, vlm = agent(env, [break_page, "Action: finished()"])
+    try:
+        result = a.run(seed=12, out=tmp_path)
+    finally:
+        env.unwrapped.page = None  # the next reset opens a fresh page
+        env.unwrapped.context = None
     ep = read_trajectory(tmp_path)
-    assert result.success and ep.header["model"] == "expert" and ep.header["seed"] == 7
-    assert ep.steps[0].target == button_env.button
+    assert ep.steps[0].error.startswith("click failed: browser error")
+    assert "The previous action failed: click failed" in vlm.calls[1].messages[-1].text
+    assert result.steps == 2
 
 
-def test_agent_needs_exactly_one_policy(button_env: ButtonEnv) -> None:
+def test_expert_style_policy_runs_through_the_same_loop(env: Any, tmp_path: Path) -> None:
+    from pixelpilot.envs.base import PolicyOutput
+
+    class DomExpert:
+        frame = "pixels"
+
+        def reset(self, instruction: str) -> None:
+            self.instruction = instruction
+
+        def act(self, observation: Any) -> PolicyOutput:
+            return PolicyOutput(click_target(env), target=target_box(env))
+
+    result = Agent(policy=DomExpert(), env=env, model="expert", task=TASK).run(
+        seed=13, out=tmp_path
+    )
+    ep = read_trajectory(tmp_path)
+    assert result.success and ep.header["model"] == "expert"
+    assert ep.steps[0].target is not None and len(ep.steps[0].target) == 4
+
+
+def test_agent_needs_exactly_one_policy(env: Any) -> None:
     with pytest.raises(ValueError, match="exactly one"):
-        Agent(env=button_env)
+        Agent(env=env)

@@ -71,15 +71,15 @@ class Outcome:
 
 
 def execute(env: Any, actions: Sequence[Action], *, wait_seconds: float = 0.0) -> Outcome:
-    """Run ``actions`` in ``env`` in order. ``finished``/``call_user`` are not sent to the env;
-    ``wait`` sleeps ``wait_seconds`` and then steps the env with ``Wait()`` for a fresh view.
-    An action the env refuses (``EnvError``/``ValueError``) stops the rest and is reported in
-    ``error``."""
+    """Run ``actions`` in ``env`` in order and stop at the first that ends the turn.
+
+    ``finished`` is sent to the env (which may judge the task then) and ends the episode;
+    ``call_user`` is not sent: the loop asks a person or ends the episode. ``wait`` sleeps
+    ``wait_seconds`` before stepping the env with ``Wait()`` for a fresh view. An action the
+    env refuses (``EnvError``/``ValueError`` raised, or ``info["action_error"]`` set) stops the
+    rest and is reported in ``error``."""
     out = Outcome()
     for action in actions:
-        if isinstance(action, Finished):
-            out.stop = "finished"
-            break
         if isinstance(action, CallUser):
             out.stop, out.question = "call_user", action.content
             break
@@ -89,12 +89,20 @@ def execute(env: Any, actions: Sequence[Action], *, wait_seconds: float = 0.0) -
             obs, reward, terminated, truncated, info = env.step(action)
         except (EnvError, ValueError) as exc:
             out.error = f"{action.type} failed: {' '.join(str(exc).split())}"
+            if isinstance(action, Finished):  # the model is done even if the env is not
+                out.stop = "finished"
             break
         out.observation = Observation.from_gym(obs, info)
         out.reward += float(reward)
         out.terminated |= bool(terminated)
         out.truncated |= bool(truncated)
         out.info = dict(info)
+        if info.get("action_error"):
+            out.error = f"{action.type} failed: {info['action_error']}"
+            break
+        if isinstance(action, Finished):
+            out.stop = "finished"
+            break
         if out.terminated or out.truncated:
             break
     return out
@@ -236,12 +244,12 @@ class Agent:
                 self._note(f"The previous action failed: {outcome.error}")
             if outcome.observation is not None:
                 observation = outcome.observation
-            if outcome.terminated or outcome.truncated:
-                terminated = outcome.terminated
-                reason = "terminated" if outcome.terminated else "truncated"
-                break
+            terminated = terminated or outcome.terminated
             if outcome.stop == "finished":
                 reason = "finished"
+                break
+            if outcome.terminated or outcome.truncated:
+                reason = "terminated" if outcome.terminated else "truncated"
                 break
             if outcome.stop == "call_user":
                 answer = self.ask_user(outcome.question or "") if self.ask_user else None

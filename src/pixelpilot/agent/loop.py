@@ -119,10 +119,12 @@ def ask_at_terminal(question: str) -> str | None:
 
 
 def _frame_of(policy: Any) -> str:
+    """The frame of a policy's answers: its ``frame`` attribute, its model profile's frame,
+    else ``uitars-1.5`` with default limits (how the scripted experts answer, like a model)."""
     frame = getattr(policy, "frame", None)
     if frame is None and getattr(policy, "profile", None) is not None:
         frame = policy.profile.frame
-    return frame or "pixels"
+    return frame or "uitars-1.5"
 
 
 def _jsonable_info(info: dict[str, Any]) -> dict[str, Any]:

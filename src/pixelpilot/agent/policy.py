@@ -4,7 +4,8 @@ A policy implements ``pixelpilot.envs.base.Policy`` (``reset(instruction)``,
 ``act(observation) -> PolicyOutput``), exactly like the scripted experts, so the agent loop
 records both the same way. Optional extras the loop uses when present:
 
-- ``frame``: the coordinate frame of the policy's answers (``pixels`` if absent);
+- ``frame``: the coordinate frame of the policy's answers (``uitars-1.5`` if absent, with
+  the default smart_resize limits: how the scripted experts answer);
 - ``note(text)``: feedback for the next turn (an action that failed, the user's answer);
 - ``last_timing`` / ``last_attempts``: timings and rejected answers of the last ``act``.
 

@@ -58,7 +58,7 @@ def load_model(spec: str | None, model_name: str | None = None) -> Any:
     load = getattr(vlm_pkg, "load", None)
     if load is None:
         raise NoModelError("model loading is not available in this build (pixelpilot.vlm.load)")
-    if model_name is not None:
+    if model_name is not None and spec.startswith(("http://", "https://")):
         return load(spec, model_name=model_name)
     return load(spec)
 

@@ -1,0 +1,354 @@
+"""Worker pools for online evaluation: local spawned processes (default) or Ray actors.
+
+Each worker holds an ``EpisodeRunner``: one Chromium (shared by its MiniWoB envs), the current
+task's env, and the model (loaded once). A pool hands out ``Job``s, watches every running
+episode, and when an env crashes, hangs past the per-step timeout (no step finished) or the
+per-episode timeout, kills the worker with its browser, records the episode as an error and
+starts a fresh worker. Local workers use the ``spawn`` start method: Playwright must not be
+inherited through ``fork``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import queue
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pixelpilot.eval.online import EventHook, Job, OnlineConfig, error_result
+
+Emit = Callable[[dict[str, Any]], None]
+Record = Callable[[dict[str, Any]], None]
+
+
+class EpisodeRunner:
+    """Runs episodes in one worker; keeps its browser, env and model between jobs."""
+
+    def __init__(self, config: OnlineConfig, out: Path) -> None:
+        self.config = config
+        self.out = out
+        self.host: Any = None
+        self.env: Any = None
+        self.env_task: str | None = None
+        self.model: Any = None
+
+    def pids(self) -> list[int]:
+        """This worker's browser processes."""
+        if self.host is not None:
+            return sorted(self.host.pids())
+        if self.env is not None and getattr(self.env, "host", None) is not None:
+            return sorted(self.env.host.pids())
+        return []
+
+    def _get_env(self, task: str) -> Any:
+        from pixelpilot.envs import make
+
+        if self.host is not None and not self.host.alive:
+            self._drop_env()  # the browser died since the last episode: start afresh
+        if self.env is not None and self.env_task == task:
+            return self.env
+        self._drop_env()
+        kwargs = dict(self.config.env_kwargs)
+        kwargs.setdefault("max_steps", self.config.max_steps)
+        if task.startswith("miniwob/"):
+            from pixelpilot.envs.chromium import ChromiumHost
+
+            if self.host is None:
+                self.host = ChromiumHost()
+            self.host.ensure()
+            kwargs["browser"] = self.host
+        self.env, self.env_task = make(task, **kwargs), task
+        return self.env
+
+    def _drop_env(self) -> None:
+        if self.env is not None:
+            with contextlib.suppress(Exception):
+                self.env.close()
+        self.env, self.env_task = None, None
+
+    def _agent(self, env: Any, task: str, emit: Emit, counts: Counter) -> Any:
+        from pixelpilot.agent.loop import Agent
+
+        def on_step(step: Any) -> None:
+            counts.update(a.get("type", "?") for a in step.actions)
+            emit({"kind": "step", "index": step.index})
+
+        common = {
+            "max_steps": self.config.max_steps,
+            "task": task,
+            "ask_user": None,
+            "on_step": on_step,
+            "env_kwargs": dict(self.config.env_kwargs),
+        }
+        if self.config.policy_factory is None and self.config.model == "expert":
+            return Agent(policy=env.expert(), env=env, model="expert", **common)
+        if self.model is None:
+            self.model = self._load_model()
+        if hasattr(self.model, "generate"):
+            return Agent(self.model, env, model=self.config.model, **common)
+        self.model.reset("")
+        return Agent(policy=self.model, env=env, model=self.config.model, **common)
+
+    def _load_model(self) -> Any:
+        if self.config.policy_factory:
+            module, _, name = self.config.policy_factory.partition(":")
+            return getattr(importlib.import_module(module), name)()
+        from pixelpilot.vlm import load
+
+        if self.config.model_name:
+            return load(self.config.model, model_name=self.config.model_name)
+        return load(self.config.model)
+
+    def run(self, job: Job, emit: Emit) -> dict[str, Any]:
+        """One episode; any failure becomes an error result and the env is rebuilt next time."""
+        start = time.perf_counter()
+        counts: Counter = Counter()
+        try:
+            env = self._get_env(job.task)
+            emit({"kind": "start", "pids": self.pids()})
+            agent = self._agent(env, job.task, emit, counts)
+            res = agent.run(seed=job.seed, out=job.episode_dir(self.out))
+        except Exception as exc:  # noqa: BLE001 - recorded as the episode's error
+            self._drop_env()
+            return error_result(job, f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
+        error = None
+        if self.host is not None and not self.host.alive:
+            error = "browser crashed during the episode"
+            self._drop_env()
+        return {
+            "task": job.task,
+            "seed": job.seed,
+            "success": bool(res.success) and error is None,
+            "reward": float(res.total_reward),
+            "steps": int(res.steps),
+            "reason": "error" if error else res.reason,
+            "error": error,
+            "seconds": time.perf_counter() - start,
+            "actions": dict(counts),
+            "trajectory": str(res.trajectory) if res.trajectory else None,
+        }
+
+    def close(self) -> None:
+        self._drop_env()
+        if self.host is not None:
+            with contextlib.suppress(Exception):
+                self.host.close()
+            self.host = None
+
+
+def kill_pids(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+# --- local processes ----------------------------------------------------------------------
+
+
+def _worker_main(wid: int, config: OnlineConfig, out: str, inbox: Any, outbox: Any) -> None:
+    """A spawned worker: its own process group; exits when the evaluation process is gone."""
+    os.setpgrp()
+    parent = os.getppid()
+    runner = EpisodeRunner(config, Path(out))
+
+    def emit(event: dict[str, Any]) -> None:
+        if os.getppid() != parent:  # the evaluation was killed: stop, leave no browser behind
+            runner.close()
+            os._exit(3)
+        outbox.put(("event", wid, event))
+
+    try:
+        while True:
+            try:
+                job = inbox.get(timeout=1.0)
+            except queue.Empty:
+                if os.getppid() != parent:
+                    return
+                continue
+            if job is None:
+                return
+            outbox.put(("done", wid, runner.run(job, emit)))
+    finally:
+        runner.close()
+
+
+class _Slot:
+    def __init__(self, ctx: Any, wid: int, config: OnlineConfig, out: Path, outbox: Any) -> None:
+        self.inbox = ctx.Queue()
+        self.proc = ctx.Process(
+            target=_worker_main, args=(wid, config, str(out), self.inbox, outbox), daemon=True
+        )
+        self.proc.start()
+        self.job: Job | None = None
+        self.started = self.beat = 0.0
+        self.pids: list[int] = []
+
+    def give(self, job: Job) -> None:
+        self.job, self.pids = job, []
+        self.started = self.beat = time.monotonic()
+        self.inbox.put(job)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        kill_pids(self.pids)
+        self.proc.join(5)
+
+
+class LocalPool:
+    """``workers`` spawned processes, each running one episode at a time."""
+
+    def __init__(self, config: OnlineConfig, out: Path, workers: int) -> None:
+        import multiprocessing as mp
+
+        self.config, self.out = config, out
+        self.ctx = mp.get_context("spawn")
+        self.outbox = self.ctx.Queue()
+        self.slots = [_Slot(self.ctx, i, config, out, self.outbox) for i in range(workers)]
+
+    def _restart(self, i: int) -> None:
+        self.slots[i].kill()
+        self.slots[i] = _Slot(self.ctx, i, self.config, self.out, self.outbox)
+
+    def _check(self, now: float, record: Record) -> None:
+        cfg = self.config
+        for i, slot in enumerate(self.slots):
+            if slot.job is None:
+                continue
+            why = None
+            if not slot.proc.is_alive():
+                why = f"worker process died (exit code {slot.proc.exitcode})"
+            elif now - slot.beat > cfg.step_timeout:
+                why = f"step timeout: no progress for {cfg.step_timeout:g} s (env hung)"
+            elif now - slot.started > cfg.episode_timeout:
+                why = f"episode timeout after {cfg.episode_timeout:g} s"
+            if why:
+                record(error_result(slot.job, why, now - slot.started))
+                self._restart(i)
+
+    def run(self, jobs: list[Job], record: Record, on_event: EventHook | None) -> None:
+        pending = list(jobs)
+        while pending or any(s.job is not None for s in self.slots):
+            for slot in self.slots:
+                if slot.job is None and pending:
+                    slot.give(pending.pop(0))
+            try:
+                kind, wid, payload = self.outbox.get(timeout=0.25)
+            except queue.Empty:
+                kind = None
+            if kind is not None:
+                slot = self.slots[wid]
+                if kind == "event" and slot.job is not None:
+                    slot.beat = time.monotonic()
+                    slot.pids = payload.get("pids", slot.pids)
+                    if on_event:
+                        on_event({**payload, "pids": slot.pids, "worker": wid, "job": slot.job})
+                elif kind == "done" and slot.job is not None:
+                    slot.job = None
+                    record(payload)
+            self._check(time.monotonic(), record)
+
+    def close(self) -> None:
+        for slot in self.slots:
+            with contextlib.suppress(Exception):
+                slot.inbox.put(None)
+        for slot in self.slots:
+            slot.proc.join(15)
+            if slot.proc.is_alive():
+                slot.kill()
+
+
+# --- ray ----------------------------------------------------------------------------------
+
+
+class _RayRunner:
+    """The Ray actor: an ``EpisodeRunner`` (``max_concurrency=2`` so ``pids`` answers while
+    an episode runs)."""
+
+    def __init__(self, config: OnlineConfig, out: str) -> None:
+        self.runner = EpisodeRunner(config, Path(out))
+
+    def run(self, job: Job) -> dict[str, Any]:
+        return self.runner.run(job, lambda event: None)
+
+    def pids(self) -> list[int]:
+        return self.runner.pids()
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+class RayPool:
+    """``workers`` Ray actors; a job past the episode timeout kills its actor (and browser)."""
+
+    def __init__(self, config: OnlineConfig, out: Path, workers: int) -> None:
+        try:
+            import ray
+        except ImportError as exc:
+            from pixelpilot.errors import DependencyNotInstalled
+
+            raise DependencyNotInstalled("ray", extra="ray") from exc
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if not os.environ.get("RAY_ADDRESS"):
+                kwargs["num_cpus"] = max(workers, os.cpu_count() or 1)
+            ray.init(**kwargs)
+        self.ray = ray
+        self.config, self.out = config, out
+        self.cls = ray.remote(num_cpus=1, max_concurrency=2)(_RayRunner)
+        self.actors = [self._new() for _ in range(workers)]
+
+    def _new(self) -> Any:
+        return self.cls.remote(self.config, str(self.out))
+
+    def run(self, jobs: list[Job], record: Record, on_event: EventHook | None) -> None:
+        ray = self.ray
+        pending = list(jobs)
+        running: dict[Any, tuple[int, Job, float]] = {}
+        idle = list(range(len(self.actors)))
+        while pending or running:
+            while idle and pending:
+                i, job = idle.pop(), pending.pop(0)
+                running[self.actors[i].run.remote(job)] = (i, job, time.monotonic())
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.25)
+            for ref in ready:
+                i, job, start = running.pop(ref)
+                try:
+                    record(ray.get(ref))
+                except Exception as exc:  # noqa: BLE001 - the actor died
+                    record(error_result(job, f"worker died: {type(exc).__name__}"))
+                    self.actors[i] = self._new()
+                idle.append(i)
+            now = time.monotonic()
+            for ref, (i, job, start) in list(running.items()):
+                if now - start > self.config.episode_timeout:
+                    running.pop(ref)
+                    self._kill(i)
+                    record(error_result(job, "episode timeout", now - start))
+                    idle.append(i)
+
+    def _kill(self, i: int) -> None:
+        with contextlib.suppress(Exception):
+            kill_pids(self.ray.get(self.actors[i].pids.remote(), timeout=5))
+        self.ray.kill(self.actors[i])
+        self.actors[i] = self._new()
+
+    def close(self) -> None:
+        for actor in self.actors:
+            with contextlib.suppress(Exception):
+                self.ray.get(actor.close.remote(), timeout=30)
+            self.ray.kill(actor)
+
+
+def make_pool(config: OnlineConfig, out: Path, workers: int) -> LocalPool | RayPool:
+    return (
+        RayPool(config, out, workers)
+        if config.backend == "ray"
+        else LocalPool(config, out, max(1, workers))
+    )

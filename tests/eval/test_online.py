@@ -1,0 +1,135 @@
+"""Online evaluation with real Chromium and the scripted MiniWoB experts, and real faults."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pixelpilot.agent.trajectory import read_trajectory
+from pixelpilot.eval.online import OnlineConfig, evaluate_online, read_results
+
+pytestmark = pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="no chromium")
+
+
+def test_expert_suite_two_workers_records_every_episode(tmp_path):
+    cfg = OnlineConfig(
+        "miniwob/click-test,miniwob/focus-text", episodes=2, seed=7, workers=2, out=str(tmp_path)
+    )
+    report = evaluate_online(cfg)
+    assert set(report["tasks"]) == {"miniwob/click-test", "miniwob/focus-text"}
+    assert report["seeds"] == [7, 8] and report["episodes"] == 4 and report["errors"] == 0
+    for row in report["results"]:
+        episode = read_trajectory(row["trajectory"])
+        assert episode.finished and episode.seed == row["seed"]
+        assert episode.success == row["success"] and len(episode.steps) == row["steps"]
+    for task, r in report["tasks"].items():
+        wins = [x["success"] for x in report["results"] if x["task"] == task]
+        assert r["success_rate"] == sum(wins) / len(wins)
+    assert report["mean_success"] == pytest.approx(
+        sum(t["success_rate"] for t in report["tasks"].values()) / 2
+    )
+    for name in ("report.json", "report.md", "report.html", "results.jsonl"):
+        assert (tmp_path / name).is_file()
+    again = evaluate_online(cfg)  # everything is done: nothing is run again
+    assert again["resumed"] == 4 and again["results"] == report["results"]
+
+
+def slow_centre_model():
+    """A scripted model (built inside each worker) that thinks for 0.3 s, then clicks."""
+    from pixelpilot.vlm import ModelProfile, ScriptedVLM
+
+    def answer(conv):
+        time.sleep(0.3)
+        return "Thought: try the middle\nAction: click(start_box='(500,500)')"
+
+    profile = ModelProfile(name="slow-centre", frame="uitars-1.0", prompt_family="uitars-1.0")
+    return ScriptedVLM(answer, profile)
+
+
+def _fault(kind, tmp_path, **timeouts):
+    hit = {}
+
+    def on_event(event):
+        if event["kind"] == "step" and not hit and event["pids"]:
+            hit["job"] = event["job"]
+            sig = signal.SIGKILL if kind == "kill" else signal.SIGSTOP
+            for pid in event["pids"]:
+                os.kill(pid, sig)
+
+    cfg = OnlineConfig(
+        "miniwob/click-test",
+        episodes=3,
+        seed=0,
+        workers=1,
+        max_steps=3,
+        out=str(tmp_path),
+        model="slow-centre",
+        policy_factory=f"{__name__}:slow_centre_model",
+        **timeouts,
+    )
+    report = evaluate_online(cfg, on_event=on_event)
+    return report, hit["job"]
+
+
+def test_browser_killed_mid_episode_is_an_error_and_the_run_goes_on(tmp_path):
+    report, job = _fault("kill", tmp_path, step_timeout=30)
+    by_seed = {r["seed"]: r for r in report["results"]}
+    assert by_seed[job.seed]["error"] and not by_seed[job.seed]["success"]
+    others = [r for s, r in by_seed.items() if s != job.seed]
+    assert len(others) == 2 and all(r["error"] is None for r in others)
+    assert report["tasks"]["miniwob/click-test"]["episodes"] == 3
+
+
+@pytest.mark.slow
+def test_hung_browser_hits_the_step_timeout_and_is_restarted(tmp_path):
+    report, job = _fault("stop", tmp_path, step_timeout=4)
+    by_seed = {r["seed"]: r for r in report["results"]}
+    assert "step timeout" in by_seed[job.seed]["error"]
+    assert all(r["error"] is None for s, r in by_seed.items() if s != job.seed)
+
+
+def test_killed_evaluation_resumes_without_redoing_finished_episodes(tmp_path):
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pixelpilot.cli",
+        "eval",
+        "online",
+        "miniwob/click-test",
+        "--episodes",
+        "4",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+        "--json",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    results = out / "results.jsonl"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if results.exists() and results.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = read_results(results)
+    assert 1 <= len(first) < 4
+    mtimes = {
+        k: Path(r["trajectory"]).joinpath("trajectory.jsonl").stat().st_mtime_ns
+        for k, r in first.items()
+    }
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["resumed"] == len(first)
+    assert sorted(r["seed"] for r in report["results"]) == [3, 4, 5, 6]
+    for key, mtime in mtimes.items():  # finished episodes were not run again
+        assert Path(first[key]["trajectory"], "trajectory.jsonl").stat().st_mtime_ns == mtime
+    assert len(results.read_text().splitlines()) == 4

@@ -153,9 +153,11 @@ def _step_html(episode: Episode, step: Step, screen: tuple[int, int]) -> str:
         f"<details><summary>Raw response</summary><pre>{_e(step.response)}</pre></details>"
     )
     parts.append(_timing(step))
+    zoom = max(1, min(3, 480 // max(screen[0], 1)))  # small task screens are shown larger
     return (
-        f'<section class="step" data-index="{step.index}"><div class="shot">'
-        f'<img alt="step {step.index}" src="data:image/png;base64,{data}">'
+        f'<section class="step" data-index="{step.index}">'
+        f'<div class="shot" style="width:{screen[0] * zoom}px">'
+        f'<img alt="step {step.index}" style="width:100%" src="data:image/png;base64,{data}">'
         f'{_overlay(step, screen)}</div><div class="text">{"".join(parts)}</div></section>'
     )
 

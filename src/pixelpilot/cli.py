@@ -156,11 +156,12 @@ def run_command(
 
     from rich.console import Console
 
-    from pixelpilot.agent.run import default_out, env_spec, make_agent, open_env
+    from pixelpilot.agent.run import default_out, env_spec, load_model, make_agent, open_env
     from pixelpilot.agent.viewer import write_view
 
     spec = env_spec(env, url)
     console = Console(stderr=True)
+    vlm = None if model == "expert" else load_model(model, model_name)  # fail before the env
     environment = open_env(spec)
     try:
         agent = make_agent(
@@ -168,6 +169,7 @@ def run_command(
             model,
             spec,
             model_name=model_name,
+            vlm=vlm,
             max_steps=max_steps,
             instruction=task or None,
             on_step=_status_line(console),

@@ -64,9 +64,16 @@ def load_model(spec: str | None, model_name: str | None = None) -> Any:
 
 
 def make_agent(
-    env: Any, model: str | None, spec: EnvSpec, *, model_name: str | None = None, **kw: Any
+    env: Any,
+    model: str | None,
+    spec: EnvSpec,
+    *,
+    model_name: str | None = None,
+    vlm: Any = None,
+    **kw: Any,
 ) -> Agent:
-    """An ``Agent`` for ``--model``: ``expert`` runs ``env.unwrapped.expert()``."""
+    """An ``Agent`` for ``--model``: ``expert`` runs ``env.unwrapped.expert()``; otherwise
+    ``vlm`` (when already loaded) or the model ``load_model`` finds."""
     if model == "expert":
         expert = getattr(env.unwrapped, "expert", None)
         if expert is None:
@@ -74,7 +81,7 @@ def make_agent(
         return Agent(
             policy=expert(), env=env, task=spec.task, model="expert", env_kwargs=spec.kwargs, **kw
         )
-    vlm = load_model(model, model_name)
+    vlm = vlm if vlm is not None else load_model(model, model_name)
     return Agent(vlm, env, task=spec.task, env_kwargs=spec.kwargs, **kw)
 
 

@@ -39,8 +39,11 @@ _BUTTONS = {"click": ("left", 1), "left_double": ("left", 2), "right_single": ("
 class DesktopEnv(gym.Env):
     """A desktop in a private Xvfb + openbox, with ``apps`` (argv lists) run in bubblewrap.
 
-    ``screen`` is (width, height); ``settle`` the seconds waited after an action before the
-    screenshot; ``wait_seconds`` what a ``wait`` action waits.
+    ``screen`` is (width, height). By default the env starts its own X server and never looks
+    at ``$DISPLAY``; ``use_existing_display=True`` acts on ``display`` (or ``$DISPLAY``) instead,
+    which must be asked for explicitly (a ``display`` alone is refused). ``network=True`` gives
+    the apps the host network (off by default). ``settle`` is the time waited after an action
+    before the screenshot, ``wait_seconds`` what a ``wait`` action waits.
     """
 
     metadata = {"render_modes": ["rgb_array"]}
@@ -55,7 +58,8 @@ class DesktopEnv(gym.Env):
         max_steps: int = 15,
         settle: float = 0.15,
         wait_seconds: float = 0.5,
-        use_existing_display: bool | str = False,
+        display: str | None = None,
+        use_existing_display: bool = False,
         network: bool = False,
         render_mode: str | None = None,
     ) -> None:
@@ -65,7 +69,12 @@ class DesktopEnv(gym.Env):
         self.max_steps = max_steps
         self.settle = settle
         self.wait_seconds = wait_seconds
-        self.use_existing_display = use_existing_display
+        if display is not None and not use_existing_display:
+            raise EnvError(
+                f"refusing to use the existing display {display}: DesktopEnv starts its own; "
+                "pass use_existing_display=True to act on it anyway"
+            )
+        self.use_existing_display: bool | str = (display or True) if use_existing_display else False
         self.network = network
         self.render_mode = render_mode
         self.action_space = ActionSpace(self.screen)
@@ -76,6 +85,7 @@ class DesktopEnv(gym.Env):
         self._steps = 0
         self._solved = False
         self._last_shot: np.ndarray | None = None
+        self.last_action_time = 0.0  # wall clock when the last action was done (for experts)
 
     # ---- Gymnasium API ----------------------------------------------------------------------
     def reset(
@@ -102,6 +112,7 @@ class DesktopEnv(gym.Env):
             raise EnvError(f"invalid action {action!r}: {exc}") from exc
         self._steps += 1
         error = self._execute(act)
+        self.last_action_time = time.time()
         time.sleep(self.settle)
         was = self._solved
         self._solved = was or self._check(wait=act.type in TERMINAL_ACTIONS)

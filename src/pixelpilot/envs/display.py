@@ -9,8 +9,11 @@ Input goes through pyautogui, which binds to ``$DISPLAY`` when it is imported. S
 gets its own small input process (``python -c ...``) started with ``DISPLAY``/``XAUTHORITY`` of
 our server, reading one JSON command per line. pyautogui's fail-safe (raise when the pointer is
 in a corner) is switched off in that process: an agent may legitimately click at (0, 0), and the
-process is not a human's desktop. Text that is not ASCII is typed with ``xdotool type`` (run with
-our display's environment), since pyautogui can only press keys of the US layout.
+process is not a human's desktop. pyautogui can only press keys of the US layout, so a character
+outside ASCII gets a spare keycode bound to its keysym (on both shift levels, and left bound: X
+clients re-read the keymap lazily, so a binding undone right after the key press can be read
+back undone) and is pressed through XTEST. ``xdotool type`` was tried first and typed "Á" as
+"á" and sometimes dropped characters in Tk for exactly those two reasons.
 
 Screenshots come from mss bound to our display (XShmGetImage), read as RGB numpy arrays.
 """
@@ -99,6 +102,38 @@ def drag(c):
                          c["y1"] + (c["y2"] - c["y1"]) * i // n)
         time.sleep(0.015)
     time.sleep(0.05); pyautogui.mouseUp(button="left")
+SPARE = {}   # character -> keycode we bound to it (kept bound: clients re-read keymaps lazily)
+def unicode_keycode(ch):
+    from Xlib import X
+    d = pyautogui._pyautogui_x11._display
+    if ch in SPARE:
+        return SPARE[ch]
+    first = d.display.info.min_keycode
+    count = d.display.info.max_keycode - first + 1
+    mapping = d.get_keyboard_mapping(first, count)
+    used = set(SPARE.values())
+    free = [first + i for i, syms in enumerate(mapping)
+            if not any(syms) and first + i not in used]
+    if not free:  # recycle the oldest binding
+        old = next(iter(SPARE)); free = [SPARE.pop(old)]
+    code = free[-1]
+    sym = ord(ch) if ord(ch) < 0x100 else 0x01000000 + ord(ch)
+    width = len(mapping[0])
+    d.change_keyboard_mapping(code, [tuple([sym, sym] + [X.NoSymbol] * (width - 2))])
+    d.sync(); time.sleep(0.05)
+    SPARE[ch] = code
+    return code
+def type_text(text):
+    from Xlib import X
+    from Xlib.ext import xtest
+    d = pyautogui._pyautogui_x11._display
+    for ch in text:
+        if ch.isascii():
+            pyautogui.write(ch); continue
+        code = unicode_keycode(ch)
+        xtest.fake_input(d, X.KeyPress, code); d.sync()
+        xtest.fake_input(d, X.KeyRelease, code); d.sync()
+        time.sleep(0.005)
 def run(c):
     op = c["op"]
     if op == "click":
@@ -119,6 +154,8 @@ def run(c):
         pyautogui.hotkey(*[KEYS.get(k, k) for k in c["keys"]], interval=0.02)
     elif op == "write":
         pyautogui.write(c["text"], interval=0.005)
+    elif op == "type":
+        type_text(c["text"])
     elif op == "move":
         pyautogui.moveTo(c["x"], c["y"])
     elif op == "position":
@@ -401,21 +438,7 @@ class XDisplay:
         return result
 
     def type_text(self, text: str) -> None:
-        """Type ``text``: pyautogui for ASCII, ``xdotool type`` for anything else."""
-        if not text:
-            return
-        if text.isascii():
-            self.send(op="write", text=text)
-            return
-        self.check_alive()
-        xdotool = _require("xdotool", "xdotool")
-        done = subprocess.run(
-            [xdotool, "type", "--delay", "20", "--", text],
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=30 + len(text),
-        )
-        if done.returncode != 0:
-            self.check_alive()
-            raise EnvError(f"xdotool type failed: {done.stderr.strip()}")
+        """Type ``text``: ASCII with pyautogui; any other character by binding its keysym to a
+        spare keycode (both shift levels, left bound) and pressing it through XTEST."""
+        if text:
+            self.send(op="write" if text.isascii() else "type", text=text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,17 @@ class DesktopTask(DesktopEnv):
         """The app's latest ``state.json`` ({} while it has none)."""
         return _read_json(self.home / "state.json") or {}
 
+    def fresh_state(self, timeout: float = 2.0) -> dict[str, Any]:
+        """The app's state as published after the last action (the app publishes every
+        80 ms; under load it may lag, and an expert planning from a stale state repeats
+        itself)."""
+        deadline = time.monotonic() + timeout
+        state = self.state()
+        while state.get("time", 0.0) <= self.last_action_time and time.monotonic() < deadline:
+            time.sleep(0.02)
+            state = self.state()
+        return state
+
     def result(self) -> dict[str, Any] | None:
         """The app's ``result.json`` once the user completed its action."""
         return _read_json(self.home / "result.json")
@@ -112,5 +124,6 @@ class ScriptedExpert:
         thought, action, box = self.env.plan(self.memory)
         self.memory["steps"] = self.memory.get("steps", 0) + 1
         self.memory["last"] = action.type
+        self.memory["keys"] = list(getattr(action, "keys", ()))
         text = format_response(thought, [action], self.frame, self.env.screen)
         return PolicyOutput(text, box)

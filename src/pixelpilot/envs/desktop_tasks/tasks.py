@@ -125,19 +125,22 @@ class FormFill(DesktopTask):
     def plan(self, memory: dict[str, Any]) -> Plan:
         if self.check_success():
             return "The form was submitted.", Finished(), None
-        fields = self.state().get("fields", {})
+        state = self.fresh_state()
+        fields = state.get("fields", {})
         for field, want in self.params.items():
             info = fields.get(field)
             if info is None:
                 return "The form is not ready yet.", Wait(), None
             if info["value"] == want:
                 continue
-            if info["value"]:
-                return f"Clear the {field} field.", Hotkey(keys=("ctrl", "slash")), None
+            if info["value"] and info["focused"]:  # a wrong value: select all, delete
+                if memory.get("last") == "hotkey" and memory.get("keys") == ["ctrl", "/"]:
+                    return f"Delete the {field} text.", Hotkey(keys=("backspace",)), None
+                return f"Select the {field} text.", Hotkey(keys=("ctrl", "/")), None
             if not info["focused"]:
                 return click(f"Click the {field} field.", info["box"])
             return f"Type the {field.lower()}.", Type(content=want), tuple(info["box"])
-        return click("Both fields are filled; press Submit.", self.state()["submit"])
+        return click("Both fields are filled; press Submit.", state["submit"])
 
 
 class MenuSelect(DesktopTask):
@@ -162,7 +165,7 @@ class MenuSelect(DesktopTask):
     def plan(self, memory: dict[str, Any]) -> Plan:
         if self.check_success():
             return "The item was chosen.", Finished(), None
-        state = self.state()
+        state = self.fresh_state()
         menu, item = self.params["menu"], self.params["item"]
         posted = state.get("posted", {}).get(menu)
         if posted and item in posted:
@@ -200,7 +203,7 @@ class DragToBox(DesktopTask):
     def plan(self, memory: dict[str, Any]) -> Plan:
         if self.check_success():
             return "The circle is inside the box.", Finished(), None
-        state = self.state()
+        state = self.fresh_state()
         if "token" not in state:
             return "The board is not ready yet.", Wait(), None
         (x1, y1), (x2, y2) = centre(state["token"]), centre(state["target"])
@@ -249,7 +252,7 @@ class CopyCode(DesktopTask):
     def plan(self, memory: dict[str, Any]) -> Plan:
         if self.check_success():
             return "The code is on the clipboard.", Finished(), None
-        code = self.state().get("code")
+        code = self.fresh_state().get("code")
         if code is None:
             return "The window is not ready yet.", Wait(), None
         if memory.get("last") == "left_double":
@@ -296,7 +299,7 @@ class DialogClose(DesktopTask):
     def plan(self, memory: dict[str, Any]) -> Plan:
         if self.check_success():
             return "The dialog is closed.", Finished(), None
-        buttons = self.state().get("buttons")
+        buttons = self.fresh_state().get("buttons")
         if not buttons:
             return "The dialog is not ready yet.", Wait(), None
         label = self.params["button"]

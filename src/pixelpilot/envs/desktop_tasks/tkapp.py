@@ -11,6 +11,7 @@ states give equal screenshots. Standard library only: it runs with the system Py
 import json
 import os
 import sys
+import time
 import tkinter as tk
 
 FONT = ("DejaVu Sans", 12)
@@ -37,9 +38,8 @@ class App:
         self.root.title(cfg.get("title", "App"))
         self.root.geometry(f"+{cfg['x']}+{cfg['y']}")
         self.result = None
-        self._last = None
         self.build()
-        self.root.after(300, self.publish)
+        self.root.after(100, self.publish)
 
     def build(self):
         raise NotImplementedError
@@ -55,9 +55,7 @@ class App:
         try:
             self.root.update_idletasks()
             data = {"ready": True, "result": self.result, **self.state()}
-            if data != self._last:
-                write_json("state.json", data)
-                self._last = data
+            write_json("state.json", {**data, "time": time.time()})  # time: for freshness
         except tk.TclError:
             pass
         self.root.after(80, self.publish)

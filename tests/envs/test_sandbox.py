@@ -1,0 +1,134 @@
+"""The bubblewrap sandbox: no network, no writes outside its home, only our X display."""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pixelpilot.envs.display import XDisplay
+from pixelpilot.envs.sandbox import Sandbox
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap missing")
+
+
+@pytest.fixture(scope="module")
+def xdisplay() -> Iterator[XDisplay]:
+    with XDisplay((320, 240), window_manager=False) as display:
+        yield display
+
+
+@pytest.fixture
+def http_port() -> Iterator[int]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+CONNECT = (
+    "import socket, sys\n"
+    "s = socket.socket()\n"
+    "s.settimeout(3)\n"
+    "try:\n"
+    "    s.connect(('127.0.0.1', int(sys.argv[1])))\n"
+    "    print('connected')\n"
+    "except OSError as exc:\n"
+    "    print('refused', exc.errno)\n"
+)
+
+
+def test_sandboxed_process_cannot_reach_a_server_on_host_loopback(
+    http_port: int, tmp_path: Path
+) -> None:
+    with Sandbox(home=tmp_path / "home") as box:
+        jailed = box.run(["python3", "-c", CONNECT, str(http_port)])
+    with Sandbox(home=tmp_path / "home2", network=True) as box:
+        open_net = box.run(["python3", "-c", CONNECT, str(http_port)])
+    assert jailed.stdout.startswith("refused"), jailed
+    assert open_net.stdout.strip() == "connected", open_net  # the server was really there
+
+
+def test_writes_land_in_home_only(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    script = (
+        f"echo in > $HOME/in.txt; echo out > {outside}/out.txt; echo etc > /etc/pp-test;"
+        " echo tmp > /tmp/pp-private-test; ls $HOME"
+    )
+    with Sandbox(home=tmp_path / "home") as box:
+        done = box.run(["sh", "-c", script])
+        assert (box.home / "in.txt").read_text() == "in\n"
+    assert "Read-only file system" in done.stderr
+    assert not (outside / "out.txt").exists()
+    assert not Path("/etc/pp-test").exists()
+    assert not Path("/tmp/pp-private-test").exists()  # /tmp inside is private
+
+
+def test_no_capabilities_no_root_and_own_pid_namespace(tmp_path: Path) -> None:
+    with Sandbox(home=tmp_path / "home") as box:
+        done = box.run(
+            ["sh", "-c", "grep CapEff /proc/self/status; id -u; ls /proc | grep -c '^[0-9]'"]
+        )
+        remount = box.run(["mount", "-o", "remount,rw", "/"])
+    cap, uid, nprocs = done.stdout.split("\n")[:3]
+    assert cap.split()[1] == "0000000000000000"
+    assert uid == "1000"
+    assert int(nprocs) < 6  # bwrap's init, sh, grep/ls: not the host's processes
+    assert remount.returncode != 0
+
+
+def test_only_our_x_display_is_reachable(xdisplay: XDisplay, tmp_path: Path) -> None:
+    if shutil.which("xdpyinfo") is None:
+        pytest.skip("xdpyinfo (x11-utils) missing")
+    with Sandbox(
+        home=tmp_path / "home", display=xdisplay.name, xauthority=xdisplay.xauthority
+    ) as box:
+        sockets = box.run(["ls", "/tmp/.X11-unix"])
+        ours = box.run(["xdpyinfo"])
+        other = box.run(["sh", "-c", "DISPLAY=:4242 xdpyinfo"])
+    assert sockets.stdout.split() == [f"X{xdisplay.number}"]
+    assert ours.returncode == 0 and "dimensions:    320x240" in ours.stdout
+    assert other.returncode != 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _pids_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_stop_leaves_no_process_behind(tmp_path: Path) -> None:
+    marker = f"{time.time_ns() % 10**6}.25"
+    box = Sandbox(home=tmp_path / "home")
+    proc = box.spawn(["sh", "-c", f"sleep {marker} & sleep {marker}"])
+    deadline = time.monotonic() + 5
+    while len(_pids_with(f"sleep\x00{marker}")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    inner = _pids_with(f"sleep\x00{marker}")
+    assert len(inner) == 2
+    box.close()
+    time.sleep(0.2)
+    assert not _alive(proc.pid)
+    assert not [p for p in inner if _alive(p)]
+    assert not box.home.exists() or box.home == tmp_path / "home"

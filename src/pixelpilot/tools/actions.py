@@ -94,6 +94,8 @@ _KEY_ALIASES = {
     "space_bar": "space",
     "spacebar": "space",
     " ": "space",
+    "plus": "+",
+    "minus": "-",
 }
 _PUNCTUATION = set("`~!@#$%^&*()-_=+[]{}\\|;:'\",.<>/?")
 

@@ -330,13 +330,24 @@ class _Parser:
 
 
 def split_keys(spec: str) -> list[str]:
-    """``'ctrl c'``, ``'ctrl+c'``, ``'Ctrl + Shift + T'`` -> key names; ``'ctrl +'``: plus key."""
-    spec = spec.strip()
-    if "+" not in spec or spec == "+":
-        return spec.split()
-    keys = [part for part in re.split(r"\s*\+\s*|\s+", spec) if part]
-    if spec.endswith("++") or spec.endswith(" +"):
-        keys.append("+")
+    """``'ctrl c'``, ``'ctrl+c'``, ``'Ctrl + Shift + T'`` -> key names.
+
+    A ``+`` standing between two keys joins them; anywhere else (``'ctrl +'``, ``'ctrl++'``)
+    it is the plus key, which ``format_action`` writes as ``plus`` to stay unambiguous.
+    """
+    tokens = spec.split()
+    keys: list[str] = []
+    for i, token in enumerate(tokens):
+        if token == "+":
+            joins = 0 < i < len(tokens) - 1 and "+" not in (tokens[i - 1], tokens[i + 1])
+            if not joins:
+                keys.append("+")
+        elif len(token) > 1 and "+" in token:
+            keys.extend(part for part in token.split("+") if part)
+            if token.endswith("++"):
+                keys.append("+")
+        else:
+            keys.append(token)
     return keys
 
 
@@ -374,7 +385,8 @@ def format_action(
     if isinstance(action, Scroll):
         return f"scroll(start_box={box(action.x, action.y)}, direction={quote(action.direction)})"
     if isinstance(action, Hotkey):
-        return f"hotkey(key={quote(' '.join(action.keys))})"
+        keys = " ".join("plus" if k == "+" else k for k in action.keys)
+        return f"hotkey(key={quote(keys)})"
     if isinstance(action, Type):
         return f"type(content={quote(action.content)})"
     if isinstance(action, (Finished, CallUser)):

@@ -268,17 +268,19 @@ class LocalPool:
 
 
 class _RayRunner:
-    """The Ray actor: an ``EpisodeRunner`` (``max_concurrency=2`` so ``pids`` answers while
-    an episode runs)."""
+    """The Ray actor: an ``EpisodeRunner`` on the actor's one thread (Playwright's sync API is
+    bound to its thread). Its browser pids go to ``pid_file`` so the pool can kill them."""
 
-    def __init__(self, config: OnlineConfig, out: str) -> None:
+    def __init__(self, config: OnlineConfig, out: str, pid_file: str) -> None:
         self.runner = EpisodeRunner(config, Path(out))
+        self.pid_file = Path(pid_file)
 
     def run(self, job: Job) -> dict[str, Any]:
-        return self.runner.run(job, lambda event: None)
+        def emit(event: dict[str, Any]) -> None:
+            if event.get("pids"):
+                self.pid_file.write_text(" ".join(map(str, event["pids"])))
 
-    def pids(self) -> list[int]:
-        return self.runner.pids()
+        return self.runner.run(job, emit)
 
     def close(self) -> None:
         self.runner.close()
@@ -301,11 +303,15 @@ class RayPool:
             ray.init(**kwargs)
         self.ray = ray
         self.config, self.out = config, out
-        self.cls = ray.remote(num_cpus=1, max_concurrency=2)(_RayRunner)
-        self.actors = [self._new() for _ in range(workers)]
+        self.cls = ray.remote(num_cpus=1)(_RayRunner)
+        (out / ".workers").mkdir(exist_ok=True)
+        self.actors = [self._new(i) for i in range(workers)]
 
-    def _new(self) -> Any:
-        return self.cls.remote(self.config, str(self.out))
+    def _pid_file(self, i: int) -> Path:
+        return self.out / ".workers" / f"ray-{i}.pids"
+
+    def _new(self, i: int) -> Any:
+        return self.cls.remote(self.config, str(self.out), str(self._pid_file(i)))
 
     def run(self, jobs: list[Job], record: Record, on_event: EventHook | None) -> None:
         ray = self.ray
@@ -323,7 +329,7 @@ class RayPool:
                     record(ray.get(ref))
                 except Exception as exc:  # noqa: BLE001 - the actor died
                     record(error_result(job, f"worker died: {type(exc).__name__}"))
-                    self.actors[i] = self._new()
+                    self.actors[i] = self._new(i)
                 idle.append(i)
             now = time.monotonic()
             for ref, (i, job, start) in list(running.items()):
@@ -334,10 +340,10 @@ class RayPool:
                     idle.append(i)
 
     def _kill(self, i: int) -> None:
-        with contextlib.suppress(Exception):
-            kill_pids(self.ray.get(self.actors[i].pids.remote(), timeout=5))
         self.ray.kill(self.actors[i])
-        self.actors[i] = self._new()
+        with contextlib.suppress(OSError, ValueError):
+            kill_pids([int(p) for p in self._pid_file(i).read_text().split()])
+        self.actors[i] = self._new(i)
 
     def close(self) -> None:
         for actor in self.actors:

@@ -1,0 +1,33 @@
+"""The Ray worker pool on a local Ray instance, with the real experts and Chromium."""
+
+from pathlib import Path
+
+import pytest
+
+from pixelpilot.eval.online import OnlineConfig, evaluate_online
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="no chromium")
+def test_ray_backend_matches_local_backend(local_ray, tmp_path):
+    cfg = dict(tasks="miniwob/click-test,miniwob/click-button", episodes=2, seed=11, workers=2)
+    by_ray = evaluate_online(OnlineConfig(**cfg, backend="ray", out=str(tmp_path / "ray")))
+    local = evaluate_online(OnlineConfig(**cfg, out=str(tmp_path / "local")))
+    assert by_ray["errors"] == 0 and by_ray["episodes"] == 4
+    for a, b in zip(by_ray["results"], local["results"], strict=True):
+        assert (a["task"], a["seed"], a["success"], a["steps"]) == (
+            b["task"],
+            b["seed"],
+            b["success"],
+            b["steps"],
+        )
+        assert Path(a["trajectory"], "trajectory.jsonl").is_file()

@@ -130,3 +130,11 @@ def openai_server() -> Iterator[ScriptedOpenAIServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_kimi_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Kimi-VL-style remote-code checkpoint (config + modeling files), size xs."""
+    from pixelpilot.vlm.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny") / "kimi_vl-xs", "kimi_vl", "xs", 0)

@@ -150,3 +150,31 @@ def test_image_limits(tiny_qwen25_dir):
     thin = Conversation.user("x", [Image.new("RGB", (5000, 10))])
     with pytest.raises(ModelError, match="aspect-ratio"):
         vlm.generate([thin])
+
+
+def test_kimi_vl_remote_code(tiny_kimi_dir):
+    for name in ("configuration_kimi_vl.py", "modeling_kimi_vl.py", "processing_kimi_vl.py"):
+        assert (tiny_kimi_dir / name).exists()
+    cfg = json.loads((tiny_kimi_dir / "config.json").read_text())
+    assert cfg["model_type"] == "kimi_vl" and "AutoModelForCausalLM" in cfg["auto_map"]
+    vlm = load(str(tiny_kimi_dir))
+    # The classes come from the checkpoint folder's own files, not from pixelpilot.
+    assert type(vlm.model).__module__.startswith("transformers_modules")
+    assert type(vlm.processor).__name__ == "KimiVLProcessor"
+    assert vlm.profile.prompt_family == "uitars-1.0"
+    text = vlm.prompt_text(_convs(1)[0])
+    assert text.startswith("<|im_system|>system<|im_middle|>")
+    assert "<|im_user|>user<|im_middle|><|media_start|>image<|media_content|><|media_pad|>" in text
+    assert text.endswith("<|im_assistant|>assistant<|im_middle|>")
+    batch = vlm._inputs(_convs(1))
+    assert batch["image_grid_hws"].tolist() == [[6, 6]]  # 160x210 -> 84x84 at 12 tokens
+    pad = vlm.tokenizer.convert_tokens_to_ids("<|media_pad|>")
+    assert int((batch["input_ids"] == pad).sum()) == 9
+    convs = _convs(3)
+    params = SamplingParams(max_new_tokens=6)
+    batched = vlm.generate(convs, params)
+    single = [vlm.generate([c], params)[0] for c in convs]
+    assert [g.token_ids for g in batched] == [g.token_ids for g in single]
+    ids = [g.token_ids for g in batched]
+    for d, t in zip(vlm.log_distributions(convs, ids), ids, strict=True):
+        assert d.argmax(-1).tolist() == list(t)

@@ -78,6 +78,10 @@ def profile_for(family: Family, processor: Any, name: str) -> ModelProfile:
             side = int(crop["height"]) * int(crop["width"])
             kwargs |= {"min_pixels": side, "max_pixels": side, "factor": 1}
         extra["image_tokens"] = getattr(processor, "image_seq_length", None)
+    if family.model_type == "kimi_vl" and getattr(ip, "in_token_limit", None):
+        unit = int(ip.patch_size) * int(ip.merge_kernel_size[0])
+        kwargs |= {"min_pixels": unit * unit, "max_pixels": int(ip.in_token_limit) * unit * unit}
+        kwargs["factor"] = unit
     return ModelProfile(
         name=name,
         frame=family.frame,

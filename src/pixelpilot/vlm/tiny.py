@@ -22,9 +22,9 @@ from pixelpilot.errors import DependencyNotInstalled, ModelError
 from pixelpilot.vlm.processors import build_processor, save_processor
 from pixelpilot.vlm.tokenizer_corpus import corpus
 
-ARCHS = ("qwen2_5_vl", "qwen2_vl", "chameleon")
+ARCHS = ("qwen2_5_vl", "qwen2_vl", "chameleon", "kimi_vl")
 SIZES = ("xs", "s", "m")
-BUILDER_VERSION = "1"  # bump when the built files change, to refresh caches
+BUILDER_VERSION = "2"  # bump when the built files change, to refresh caches
 
 # Qwen2-VL family special tokens, in the family's order.
 QWEN_SPECIAL = (
@@ -266,8 +266,12 @@ def _write(out: Path, arch: str, size_name: str, seed: int) -> int:
     size = TINY_SIZES[size_name]
     if arch in ("qwen2_5_vl", "qwen2_vl"):
         config, model_cls, processor = _qwen_parts(arch, size, seed)
-    else:
+    elif arch == "chameleon":
         config, model_cls, processor = _chameleon_parts(size, seed)
+    else:
+        from pixelpilot.vlm.tiny_kimi import write_kimi
+
+        return write_kimi(out, size, seed, _train_bpe)
     torch.manual_seed(seed)
     model = model_cls(config).eval()
     model.save_pretrained(out)

@@ -18,6 +18,24 @@ from pixelpilot.envs.registry import make
 from pixelpilot.errors import EnvError
 
 
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
@@ -35,7 +53,7 @@ def form_env() -> Iterator[DesktopEnv]:
 def test_check_env_passes() -> None:
     from gymnasium.utils.env_checker import check_env
 
-    with make("desktop/dialog-close", screen=(640, 480)) as env:
+    with make("desktop/dialog-close", screen=(640, 480), wait_seconds=0.0) as env:
         check_env(env, skip_render_check=True)
         assert env.action_space.sample() in env.action_space
         assert {"type": "click", "x": 10, "y": 10} in env.action_space
@@ -123,6 +141,10 @@ def test_close_leaves_no_process_and_crash_is_reported() -> None:
         display = env.unwrapped.display
         first_pids = display.pids() + env.unwrapped.sandbox.pids()
         assert len(first_pids) == 4 and all(_alive(p) for p in first_pids)
+        inside = _descendants(env.unwrapped.sandbox.pids()[0])
+        names = {Path(f"/proc/{p}/comm").read_text().strip() for p in inside}
+        assert {"xterm", "bash"} <= names  # the app and its shell, inside bwrap
+        first_pids += inside
         os.kill(display.xvfb.pid, signal.SIGKILL)
         display.xvfb.wait()
         with pytest.raises(EnvError, match="X server .* died"):
@@ -130,6 +152,7 @@ def test_close_leaves_no_process_and_crash_is_reported() -> None:
         obs, info = env.reset(seed=1)  # a fresh server
         assert info["extras"]["windows"] and obs["screenshot"].any()
         pids = env.unwrapped.display.pids() + env.unwrapped.sandbox.pids()
+        pids += _descendants(env.unwrapped.sandbox.pids()[0])
         tmpdir = env.unwrapped.display.tmpdir
     time.sleep(0.3)
     assert not [p for p in first_pids + pids if _alive(p)]

@@ -225,7 +225,7 @@ class DesktopEnv(gym.Env):
         self.sandbox._own_home = True
 
     def _check(self, wait: bool) -> bool:
-        deadline = time.monotonic() + (1.5 if wait else 0.0)
+        deadline = time.monotonic() + (1.0 if wait else 0.0)
         while True:
             if self.check_success():
                 return True

@@ -38,6 +38,7 @@ _PW_KEYS = {
     "prevtrack": "MediaTrackPrevious", "clear": "Clear", "fn": "Fn",
 }  # fmt: skip
 _SCROLL = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}
+_NEXT_FRAME = "() => new Promise((done) => requestAnimationFrame(() => done(null)))"
 _SAMPLED_TYPES = ("click", "left_double", "right_single", "scroll", "drag", "type", "hotkey")
 _SAMPLED_KEYS = (("tab",), ("shift", "tab"), ("backspace",), ("enter",), ("ctrl", "a"), ("down",))
 
@@ -275,7 +276,14 @@ class BrowserEnv(gymnasium.Env):
             "clip": {"x": x, "y": y, "width": w, "height": h, "scale": 1},
             "optimizeForSpeed": True,
         }
-        data = base64.b64decode(self._cdp.send("Page.captureScreenshot", params)["data"])
+        for attempt in range(4):
+            try:
+                data = base64.b64decode(self._cdp.send("Page.captureScreenshot", params)["data"])
+                break
+            except Exception:  # a fresh page may not have produced its first frame yet
+                if attempt == 3 or not self.host.alive:
+                    raise
+                self.page.evaluate(_NEXT_FRAME)
         image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
         if image.shape[:2] != (h, w):  # a page smaller than the clip: pad with black
             padded = np.zeros((h, w, 3), dtype=np.uint8)

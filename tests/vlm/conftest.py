@@ -16,6 +16,14 @@ import pytest
 pytest.importorskip("transformers")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    """Two xdist workers on two cores: one intra-op thread each avoids oversubscription."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def tiny_qwen25_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-init Qwen2.5-VL (UI-TARS-1.5 architecture) checkpoint, size xs."""

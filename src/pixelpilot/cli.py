@@ -456,7 +456,11 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, click.exceptions.UsageError):
             sys.stderr.write(f"error: {_one_line(exc.format_message())}\n")
             return 2
-        if isinstance(exc, click.exceptions.ClickException):
+        # typer >= 0.20 raises its own vendored click exceptions (typer._click), not click's
+        if isinstance(exc, click.exceptions.ClickException) or (
+            callable(getattr(exc, "format_message", None))
+            and isinstance(getattr(exc, "exit_code", None), int)
+        ):
             sys.stderr.write(f"error: {_one_line(exc.format_message())}\n")
             return exc.exit_code
         sys.stderr.write(f"error: internal failure: {type(exc).__name__}: {_one_line(exc)}\n")

@@ -92,7 +92,7 @@ def execute(env: Any, actions: Sequence[Action], *, wait_seconds: float = 0.0) -
             if isinstance(action, Finished):  # the model is done even if the env is not
                 out.stop = "finished"
             break
-        out.observation = Observation.from_gym(obs, info)
+        out.observation = observe(obs, info)
         out.reward += float(reward)
         out.terminated |= bool(terminated)
         out.truncated |= bool(truncated)
@@ -106,6 +106,20 @@ def execute(env: Any, actions: Sequence[Action], *, wait_seconds: float = 0.0) -
         if out.terminated or out.truncated:
             break
     return out
+
+
+def observe(obs: dict[str, Any], info: dict[str, Any] | None = None) -> Observation:
+    """``Observation.from_gym`` without the extra full-image copy for RGB screenshots (a
+    1280x720 copy costs milliseconds; see bench/bench_agent.py)."""
+    from PIL import Image
+
+    shot = obs["screenshot"]
+    if getattr(shot, "ndim", 0) != 3 or shot.shape[2] != 3:
+        return Observation.from_gym(obs, info)
+    extras = dict((info or {}).get("extras", {}))
+    if shot.dtype != "uint8":
+        return Observation.from_gym(obs, info)
+    return Observation(Image.fromarray(shot), str(obs["instruction"]), extras)
 
 
 def ask_at_terminal(question: str) -> str | None:
@@ -186,7 +200,7 @@ class Agent:
     def run(self, seed: int | None = 0, out: str | Path | None = None) -> EpisodeResult:
         """Run one episode from ``env.reset(seed=seed)``; record it into ``out`` if given."""
         obs, info = self.env.reset(seed=seed)
-        observation = Observation.from_gym(obs, info)
+        observation = observe(obs, info)
         instruction = self.instruction or observation.instruction
         self.policy.reset(instruction)
         writer = self.open_writer(out, seed, instruction, observation) if out is not None else None
@@ -279,12 +293,14 @@ class Agent:
         thought = reflection = None
         actions: list[Action] = []
         try:
-            response = parse(
-                output.text,
-                _frame_of(self.policy),
-                observation.size,
-                getattr(self.policy, "profile", None),
-            )
+            response = getattr(self.policy, "last_response", None)
+            if response is None or getattr(self.policy, "last_text", None) != output.text:
+                response = parse(
+                    output.text,
+                    _frame_of(self.policy),
+                    observation.size,
+                    getattr(self.policy, "profile", None),
+                )
             thought, reflection, actions = (
                 response.thought,
                 response.reflection,

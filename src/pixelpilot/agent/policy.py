@@ -85,6 +85,8 @@ class VLMPolicy:
         self._turns: list[_Turn] = []
         self._pending: list[str] = []
         self.last_timing: dict[str, float] = {}
+        self.last_response: Any = None  # the parsed answer of the last ``act`` (if it parsed)
+        self.last_text: str | None = None
         self.last_attempts: list[dict[str, str]] = []
 
     def reset(self, instruction: str) -> None:
@@ -119,6 +121,7 @@ class VLMPolicy:
         conv = self.conversation(observation)
         prompt_time = time.perf_counter() - start
         self.last_attempts = []
+        self.last_response, self.last_text = None, None
         model_time = parse_time = 0.0
         text = ""
         for attempt in range(self.retries + 1):
@@ -131,7 +134,8 @@ class VLMPolicy:
             t1 = time.perf_counter()
             model_time += t1 - t0
             try:
-                parse(text, self.frame, observation.size, self.profile)
+                self.last_response = parse(text, self.frame, observation.size, self.profile)
+                self.last_text = text
                 parse_time += time.perf_counter() - t1
                 break
             except ParseError as exc:

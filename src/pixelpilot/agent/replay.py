@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pixelpilot.agent.loop import Agent, execute
+from pixelpilot.agent.loop import Agent, execute, observe
 from pixelpilot.agent.trajectory import Episode, Step, TrajectoryWriter, read_trajectory
 from pixelpilot.envs.base import Observation
 from pixelpilot.errors import PixelpilotError
@@ -125,7 +125,7 @@ def _replay(
     wait_seconds: float,
 ) -> ReplayReport:
     obs, info = env.reset(seed=episode.seed)
-    observation = Observation.from_gym(obs, info)
+    observation = observe(obs, info)
     writer = None
     agent = None
     if vlm is not None:

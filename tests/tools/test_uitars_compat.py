@@ -138,3 +138,29 @@ def test_reference_pyautogui_export_puts_the_thought_into_code_unescaped():
     tree = ast.parse(code)
     imports = [n for n in ast.walk(tree) if isinstance(n, ast.Import)]
     assert "os" in {alias.name for node in imports for alias in node.names}
+
+
+def reference_script(text: str) -> str:
+    entry = {"text": text, "frame": "uitars-1.5", "screen": [1280, 720]}
+    return ui_tars.parsing_response_to_pyautogui_code(reference(entry), 720, 1280, scale_factor=1)
+
+
+def test_reference_export_faults_that_ours_does_not_have():
+    from pixelpilot.tools import to_pyautogui_script
+
+    def ours(text: str) -> str:
+        return to_pyautogui_script(parse_response(text, "uitars-1.5", (1280, 720)).actions)
+
+    scroll = "Thought: t\nAction: scroll(start_box='(644,364)', direction='down')"
+    assert "pyautogui.scroll(-5, x=0.5, y=0.5)" in reference_script(scroll)  # not scaled
+    assert "pyautogui.scroll(-5, x=640, y=360)" in ours(scroll)
+    left = "Thought: t\nAction: scroll(start_box='(644,364)', direction='left')"
+    assert "scroll" not in reference_script(left).split("'''")[-1]  # dropped silently
+    assert "pyautogui.hscroll(-5, x=640, y=360)" in ours(left)
+    submit = "Thought: t\nAction: type(content='hello\\n')"
+    theirs = reference_script(submit)
+    assert "pyperclip.copy('hello\\n')" in theirs and "press('enter')" in theirs  # two Enters
+    assert "pyautogui.write('hello'" in ours(submit) and ours(submit).count("'enter'") == 1
+    combo = "Thought: t\nAction: hotkey(key='ctrl+shift+t')"
+    assert "pyautogui.hotkey('ctrl+shift+t')" in reference_script(combo)  # one unknown key
+    assert "pyautogui.hotkey('ctrl', 'shift', 't')" in ours(combo)

@@ -44,6 +44,18 @@ def test_screenshot_patch_grid_follows_profile(tiny_qwen25):
     assert (h, w) == (84, 84)  # 160x210 under max_pixels=12*28*28
 
 
+@pytest.mark.parametrize("hw", [(160, 210), (50, 50), (120, 300), (720, 1280), (33, 97)])
+def test_agent_smart_resize_matches_processor(tiny_qwen25, hw):
+    """pixelpilot.tools' smart_resize with the profile's numbers gives the processor's size."""
+    from pixelpilot.tools.frames import smart_resize
+
+    p = tiny_qwen25.profile
+    h, w = hw
+    conv = Conversation.user("x", [Image.new("RGB", (w, h))])
+    _, gh, gw = tiny_qwen25._inputs([conv])["image_grid_thw"][0].tolist()
+    assert (gh * 14, gw * 14) == smart_resize(h, w, p.factor, p.min_pixels, p.max_pixels)
+
+
 def test_batched_greedy_matches_one_by_one(tiny_qwen25):
     convs = _convs(3)  # different prompt lengths -> real left padding
     params = SamplingParams(max_new_tokens=10)

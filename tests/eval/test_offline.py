@@ -150,3 +150,32 @@ def test_cli_offline_json_and_bad_input(mind2web_file, tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_tiny_local_model_runs_through_offline_evaluation(screenspot_file, tmp_path):
+    from pixelpilot.vlm import load
+    from pixelpilot.vlm.tiny import build_tiny
+
+    vlm = load(str(build_tiny()))
+    cfg = OfflineConfig(
+        str(screenspot_file),
+        "screenspot",
+        model="tiny",
+        out=str(tmp_path),
+        batch_size=4,
+        max_new_tokens=12,
+        prompt_kind="grounding",
+    )
+    report = evaluate_offline(cfg, vlm=vlm)
+    answers = read_predictions(tmp_path / "predictions.jsonl")
+    assert sorted(answers) == ["1", "2", "3", "4"]
+    assert all(a["frame"] == vlm.profile.frame for a in answers.values())
+    assert report["samples"] == 4
+    # Whatever the random weights say, every sample is scored one way or the other.
+    m = report["format_error_rate"]["k"] + report["action_type_accuracy"]["k"]
+    assert m + sum(r["pred_type"] not in (None, "click") for r in _scores(tmp_path)) == 4
+
+
+def _scores(out):
+    return [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]

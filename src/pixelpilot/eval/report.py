@@ -138,7 +138,9 @@ def plots(report: dict[str, Any]) -> dict[str, bytes]:
             gold = list(confusion)
             pred = sorted({p for row in confusion.values() for p in row})
             grid = [[confusion[g].get(p, 0) for p in pred] for g in gold]
-            fig, ax = plt.subplots(figsize=(1 + 0.7 * len(pred), 1 + 0.5 * len(gold)))
+            fig, ax = plt.subplots(
+                figsize=(max(4, 1.5 + 0.7 * len(pred)), max(3, 1.5 + 0.5 * len(gold)))
+            )
             ax.imshow(grid, cmap="Blues")
             ax.set_xticks(range(len(pred)), pred, rotation=45, ha="right")
             ax.set_yticks(range(len(gold)), gold)

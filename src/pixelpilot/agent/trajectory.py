@@ -234,6 +234,20 @@ class TrajectoryWriter:
         else:
             self._write_step(step, screenshot)
 
+    def append_png(self, step: Step, data: bytes) -> None:
+        """Record a step whose screenshot is already PNG-encoded (copied as it is)."""
+        self.flush()
+        image_path = self.directory / step.screenshot
+        tmp = image_path.with_name(image_path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if self._fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, image_path)
+        self._write_line(step.to_dict())
+        self.steps_written += 1
+
     def flush(self) -> None:
         """Wait until every appended step is on disk."""
         if self._queue is not None:

@@ -15,7 +15,7 @@ import pytest
 from pixelpilot.envs.desktop import DesktopEnv
 from pixelpilot.envs.display import XDisplay
 from pixelpilot.envs.registry import make
-from pixelpilot.errors import EnvError
+from pixelpilot.errors import EnvError, ParseError
 
 
 def _descendants(pid: int) -> list[int]:
@@ -65,7 +65,7 @@ def test_observation_info_and_actions(form_env: DesktopEnv) -> None:
     obs, info = form_env.reset(seed=3)
     assert obs["screenshot"].shape == (600, 800, 3) and obs["screenshot"].dtype == np.uint8
     assert obs in form_env.observation_space
-    assert set(info) >= {"task", "seed", "step", "success", "action_error", "extras"}
+    assert set(info) >= {"task", "seed", "step", "success", "action_error", "agent_done", "extras"}
     extras = info["extras"]
     assert extras["focused"] == "Sign-up form"
     assert [w["title"] for w in extras["windows"]] == ["Sign-up form"]
@@ -82,14 +82,20 @@ def test_observation_info_and_actions(form_env: DesktopEnv) -> None:
 
 def test_bad_actions(form_env: DesktopEnv) -> None:
     form_env.reset(seed=0)
-    _, _, terminated, _, info = form_env.step({"type": "click", "x": 5000, "y": 3})
-    assert "outside the 800x600 screen" in info["action_error"] and not terminated
+    _, _, terminated, _, info = form_env.step(
+        {"type": "drag", "x1": 5000, "y1": 3, "x2": 1, "y2": 900}
+    )
+    assert info["action_error"] is None and not terminated  # clamped onto the screen
+    assert form_env.unwrapped.display.send(op="position") == [1, 599]
     _, _, _, _, info = form_env.step({"type": "press_home"})
     assert info["action_error"] == "press_home: not available on the desktop"
-    with pytest.raises(EnvError, match="invalid action"):
+    with pytest.raises(ParseError, match="x: coordinate must not be negative"):
+        form_env.step({"type": "click", "x": -1, "y": 3})
+    with pytest.raises(ParseError, match="y: missing in click"):
         form_env.step({"type": "click", "x": 1})
     _, reward, terminated, _, info = form_env.step({"type": "finished", "content": ""})
     assert terminated and reward == 0.0 and info["success"] is False
+    assert info["agent_done"] == "finished" and form_env.unwrapped.timing_ms["step"] > 0
 
 
 def test_max_steps_truncates() -> None:

@@ -5,10 +5,12 @@ Raw observation: ``{"screenshot": uint8 (h, w, 3), "instruction": str}``. ``info
 executed) and ``extras`` = ``{"windows": [{"title", "x", "y", "width", "height"}, ...],
 "focused": title or None, "display": ":N"}``.
 
-``step`` takes a pixelpilot ``Action`` or its canonical dict. An action with a coordinate off
-screen, or one the desktop has no meaning for (``open_app``, ``press_home``, ``press_back``), is
-not executed and reported in ``info["action_error"]``. ``finished``/``call_user`` end the
-episode. A dead X server raises ``EnvError``; the next ``reset()`` starts a new one.
+``step`` takes a pixelpilot ``Action`` or its canonical dict; an invalid one raises
+``ParseError`` naming the field, coordinates off screen are clamped onto it. An action the
+desktop has no meaning for (``open_app``, ``press_home``, ``press_back``) is not executed and
+reported in ``info["action_error"]``. ``finished``/``call_user`` end the episode
+(``info["agent_done"]`` names which). Timings of the last reset/step are in ``timing_ms``.
+A dead X server raises ``EnvError``; the next ``reset()`` starts a new one.
 
 Subclasses (the tasks in ``pixelpilot.envs.desktop_tasks``) override ``_setup`` (launch apps,
 return the instruction), ``check_success`` (the checker) and ``expert``.
@@ -16,6 +18,7 @@ return the instruction), ``check_success`` (the checker) and ``expert``.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from collections.abc import Sequence
@@ -29,7 +32,7 @@ from pixelpilot.envs.base import Policy
 from pixelpilot.envs.display import XDisplay
 from pixelpilot.envs.sandbox import Sandbox
 from pixelpilot.envs.spaces import ActionSpace, observation_space, to_action
-from pixelpilot.errors import EnvError
+from pixelpilot.errors import EnvError, ParseError
 from pixelpilot.tools.actions import TERMINAL_ACTIONS, Action
 
 _SCROLL = {"up": (0, 5), "down": (0, -5), "left": (-5, 0), "right": (5, 0)}
@@ -85,12 +88,14 @@ class DesktopEnv(gym.Env):
         self._steps = 0
         self._solved = False
         self._last_shot: np.ndarray | None = None
+        self.timing_ms: dict[str, float] = {}  # of the last reset/step (kept out of info)
         self.last_action_time = 0.0  # wall clock when the last action was done (for experts)
 
     # ---- Gymnasium API ----------------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
+        started = time.perf_counter()
         super().reset(seed=seed)
         self.seed_used = seed
         self._steps = 0
@@ -101,25 +106,44 @@ class DesktopEnv(gym.Env):
         self.display.send(op="move", x=self.screen[0] - 1, y=self.screen[1] - 1)
         self.instruction = self._setup(self.np_random, options or {})
         time.sleep(self.settle)
-        return self._observe(), self._info(None)
+        obs, info = self._observe(), self._info(None)
+        info["agent_done"] = None
+        self.timing_ms = {"reset": (time.perf_counter() - started) * 1000}
+        return obs, info
 
     def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         if self.display is None or self.sandbox is None:
             raise EnvError("step() before reset()")
         try:
-            act = to_action(action)
+            act = self._clamp(to_action(action))
         except (ValueError, TypeError) as exc:
-            raise EnvError(f"invalid action {action!r}: {exc}") from exc
+            raise ParseError(f"invalid action {action!r}: {exc}") from exc
+        started = time.perf_counter()
         self._steps += 1
         error = self._execute(act)
         self.last_action_time = time.time()
         time.sleep(self.settle)
         was = self._solved
-        self._solved = was or self._check(wait=act.type in TERMINAL_ACTIONS)
-        terminated = self._solved or act.type in TERMINAL_ACTIONS
+        done = act.type in TERMINAL_ACTIONS
+        self._solved = was or self._check(wait=done)
+        terminated = self._solved or done
         truncated = not terminated and self._steps >= self.max_steps
         reward = 1.0 if self._solved and not was else 0.0
-        return self._observe(), reward, terminated, truncated, self._info(error)
+        obs, info = self._observe(), self._info(error)
+        info["agent_done"] = act.type if done else None
+        self.timing_ms = {"step": (time.perf_counter() - started) * 1000}
+        return obs, reward, terminated, truncated, info
+
+    def _clamp(self, act: Action) -> Action:
+        """The action with every coordinate moved onto the screen."""
+        w, h = self.screen
+        limits = {"x": w, "x1": w, "x2": w, "y": h, "y1": h, "y2": h}
+        moved = {
+            name: min(getattr(act, name), top - 1)
+            for name, top in limits.items()
+            if hasattr(act, name) and getattr(act, name) >= top
+        }
+        return dataclasses.replace(act, **moved) if moved else act
 
     def render(self) -> np.ndarray | None:
         if self.render_mode == "rgb_array":
@@ -236,8 +260,6 @@ class DesktopEnv(gym.Env):
     def _execute(self, act: Action) -> str | None:
         assert self.display is not None
         d = self.display
-        if not self.action_space.on_screen(act):
-            return f"{act.type}: coordinates outside the {self.screen[0]}x{self.screen[1]} screen"
         kind = act.type
         if kind in _BUTTONS:
             button, clicks = _BUTTONS[kind]

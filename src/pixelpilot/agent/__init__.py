@@ -9,6 +9,20 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "Agent": "pixelpilot.agent.loop",
+    "EpisodeResult": "pixelpilot.agent.loop",
+    "execute": "pixelpilot.agent.loop",
+    "VLMPolicy": "pixelpilot.agent.policy",
+    "PromptTemplate": "pixelpilot.agent.prompts",
+    "replay": "pixelpilot.agent.replay",
+    "ReplayReport": "pixelpilot.agent.replay",
+    "write_view": "pixelpilot.agent.viewer",
+    "record_tasks": "pixelpilot.agent.run",
+    "AgentRunnable": "pixelpilot.agent.langchain",
+    "EnvSession": "pixelpilot.agent.langchain",
+    "env_tools": "pixelpilot.agent.langchain",
+    "to_dataset": "pixelpilot.agent.dataset",
+    "from_dataset": "pixelpilot.agent.dataset",
     "Step": "pixelpilot.agent.trajectory",
     "Episode": "pixelpilot.agent.trajectory",
     "TrajectoryWriter": "pixelpilot.agent.trajectory",

@@ -160,3 +160,25 @@ def test_every_task_resets(host: ChromiumHost) -> None:
         except Exception as exc:  # noqa: BLE001 - collect them all
             failures[name] = str(exc)[:200]
     assert failures == {}
+
+
+def test_killed_browser_mid_episode_then_reset_recovers() -> None:
+    import os
+    import signal
+    import time
+
+    with make("miniwob/click-test") as env:  # its own browser, so the kill hurts no one else
+        first, _ = env.reset(seed=4)
+        os.kill(env.host.pid, signal.SIGKILL)
+        with pytest.raises(EnvError, match="crashed"):
+            for _ in range(40):
+                env.step(Click(80, 100))
+                time.sleep(0.05)
+        again, _ = env.reset(seed=4)
+        pids = env.host.pids()
+    assert np.array_equal(first["screenshot"], again["screenshot"])
+    assert pids
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{p}").exists() for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(Path(f"/proc/{p}").exists() for p in pids)

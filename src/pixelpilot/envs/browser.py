@@ -318,6 +318,8 @@ class BrowserEnv(gymnasium.Env):
         super().reset(seed=seed)
         self._seed = int(seed) if seed is not None else int(self.np_random.integers(2**31))
         self._steps = 0
+        if self.page is not None and (not self.host.alive or self.page.is_closed()):
+            self._close_context()  # the browser died: start from a fresh context
         self.host.ensure()
         t0 = time.perf_counter()
         try:

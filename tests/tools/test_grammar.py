@@ -102,6 +102,10 @@ def test_every_point_and_box_notation_gives_the_same_point(box):
         ("wait()", Wait()),
         ("finished()", Finished()),
         ("finished(content='All done.')", Finished(content="All done.")),
+        (
+            "finished(content='It\\'s done.\\nBye \\\"Al\\\"')",
+            Finished(content='It\'s done.\nBye "Al"'),
+        ),
         ("call_user()", CallUser()),
         ("open_app(app_name='Settings')", OpenApp(app_name="Settings")),
         ("press_home()", PressHome()),
@@ -231,6 +235,7 @@ def test_bad_answers_raise_parse_error_with_where_and_what(text, fragment):
     with pytest.raises(ParseError) as info:
         parse_response(text, "pixels", SCREEN)
     assert fragment in str(info.value)
+    assert info.value.expected  # every error says what was expected
     assert info.value.text == text
     assert info.value.position is None or 0 <= info.value.position <= len(text)
 

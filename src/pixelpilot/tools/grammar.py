@@ -81,6 +81,23 @@ _SIGNATURES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "press_home": (frozenset(), frozenset()),
     "press_back": (frozenset(), frozenset()),
 }
+# How each action is written, for error messages.
+USAGE: dict[str, str] = {
+    "click": "click(start_box='(x,y)')",
+    "left_double": "left_double(start_box='(x,y)')",
+    "right_single": "right_single(start_box='(x,y)')",
+    "long_press": "long_press(start_box='(x,y)')",
+    "drag": "drag(start_box='(x1,y1)', end_box='(x2,y2)')",
+    "scroll": "scroll(start_box='(x,y)', direction='up|down|left|right')",
+    "hotkey": "hotkey(key='ctrl c') with known key names",
+    "type": "type(content='text')",
+    "wait": "wait()",
+    "finished": "finished(content='...')",
+    "call_user": "call_user()",
+    "open_app": "open_app(app_name='Name')",
+    "press_home": "press_home()",
+    "press_back": "press_back()",
+}
 _POINT_TYPES = {"click": Click, "left_double": LeftDouble, "right_single": RightSingle}
 _POINT_TYPES["long_press"] = LongPress
 
@@ -255,7 +272,7 @@ class _Parser:
         except ParseError:
             raise
         except ValueError as exc:
-            raise self.error(f"{call.name}: {exc}", call.position) from None
+            raise self.error(f"{call.name}: {exc}", call.position, USAGE[kind]) from None
 
     def _canonical_args(self, call: Call, kind: str) -> dict[str, tuple[str, int]]:
         required, optional = _SIGNATURES[kind]
@@ -268,11 +285,15 @@ class _Parser:
                 allowed = ", ".join(sorted(required | optional)) or "no arguments"
                 raise self.error(f"{call.name}: unexpected argument {name!r}", position, allowed)
             if key in args:
-                raise self.error(f"{call.name}: argument {name!r} given twice", position)
+                raise self.error(
+                    f"{call.name}: argument {name!r} given twice", position, USAGE[kind]
+                )
             args[key] = (value, position)
         missing = sorted(required - set(args))
         if missing:
-            raise self.error(f"{call.name}: missing argument {missing[0]!r}", call.position)
+            raise self.error(
+                f"{call.name}: missing argument {missing[0]!r}", call.position, USAGE[kind]
+            )
         return args
 
     def _make(self, kind: str, args: dict[str, tuple[str, int]], call: Call) -> AnyAction:
@@ -290,7 +311,9 @@ class _Parser:
             elif self.screen is not None:
                 x, y = self.screen[0] // 2, self.screen[1] // 2
             else:
-                raise self.error("scroll: a point is needed without a screen size", call.position)
+                raise self.error(
+                    "scroll: a point is needed without a screen size", call.position, USAGE[kind]
+                )
             return Scroll(x=x, y=y, direction=direction)
         if kind == "hotkey":
             return Hotkey(keys=split_keys(args["key"][0]))
@@ -323,7 +346,7 @@ class _Parser:
         else:
             sx, sy = self.frame.to_screen(mx, my, self.screen)
         if not (math.isfinite(sx) and math.isfinite(sy)):
-            raise self.error(f"coordinates out of range {value[:40]!r}", position)
+            raise self.error(f"coordinates out of range {value[:40]!r}", position, "finite numbers")
         x, y, moved = clamp_point(sx, sy, self.screen)
         self.clamped = self.clamped or moved
         return x, y

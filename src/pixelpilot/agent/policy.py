@@ -54,9 +54,9 @@ class VLMPolicy:
 
     ``kind`` is the prompt kind (computer, mobile, grounding), ``language`` the language of
     the model's thoughts. An answer that does not parse is asked again up to ``retries`` times
-    with the temperatures in ``retry_temperatures`` (sampling instead of greedy, as UI-TARS's
-    own runner does); the last answer is returned even if it still does not parse, and the
-    loop records the parse error on the step.
+    with the temperatures in ``retry_temperatures`` (sampling instead of greedy, so a failed
+    answer is not simply repeated); the last answer is returned even if it still does not
+    parse, and the loop records the parse error on the step.
     """
 
     def __init__(

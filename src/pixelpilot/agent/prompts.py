@@ -1,8 +1,8 @@
 """Prompt templates for UI-TARS-style models, in our own wording.
 
-The structure follows the prompts published with UI-TARS 1.0 and 1.5 (bytedance/UI-TARS,
-``codes/ui_tars/prompt.py``): a role line, the answer format, the action space as function
-signatures, notes, then the user instruction. Three kinds:
+The structure follows the prompts published with UI-TARS 1.0 and 1.5 (``ui_tars/prompt.py``
+in the ``ui-tars`` package, from bytedance/UI-TARS): a role line, the answer format, the
+action space as function signatures, notes, then the user instruction. Three kinds:
 
 - ``computer``: desktop and browser actions (click, drag, hotkey, type, scroll, ...);
 - ``mobile``: touch actions (long_press, open_app, press_home, press_back, ...);

@@ -182,7 +182,8 @@ class TrajectoryWriter:
 
     With ``background=True`` screenshots are encoded and lines written by one worker thread, in
     the order they were appended, so the "file first, then line" order still holds on disk;
-    ``append`` then returns at once and ``flush()``/``finish()``/``close()`` wait for the queue.
+    ``append`` then returns at once and ``flush()``/``finish()``/``close()`` wait for the queue;
+    the image is encoded later, so it must not be modified after ``append``.
     A step is on disk only once the worker wrote it. ``png_compress_level`` trades file size for
     encoding time (1 is several times faster than PIL's default of 6 on screenshots).
     """
@@ -230,7 +231,7 @@ class TrajectoryWriter:
             raise RuntimeError("trajectory already finished")
         self._raise_worker_error()
         if self._queue is not None:
-            self._queue.put((step, screenshot.copy()))
+            self._queue.put((step, screenshot))  # not copied: do not modify it after append
         else:
             self._write_step(step, screenshot)
 

@@ -274,3 +274,26 @@ def test_format_response_joins_actions_with_blank_lines():
     response = parse_response(text, "pixels", SCREEN)
     assert response.thought == "Search."
     assert response.actions == (Click(x=1, y=2), Type(content="q\n"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Action: wait()" + " " * 100_000 + "x",
+        "Thought: " + " " * 100_000 + "Action: wait()",
+        "(" + " " * 100_000 + ")x",
+        "Action: wait()" + "[EOS] " * 20_000,
+        "Thought:\n" * 20_000,
+        "Action: type(content='" + "')x" * 30_000,
+        "Action: " + "type(content='a') " * 5_000,
+    ],
+)
+def test_large_hostile_answers_take_linear_time(text):
+    import time
+
+    start = time.perf_counter()
+    try:
+        parse_response(text, "pixels", SCREEN)
+    except ParseError:
+        pass
+    assert time.perf_counter() - start < 5.0  # quadratic scanning would take minutes here

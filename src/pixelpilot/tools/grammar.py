@@ -104,11 +104,8 @@ _POINT_TYPES["long_press"] = LongPress
 _HEADER_LINE = re.compile(r"^[ \t]*(Thought|Reflection|Action_Summary|Action)[ \t]*[:：]", re.M)
 _ACTION_INLINE = re.compile(r"(?:(?<=\s)|^)Action[ \t]*[:：]")
 _THINK = re.compile(r"\s*<think>(.*?)</think>", re.S)
-_TRAILERS = re.compile(r"(?:\s*(?:<\|im_end\|>|<\|endoftext\|>|\[EOS\]|</s>))+\s*\Z")
-_BARE_POINT = re.compile(
-    r"\s*(?:<\|box_start\|>)?\s*(?:\(|\[|<point>|<bbox>)[-+\d.,\s()]*(?:\)|\]|</point>|</bbox>)"
-    r"\s*(?:<\|box_end\|>)?\s*\Z"
-)
+_END_TOKENS = ("<|im_end|>", "<|endoftext|>", "[EOS]", "</s>")
+_POINT_TAGS = (("(", ")"), ("[", "]"), ("<point>", "</point>"), ("<bbox>", "</bbox>"))
 _KEYWORDS = {"key", "hotkey", "press", "keydown"}
 
 
@@ -174,10 +171,7 @@ class _Parser:
 
     def parse(self) -> Response:
         text = self.text
-        end = len(text)
-        trailer = _TRAILERS.search(text)
-        if trailer:
-            end = trailer.start()
+        end = _content_end(text)
         start, think = 0, None
         match = _THINK.match(text, 0, end)
         if match:
@@ -230,7 +224,7 @@ class _Parser:
 
     def _parse_headerless(self, start: int, end: int, think: str | None) -> Response:
         body = self.text[start:end]
-        if _BARE_POINT.match(body):  # a grounding answer: just the point to click
+        if _is_bare_point(body):  # a grounding answer: just the point to click
             x, y = self._point(body.strip(), start + len(body) - len(body.lstrip()))
             return Response(think, None, None, (Click(x=x, y=y),), self.clamped)
         stripped = body.lstrip()
@@ -244,7 +238,7 @@ class _Parser:
 
     def _parse_actions(self, start: int, end: int) -> list[AnyAction]:
         body = self.text[start:end]
-        if _BARE_POINT.match(body):
+        if _is_bare_point(body):
             x, y = self._point(body.strip(), start)
             return [Click(x=x, y=y)]
         try:
@@ -350,6 +344,26 @@ class _Parser:
         x, y, moved = clamp_point(sx, sy, self.screen)
         self.clamped = self.clamped or moved
         return x, y
+
+
+def _content_end(text: str) -> int:
+    """Where the answer ends once trailing whitespace and end tokens are dropped (linear)."""
+    end = len(text)
+    while True:
+        while end > 0 and text[end - 1].isspace():
+            end -= 1
+        token = next((t for t in _END_TOKENS if text.endswith(t, 0, end)), None)
+        if token is None:
+            return end
+        end -= len(token)
+
+
+def _is_bare_point(body: str) -> bool:
+    """Whether the text is only a point or box (its numbers are checked later)."""
+    s = body.strip()
+    if s.startswith("<|box_start|>") and s.endswith("<|box_end|>"):
+        s = s[len("<|box_start|>") : -len("<|box_end|>")].strip()
+    return any(s.startswith(a) and s.endswith(b) for a, b in _POINT_TAGS) and len(s) > 1
 
 
 def split_keys(spec: str) -> list[str]:

@@ -123,8 +123,10 @@ def test_bad_arguments_come_back_to_the_model_as_text():
     tool, seen = tool_named("hotkey")
     answer = tool.invoke({"keys": ["ctrl", "blorp"]})
     assert "unknown key name 'blorp'" in answer and seen == []
-    with pytest.raises(ValueError):  # pydantic rejects the schema violation itself
-        tool_named("click")[0].invoke({"x": -1, "y": 3})
+    click, seen = tool_named("click")
+    answer = click.invoke({"x": -1, "y": 3})  # pydantic rejects it before the executor
+    assert answer.startswith("invalid arguments: x:") and "greater than or equal to 0" in answer
+    assert seen == []
 
 
 def test_model_frames_need_a_screen():

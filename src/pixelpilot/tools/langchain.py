@@ -67,9 +67,8 @@ def _schemas(unit: str) -> dict[str, type]:
     from pydantic import BaseModel, Field
 
     def coord(axis: str, what: str = "the point") -> Any:
-        return Field(ge=0, description=f"{axis} of {what}, {unit.replace('width', axis_dim[axis])}")
-
-    axis_dim = {"x": "width", "y": "height"}
+        scale = unit.replace("width", "height") if axis == "y" else unit
+        return Field(ge=0, description=f"{axis} of {what}, {scale}")
 
     class PointArgs(BaseModel):
         x: int = coord("x")
@@ -154,6 +153,18 @@ _BUILDERS: dict[str, Callable[..., AnyAction]] = {
 }
 
 
+def _validation_message(error: Exception) -> str:
+    """A short answer for arguments that do not fit the schema (pydantic's errors)."""
+    details = getattr(error, "errors", None)
+    if callable(details):
+        parts = [
+            f"{'.'.join(str(p) for p in e.get('loc', ())) or 'arguments'}: {e.get('msg', '')}"
+            for e in details()
+        ]
+        return "invalid arguments: " + "; ".join(parts)
+    return f"invalid arguments: {error}"
+
+
 def make_action_tools(
     executor: Executor,
     frame: str | CoordinateFrame = "pixels",
@@ -201,6 +212,7 @@ def make_action_tools(
             description=_DESCRIPTIONS[kind],
             args_schema=schemas[_SCHEMA_OF[kind]],
             handle_tool_error=True,
+            handle_validation_error=_validation_message,
         )
         for kind in _SCHEMA_OF
     ]

@@ -271,6 +271,8 @@ def test_format_response_joins_actions_with_blank_lines():
     text = format_response("Search.", [Click(x=1, y=2), Type(content="q\n")], "pixels", SCREEN)
     assert text == "Thought: Search.\nAction: click(start_box='(1,2)')\n\ntype(content='q\\n')"
     assert format_response(None, Wait(), "pixels") == "Action: wait()"
+    with pytest.raises(ValueError, match="thought"):
+        format_response("first\nAction: guess", Wait(), "pixels")
     response = parse_response(text, "pixels", SCREEN)
     assert response.thought == "Search."
     assert response.actions == (Click(x=1, y=2), Type(content="q\n"))

@@ -453,4 +453,6 @@ def format_response(
     body = "\n\n".join(format_action(a, frame, screen, **resize) for a in items)
     if thought is None or not thought.strip():
         return f"Action: {body}"
+    if any(m.group(1) == "Action" for m in _HEADER_LINE.finditer(thought)):
+        raise ValueError("thought: a line starting with 'Action:' would be read as the action")
     return f"Thought: {thought.strip()}\nAction: {body}"

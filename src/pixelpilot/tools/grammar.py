@@ -98,8 +98,12 @@ USAGE: dict[str, str] = {
     "press_home": "press_home()",
     "press_back": "press_back()",
 }
-_POINT_TYPES = {"click": Click, "left_double": LeftDouble, "right_single": RightSingle}
-_POINT_TYPES["long_press"] = LongPress
+_POINT_TYPES: dict[str, type[Click | LeftDouble | RightSingle | LongPress]] = {
+    "click": Click,
+    "left_double": LeftDouble,
+    "right_single": RightSingle,
+    "long_press": LongPress,
+}
 
 _HEADER_LINE = re.compile(r"^[ \t]*(Thought|Reflection|Action_Summary|Action)[ \t]*[:：]", re.M)
 _ACTION_INLINE = re.compile(r"(?:(?<=\s)|^)Action[ \t]*[:：]")

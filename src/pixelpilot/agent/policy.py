@@ -16,6 +16,7 @@ go into the conversation as images; older steps appear as their assistant text o
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,29 @@ def parse(text: str, frame: str, screen: tuple[int, int], profile: Any = None) -
             "factor": profile.factor,
         }
     return parse_response(text, frame, screen, **kwargs)
+
+
+def history_conversation(
+    prompt: str,
+    turns: Sequence[tuple[Image.Image, str, str | None]],
+    current: Image.Image,
+    history_images: int = 5,
+    note: str = "",
+) -> Conversation:
+    """The UI-TARS conversation: the prompt as the first user turn; each past turn
+    ``(screenshot, answer, feedback)`` as a user turn with its screenshot (only for the last
+    ``history_images - 1`` turns; older ones keep their feedback text only) and the answer as an
+    assistant turn; then the current screenshot (with ``note``)."""
+    messages = [Message("user", prompt)]
+    first_with_image = len(turns) - (max(1, history_images) - 1)
+    for i, (screenshot, response, feedback) in enumerate(turns):
+        if i >= first_with_image:
+            messages.append(Message("user", feedback or "", (screenshot,)))
+        elif feedback:
+            messages.append(Message("user", feedback))
+        messages.append(Message("assistant", response))
+    messages.append(Message("user", note, (current,)))
+    return Conversation(tuple(messages))
 
 
 class VLMPolicy:
@@ -104,17 +128,14 @@ class VLMPolicy:
 
     def conversation(self, observation: Observation) -> Conversation:
         """The conversation for the next answer (without changing the history)."""
-        messages = [Message("user", self.template.render(self.instruction))]
-        turns = self._turns
-        first_with_image = len(turns) - (self.history_images - 1)
-        for i, turn in enumerate(turns):
-            if i >= first_with_image:
-                messages.append(Message("user", turn.feedback or "", (turn.screenshot,)))
-            elif turn.feedback:
-                messages.append(Message("user", turn.feedback))
-            messages.append(Message("assistant", turn.response))
-        messages.append(Message("user", "\n".join(self._pending), (observation.screenshot,)))
-        return Conversation(tuple(messages))
+        turns = [(t.screenshot, t.response, t.feedback) for t in self._turns]
+        return history_conversation(
+            self.template.render(self.instruction),
+            turns,
+            observation.screenshot,
+            self.history_images,
+            "\n".join(self._pending),
+        )
 
     def act(self, observation: Observation) -> PolicyOutput:
         start = time.perf_counter()

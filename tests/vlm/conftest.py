@@ -60,7 +60,8 @@ class ScriptedOpenAIServer:
     """``/v1/chat/completions`` on 127.0.0.1: answers from ``script`` and records requests.
 
     Each script item is a reply text, or a ``(status, body)`` pair for an error reply, or
-    ``("sleep", seconds)`` to answer late. When the script runs out it answers ``default``.
+    ``("sleep", seconds)`` to answer late, or ``("reset",)`` to drop the connection. When
+    the script runs out it answers ``default``.
     """
 
     default = "Thought: Click the OK button.\nAction: click(start_box='(197,525)')"
@@ -84,6 +85,10 @@ class ScriptedOpenAIServer:
                         return self._send(404, {"error": {"message": "Not Found"}})
                     server.requests.append(json.loads(body))
                     item = server.script.pop(0) if server.script else server.default
+                if item == ("reset",):  # drop the connection without an answer
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return None
                 if isinstance(item, tuple) and item[0] == "sleep":
                     time.sleep(item[1])
                     item = server.default

@@ -83,6 +83,13 @@ def test_transient_errors_are_retried(openai_server):
     assert len(openai_server.requests) == 3
 
 
+def test_connection_reset_is_retried(openai_server):
+    openai_server.script = [("reset",), "after reset"]
+    vlm = _client(openai_server)
+    assert vlm.generate([Conversation.user("x")])[0].text == "after reset"
+    assert len(openai_server.requests) == 2
+
+
 def test_gives_up_after_retries(openai_server):
     openai_server.script = [(500, "boom")] * 5
     vlm = _client(openai_server, retries=2)

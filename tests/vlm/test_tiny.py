@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -53,19 +51,15 @@ def test_bad_arch_and_size():
         build_tiny(None, "qwen2_5_vl", "xl")
 
 
-def test_cli_model_tiny_json(tmp_path):
+def test_cli_model_tiny_json(tmp_path, capsys):
+    from pixelpilot.cli import main
+
     out = tmp_path / "ckpt"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pixelpilot.cli", "model", "tiny", str(out), "--arch",
-         "qwen2_5_vl", "--json"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    info = json.loads(proc.stdout)
+    assert main(["model", "tiny", str(out), "--arch", "qwen2_5_vl", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
     assert info == {"path": str(out), "arch": "qwen2_5_vl", "parameters": count_parameters(out)}
     assert (out / "config.json").exists()
-    bad = subprocess.run(
-        [sys.executable, "-m", "pixelpilot.cli", "model", "tiny", str(out), "--arch", "gpt"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown tiny arch")
+    assert main(["model", "tiny", str(tmp_path / "plain")]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'plain'}\n"
+    assert main(["model", "tiny", str(out), "--arch", "gpt"]) == 2
+    assert capsys.readouterr().err.startswith("error: unknown tiny arch")

@@ -141,7 +141,7 @@ def test_missing_thought_think_prefix_and_full_width_colon():
     assert both.thought == "y"
 
 
-@pytest.mark.parametrize("separator", ["\n\n", "\n", " ", "\n\n\n"])
+@pytest.mark.parametrize("separator", ["\n\n", "\n", " ", "\n\n\n", "\nAction: ", "\n\nAction："])
 def test_several_actions(separator):
     text = f"Thought: t\nAction: click(start_box='(1,2)'){separator}type(content='a\\n')"
     actions = parse_response(text, "pixels", SCREEN).actions

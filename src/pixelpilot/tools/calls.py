@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 _SPACE = re.compile(r"[ \t]*")
 _WS = re.compile(r"\s*")
+_REPEATED_HEADER = re.compile(r"Action[ \t]*[:：]\s*")
 _ARG_FOLLOWS = re.compile(r"\s*,\s*[A-Za-z_]\w*\s*=")
 _CLOSE = re.compile(r"\s*\)")
-_CALL_ENDS = re.compile(r"\s*(?:\Z|[A-Za-z_]\w*\s*\()")
+_CALL_ENDS = re.compile(r"\s*(?:\Z|(?:Action[ \t]*[:：]\s*)?[A-Za-z_]\w*\s*\()")
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
 _COORD_SEPARATORS = re.compile(r"[\s,()\[\]]+")
@@ -45,11 +46,17 @@ class Call:
 
 
 def parse_calls(text: str, start: int = 0, end: int | None = None) -> list[Call]:
-    """Read the calls in ``text[start:end]``, separated by any whitespace."""
+    """Read the calls in ``text[start:end]``, separated by any whitespace.
+
+    A repeated ``Action:`` header before a later call is skipped.
+    """
     end = len(text) if end is None else end
     calls: list[Call] = []
     pos = _WS.match(text, start, end).end()
     while pos < end:
+        header = _REPEATED_HEADER.match(text, pos, end)  # "Action:" again before a call
+        if header and calls:
+            pos = header.end()
         call, pos = _read_call(text, pos, end)
         calls.append(call)
         pos = _WS.match(text, pos, end).end()

@@ -25,6 +25,7 @@ def test_record_replay_view(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     summary = _json(
         capsys,
         ["record", "miniwob/click-test", "--expert", "--episodes", "2", "--seed", "3",
+         "--max-steps", "3",
          "--out", str(out), "--json"],
     )  # fmt: skip
     row = summary["tasks"]["miniwob/click-test"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,9 +20,21 @@ TASKS = ["miniwob/click-button", "miniwob/enter-text"]
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("rec")
-    summary = record_tasks(TASKS, episodes=2, seed=5, out=out)
+    summary = record_tasks(TASKS, episodes=1, seed=5, out=out)
     assert summary["mean_success"] == 1.0
+    record_tasks(TASKS[1:], episodes=1, seed=6, out=out)
     return out
+
+
+@pytest.fixture(scope="module")
+def envs() -> Iterator[dict[str, Any]]:
+    """One live env per task for the tests that are not about rebuilding the env."""
+    from pixelpilot.envs import make
+
+    made = {task: make(task) for task in TASKS}
+    yield made
+    for env in made.values():
+        env.close()
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -40,41 +54,47 @@ def _edit(directory: Path, line: int, edit) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize("task", TASKS)
 def test_expert_episodes_replay_with_identical_reward(recorded: Path, task: str) -> None:
-    for seed in (5, 6):
-        directory = recorded / task.replace("/", "-") / f"seed-{seed}"
-        report = replay(directory)
+    for directory in sorted((recorded / task.replace("/", "-")).iterdir()):
+        report = replay(directory)  # a fresh env built from the header
         episode = read_trajectory(directory)
         assert report.steps == len(episode.steps) > 0
         assert report.reward_replayed == report.reward_recorded == episode.total_reward > 0
         assert report.divergent_steps == [] and report.first_divergence is None
 
 
-def test_a_changed_action_is_reported_as_divergent(recorded: Path, tmp_path: Path) -> None:
+def test_a_changed_action_is_reported_as_divergent(
+    recorded: Path, envs: dict[str, Any], tmp_path: Path
+) -> None:
     directory = _copy(recorded / "miniwob-click-button" / "seed-5", tmp_path / "ep")
 
     def miss(step: dict) -> None:
         step["actions"] = [{"type": "click", "x": 2, "y": 205}]
 
     _edit(directory, 1, miss)
-    report = replay(directory)
+    report = replay(directory, env=envs["miniwob/click-button"])
     assert report.divergent_steps == [0]
     assert report.reward_replayed == 0 and report.reward_recorded > 0
     problems = " ".join(report.first_divergence["problems"])
     assert "reward" in problems and "terminated False, recorded True" in problems
 
 
-def test_a_different_seed_shows_in_the_screenshots(recorded: Path, tmp_path: Path) -> None:
+def test_a_different_seed_shows_in_the_screenshots(
+    recorded: Path, envs: dict[str, Any], tmp_path: Path
+) -> None:
     directory = _copy(recorded / "miniwob-enter-text" / "seed-5", tmp_path / "ep")
     _edit(directory, 0, lambda header: header.update(seed=999))
-    report = replay(directory)
+    report = replay(directory, env=envs["miniwob/enter-text"])
     assert 0 in report.divergent_steps
     assert "screenshot differs" in report.first_divergence["problems"][0]
 
 
-def test_from_step_hands_over_to_a_model(recorded: Path, tmp_path: Path) -> None:
+def test_from_step_hands_over_to_a_model(
+    recorded: Path, envs: dict[str, Any], tmp_path: Path
+) -> None:
     directory = recorded / "miniwob-enter-text" / "seed-6"
     vlm = ScriptedVLM(["Thought: done.\nAction: finished()"], ModelProfile(name="m"))
-    report = replay(directory, from_step=1, vlm=vlm, out=tmp_path / "handover")
+    env = envs["miniwob/enter-text"]
+    report = replay(directory, env=env, from_step=1, vlm=vlm, out=tmp_path / "handover")
     assert report.steps == 1 and report.divergent_steps == []
     assert report.handover["reason"] == "finished" and report.handover["steps"] == 2
     episode = read_trajectory(tmp_path / "handover")

@@ -125,20 +125,45 @@ def record_tasks(
     """Run ``episodes`` episodes of every task (seeds ``seed, seed+1, ...``), each recorded in
     ``OUT/<task-name>/seed-<k>/``; return the summary of ``summarize``. One env per task."""
     results: dict[str, list[EpisodeResult]] = {}
-    for task in tasks:
-        spec = EnvSpec(task, {})
-        env = open_env(spec)
-        try:
-            agent = make_agent(
-                env, model, spec, model_name=model_name, max_steps=max_steps, ask_user=None
-            )
+    host = None
+    if any(t.startswith("miniwob/") for t in tasks):  # one browser for all MiniWoB tasks
+        from pixelpilot.envs.chromium import ChromiumHost
+
+        host = ChromiumHost()
+    try:
+        for task in tasks:
+            kwargs = {"browser": host} if host is not None and task.startswith("miniwob/") else {}
             runs = results.setdefault(task, [])
-            for k in range(seed, seed + episodes):
-                where = Path(out) / task.replace("/", "-") / f"seed-{k}"
-                result = agent.run(seed=k, out=where)
-                runs.append(result)
-                if on_episode is not None:
-                    on_episode(task, k, result)
-        finally:
-            env.close()
+            _record_task(task, kwargs, runs, episodes, seed, out, model, model_name, max_steps,
+                         on_episode)  # fmt: skip
+    finally:
+        if host is not None:
+            host.close()
     return summarize(results)
+
+
+def _record_task(
+    task: str,
+    env_kwargs: dict[str, Any],
+    runs: list[EpisodeResult],
+    episodes: int,
+    seed: int,
+    out: str | Path,
+    model: str | None,
+    model_name: str | None,
+    max_steps: int,
+    on_episode: Callable[[str, int, EpisodeResult], None] | None,
+) -> None:
+    env = open_env(EnvSpec(task, env_kwargs))
+    try:
+        agent = make_agent(
+            env, model, EnvSpec(task, {}), model_name=model_name, max_steps=max_steps,
+            ask_user=None,
+        )  # fmt: skip
+        for k in range(seed, seed + episodes):
+            result = agent.run(seed=k, out=Path(out) / task.replace("/", "-") / f"seed-{k}")
+            runs.append(result)
+            if on_episode is not None:
+                on_episode(task, k, result)
+    finally:
+        env.close()

@@ -98,7 +98,8 @@ def write_doc(cmd: str, on: list[dict], off: list[dict], episodes: int) -> None:
         f"Command: `{cmd}`  ",
         f"Machine: {os.cpu_count()} cores, no GPU, {platform.python_implementation()} "
         f"{platform.python_version()}, shared with other jobs; "
-        f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"load average at the end: {os.getloadavg()[0]:.1f}",
         "",
         f"Online: scripted experts on 10 MiniWoB tasks x {episodes} episodes, real headless "
         "Chromium, local process pool (each worker: its own Chromium).",

@@ -133,3 +133,39 @@ def test_killed_evaluation_resumes_without_redoing_finished_episodes(tmp_path):
     for key, mtime in mtimes.items():  # finished episodes were not run again
         assert Path(first[key]["trajectory"], "trajectory.jsonl").stat().st_mtime_ns == mtime
     assert len(results.read_text().splitlines()) == 4
+
+
+@pytest.mark.slow
+def test_tiny_checkpoint_runs_online_through_the_cli(tmp_path):
+    from pixelpilot.vlm.tiny import build_tiny
+
+    ckpt = build_tiny(tmp_path / "tiny")
+    cmd = [
+        sys.executable,
+        "-m",
+        "pixelpilot.cli",
+        "eval",
+        "online",
+        "miniwob/click-test",
+        "--model",
+        str(ckpt),
+        "--episodes",
+        "2",
+        "--max-steps",
+        "2",
+        "--workers",
+        "2",
+        "--step-timeout",
+        "400",
+        "--out",
+        str(tmp_path / "run"),
+        "--json",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    task = report["tasks"]["miniwob/click-test"]
+    assert task["episodes"] == 2 and report["errors"] == 0
+    for row in report["results"]:
+        episode = read_trajectory(row["trajectory"])
+        assert episode.header["model"] == str(ckpt) and 1 <= len(episode.steps) <= 2

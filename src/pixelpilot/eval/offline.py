@@ -174,6 +174,39 @@ def score(
     return rows
 
 
+def _model_answers(
+    config: OfflineConfig, vlm: Any, samples: list[Sample], out: Path | None, progress: Any
+) -> tuple[dict[str, dict[str, Any]], float]:
+    """Answers of the model, continuing ``OUT/predictions.jsonl`` when it exists."""
+    if vlm is None:
+        if not config.model:
+            raise PixelpilotError("offline evaluation needs --model or --predictions")
+        from pixelpilot.vlm import load
+
+        vlm = load(config.model)
+    answers: dict[str, dict[str, Any]] = {}
+    pred_path = out / "predictions.jsonl" if out else None
+    if pred_path is not None:
+        pred_path.parent.mkdir(parents=True, exist_ok=True)
+        if pred_path.exists():
+            answers = read_predictions(pred_path)
+    todo = [s for s in samples if s.id not in answers]
+    handle = open(pred_path, "a", encoding="utf-8") if pred_path else None  # noqa: SIM115
+
+    def sink(record: dict[str, Any]) -> None:
+        answers[record["id"]] = record
+        if handle is not None:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.flush()
+
+    try:
+        seconds = _generate(config, vlm, todo, sink, progress)
+    finally:
+        if handle is not None:
+            handle.close()
+    return answers, seconds
+
+
 def evaluate_offline(
     config: OfflineConfig, vlm: Any = None, progress: Progress | None = None
 ) -> dict[str, Any]:
@@ -191,33 +224,8 @@ def evaluate_offline(
         answers = {s.id: gold_answer(s) for s in samples}
         model_name = "expert"
     else:
-        if vlm is None:
-            if not config.model:
-                raise PixelpilotError("offline evaluation needs --model or --predictions")
-            from pixelpilot.vlm import load
-
-            vlm = load(config.model)
-        model_name = config.model or getattr(vlm.profile, "name", "model")
-        answers = {}
-        pred_path = out / "predictions.jsonl" if out else None
-        if pred_path is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            if pred_path.exists():
-                answers = read_predictions(pred_path)
-        todo = [s for s in samples if s.id not in answers]
-        handle = open(pred_path, "a", encoding="utf-8") if pred_path else None  # noqa: SIM115
-
-        def sink(record: dict[str, Any]) -> None:
-            answers[record["id"]] = record
-            if handle is not None:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                handle.flush()
-
-        try:
-            model_seconds = _generate(config, vlm, todo, sink, progress)
-        finally:
-            if handle is not None:
-                handle.close()
+        answers, model_seconds = _model_answers(config, vlm, samples, out, progress)
+        model_name = config.model or getattr(getattr(vlm, "profile", None), "name", "model")
     rows = score(samples, answers, config.rules, config.frame or "uitars-1.5")
     report = {
         "kind": "offline",
@@ -227,10 +235,7 @@ def evaluate_offline(
         "rules": vars(config.rules),
         "missing_answers": len(samples) - len(rows),
         **step_metrics(rows),
-        "timing": {
-            "seconds": time.perf_counter() - started,
-            "model_seconds": model_seconds,
-        },
+        "timing": {"seconds": time.perf_counter() - started, "model_seconds": model_seconds},
     }
     if out is not None:
         from pixelpilot.eval.report import write_reports

@@ -88,8 +88,6 @@ class EpisodeRunner:
         }
         if self.config.policy_factory is None and self.config.model == "expert":
             return Agent(policy=env.expert(), env=env, model="expert", **common)
-        if self.model is None:
-            self.model = self._load_model()
         if hasattr(self.model, "generate"):
             return Agent(self.model, env, model=self.config.model, **common)
         self.model.reset("")
@@ -111,6 +109,8 @@ class EpisodeRunner:
         counts: Counter = Counter()
         try:
             env = self._get_env(job.task)
+            if self.model is None and (self.config.policy_factory or self.config.model != "expert"):
+                self.model = self._load_model()  # before the clock of the first step starts
             emit({"kind": "start", "pids": self.pids()})
             agent = self._agent(env, job.task, emit, counts)
             res = agent.run(seed=job.seed, out=job.episode_dir(self.out))
@@ -235,8 +235,11 @@ class LocalPool:
     def run(self, jobs: list[Job], record: Record, on_event: EventHook | None) -> None:
         pending = list(jobs)
         while pending or any(s.job is not None for s in self.slots):
-            for slot in self.slots:
+            for i, slot in enumerate(self.slots):
                 if slot.job is None and pending:
+                    if not slot.proc.is_alive():  # died while idle: replace before use
+                        self._restart(i)
+                        slot = self.slots[i]
                     slot.give(pending.pop(0))
             try:
                 kind, wid, payload = self.outbox.get(timeout=0.25)

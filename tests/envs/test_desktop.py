@@ -160,7 +160,10 @@ def test_close_leaves_no_process_and_crash_is_reported() -> None:
         pids = env.unwrapped.display.pids() + env.unwrapped.sandbox.pids()
         pids += _descendants(env.unwrapped.sandbox.pids()[0])
         tmpdir = env.unwrapped.display.tmpdir
+        home = env.unwrapped.home
+        assert (home / ".app.log").exists()
     time.sleep(0.3)
     assert not [p for p in first_pids + pids if _alive(p)]
     assert tmpdir is not None and not tmpdir.exists()
+    assert not home.exists()
     env.close()  # closing twice is fine

@@ -27,6 +27,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,7 +138,13 @@ class Sandbox:
         """Stop the processes and delete the home if the sandbox made it."""
         self.stop()
         if self._own_home and self.home is not None:
-            shutil.rmtree(self.home, ignore_errors=True)
+            # the apps die just after bwrap (by the kernel, as their pid namespace ends) and
+            # may still write a file while the tree is removed: retry until it is gone
+            deadline = time.monotonic() + 3.0
+            while self.home.exists() and time.monotonic() < deadline:
+                shutil.rmtree(self.home, ignore_errors=True)
+                if self.home.exists():
+                    time.sleep(0.05)
 
     def __enter__(self) -> Sandbox:
         return self

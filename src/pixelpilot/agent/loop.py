@@ -178,7 +178,7 @@ class Agent:
         wait_seconds: float = 2.0,
         ask_user: AskUser | None = ask_at_terminal,
         on_step: StepCallback | None = None,
-        background_recording: bool = True,
+        background_recording: bool | None = None,
         env_kwargs: dict[str, Any] | None = None,
     ) -> None:
         if env is None:
@@ -194,7 +194,11 @@ class Agent:
         self.wait_seconds = wait_seconds
         self.ask_user = ask_user
         self.on_step = on_step
-        self.background_recording = background_recording
+        # PNG encoding on a worker thread pays off when it overlaps model time; with an
+        # instant policy (a scripted expert) it only competes with the loop (bench_agent.py).
+        self.background_recording = (
+            vlm is not None if background_recording is None else background_recording
+        )
         self.env_kwargs = dict(env_kwargs or {})
 
     def run(self, seed: int | None = 0, out: str | Path | None = None) -> EpisodeResult:

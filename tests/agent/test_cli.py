@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,47 @@ def test_bad_input_is_one_line_and_exit_2(
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+@pytest.fixture
+def page_url(tmp_path: Path) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 serving one page with a button."""
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "index.html").write_text(
+        "<html><body><h1>Hello</h1><button onclick=\"document.title='clicked'\">OK</button>"
+        "</body></html>"
+    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.slow  # ~80 s on 2 shared cores: 4 generations of 256 tokens per step
+def test_run_a_real_tiny_model_on_a_web_page(
+    tiny_qwen_dir: Path, page_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A random-weight model answers nonsense: every step records the parse error (after the
+    retries) and the run ends by its step budget instead of crashing."""
+    out = tmp_path / "run"
+    result = _json(
+        capsys,
+        ["run", "Press OK", "--env", "browser", "--url", page_url, "--model", str(tiny_qwen_dir),
+         "--max-steps", "2", "--out", str(out), "--json"],
+    )  # fmt: skip
+    assert result["steps"] == 2 and result["reason"] in ("max_steps", "finished", "terminated")
+    episode = read_trajectory(out)
+    assert episode.header["env_kwargs"] == {"url": page_url}
+    assert episode.header["instruction"] == "Press OK" and episode.header["screen"] == [1280, 720]
+    for step in episode.steps:
+        assert step.timing["model"] > 0
+        if step.error is not None and step.error.startswith("parse error"):
+            assert step.actions == () and len(step.extra["attempts"]) == 4  # 1 + 3 retries
+        else:  # it happened to say something valid: it was executed (or refused) as such
+            assert step.actions or step.error

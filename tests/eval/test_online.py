@@ -87,7 +87,7 @@ def test_browser_killed_mid_episode_is_an_error_and_the_run_goes_on(tmp_path):
 
 @pytest.mark.slow
 def test_hung_browser_hits_the_step_timeout_and_is_restarted(tmp_path):
-    report, job = _fault("stop", tmp_path, step_timeout=4)
+    report, job = _fault("stop", tmp_path, step_timeout=8)
     by_seed = {r["seed"]: r for r in report["results"]}
     assert "step timeout" in by_seed[job.seed]["error"]
     assert all(r["error"] is None for s, r in by_seed.items() if s != job.seed)

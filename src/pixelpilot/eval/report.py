@@ -102,8 +102,12 @@ def _bar(ax: Any, labels: list[str], values: list[float], title: str) -> None:
 
 def plots(report: dict[str, Any]) -> dict[str, bytes]:
     """name -> PNG bytes of the report's plots."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:
+        from pixelpilot.errors import DependencyNotInstalled
 
+        raise DependencyNotInstalled("matplotlib", extra="eval") from exc
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

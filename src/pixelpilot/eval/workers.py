@@ -186,12 +186,14 @@ class _Slot:
         )
         self.proc.start()
         self.job: Job | None = None
-        self.started = self.beat = 0.0
+        self.started = 0.0
+        self.beat: float | None = None
         self.pids: list[int] = []
 
     def give(self, job: Job) -> None:
         self.job, self.pids = job, []
-        self.started = self.beat = time.monotonic()
+        self.started = time.monotonic()
+        self.beat = None  # the step clock starts when the worker says its env is ready
         self.inbox.put(job)
 
     def kill(self) -> None:
@@ -224,7 +226,7 @@ class LocalPool:
             why = None
             if not slot.proc.is_alive():
                 why = f"worker process died (exit code {slot.proc.exitcode})"
-            elif now - slot.beat > cfg.step_timeout:
+            elif slot.beat is not None and now - slot.beat > cfg.step_timeout:
                 why = f"step timeout: no progress for {cfg.step_timeout:g} s (env hung)"
             elif now - slot.started > cfg.episode_timeout:
                 why = f"episode timeout after {cfg.episode_timeout:g} s"

@@ -159,7 +159,7 @@ def run_command(
     from pixelpilot.agent.run import default_out, env_spec, load_model, make_agent, open_env
     from pixelpilot.agent.viewer import write_view
 
-    spec = env_spec(env, url)
+    spec = env_spec(env, url, task or None)
     console = Console(stderr=True)
     vlm = None if model == "expert" else load_model(model, model_name)  # fail before the env
     environment = open_env(spec)
@@ -339,18 +339,18 @@ def eval_offline(
     if limit is not None and limit < 0 or batch_size < 1:
         raise BadInput("--limit must be >= 0 and --batch-size >= 1")
     cfg = OfflineConfig(
-        data,
-        format,
-        model,
-        predictions,
-        frame,
-        out,
-        limit,
-        batch_size,
-        max_new_tokens,
-        kind,
-        step_instructions,
-        match_rules,
+        data=data,
+        format=format,
+        model=model,
+        predictions=predictions,
+        frame=frame,
+        out=out,
+        limit=limit,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        prompt_kind=kind,
+        step_instructions=step_instructions,
+        rules=match_rules,
     )
     bar, update = _progress_bar("offline")
     with bar:
@@ -382,17 +382,17 @@ def eval_online(
     if backend not in ("local", "ray"):
         raise BadInput(f"--backend must be local or ray, got {backend!r}")
     cfg = OnlineConfig(
-        tasks,
-        model,
-        model_name,
-        episodes,
-        seed,
-        workers,
-        backend,
-        max_steps,
-        step_timeout,
-        episode_timeout,
-        out,
+        tasks=tasks,
+        model=model,
+        model_name=model_name,
+        episodes=episodes,
+        seed=seed,
+        workers=workers,
+        backend=backend,
+        max_steps=max_steps,
+        step_timeout=step_timeout,
+        episode_timeout=episode_timeout,
+        out=out,
     )
     bar, update = _progress_bar("online")
     with bar:

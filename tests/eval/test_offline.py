@@ -150,6 +150,20 @@ def test_cli_offline_json_and_bad_input(mind2web_file, tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    code = main(
+        [
+            "eval",
+            "offline",
+            str(mind2web_file),
+            "--format",
+            "mind2web",
+            "--model",
+            "expert",
+            "--rules",
+            "loose",
+        ]
+    )
+    assert code == 2 and "unknown matching preset 'loose'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

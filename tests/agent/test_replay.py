@@ -115,3 +115,28 @@ def test_bad_from_step_is_a_clear_error(recorded: Path) -> None:
         replay(directory, from_step=5, vlm=vlm)
     with pytest.raises(ReplayError, match="needs a model"):
         replay(directory, from_step=0)
+
+
+def test_bare_desktop_refusal_is_recorded_and_replays(tmp_path: Path) -> None:
+    """A real private X desktop: ``open_app`` is refused by the env (``info["action_error"]``),
+    recorded on its step, shown to the model; the episode replays without divergence."""
+    from pixelpilot.agent.loop import Agent
+    from pixelpilot.agent.run import env_spec, open_env
+
+    spec = env_spec("desktop", None, "Look around")
+    env = open_env(spec)
+    answers = ["Action: open_app(app_name='files')", "Action: click(start_box='(10,10)')",
+               "Action: finished()"]  # fmt: skip
+    vlm = ScriptedVLM(answers, ModelProfile(name="s", frame="pixels"))
+    try:
+        agent = Agent(vlm, env, task=spec.task, env_kwargs=spec.kwargs, ask_user=None)
+        result = agent.run(seed=0, out=tmp_path / "ep")
+    finally:
+        env.close()
+    assert result.reason == "finished" and result.steps == 3
+    episode = read_trajectory(tmp_path / "ep")
+    assert episode.header["instruction"] == "Look around" and episode.header["env"] == "desktop"
+    assert episode.steps[0].error == "open_app failed: open_app: not available on the desktop"
+    assert "The previous action failed: open_app failed" in vlm.calls[1].messages[-1].text
+    report = replay(tmp_path / "ep")
+    assert report.steps == 3 and report.divergent_steps == []

@@ -104,9 +104,9 @@ def replay(
         raise ReplayError("--from-step needs a model to hand over to (--model)")
     own_env = env is None
     if own_env:
-        from pixelpilot.envs import make
+        from pixelpilot.agent.run import make_env
 
-        env = make(episode.header["env"], **dict(episode.header.get("env_kwargs") or {}))
+        env = make_env(episode.header["env"], **dict(episode.header.get("env_kwargs") or {}))
     try:
         return _replay(episode, env, limit, vlm, max_steps, out, tolerance, wait_seconds)
     finally:

@@ -27,18 +27,32 @@ class EnvSpec:
     kwargs: dict[str, Any]
 
 
-def env_spec(env: str, url: str | None = None) -> EnvSpec:
-    """The task id and ``make`` kwargs of ``--env ENV [--url URL]``."""
+def env_spec(env: str, url: str | None = None, instruction: str | None = None) -> EnvSpec:
+    """The task id and ``make`` kwargs of ``--env ENV [--url URL]`` (a bare ``desktop`` is an
+    empty desktop whose instruction is the TASK string)."""
     kwargs: dict[str, Any] = {}
     if url:
         kwargs["url"] = url
-    return EnvSpec(env.strip(), kwargs)
+    task = env.strip()
+    if task == "desktop":
+        kwargs["instruction"] = instruction or ""
+    return EnvSpec(task, kwargs)
+
+
+def make_env(task: str, **kwargs: Any) -> Any:
+    """``pixelpilot.envs.make``, plus ``desktop``: an empty ``DesktopEnv`` (no task, no
+    checker) for free-form instructions."""
+    if task == "desktop":
+        from pixelpilot.envs.desktop import DesktopEnv
+
+        return DesktopEnv(**kwargs)
+    from pixelpilot.envs import make
+
+    return make(task, **kwargs)
 
 
 def open_env(spec: EnvSpec) -> Any:
-    from pixelpilot.envs import make
-
-    return make(spec.task, **spec.kwargs)
+    return make_env(spec.task, **spec.kwargs)
 
 
 def load_model(spec: str | None, model_name: str | None = None) -> Any:

@@ -224,3 +224,36 @@ def test_expert_style_policy_runs_through_the_same_loop(env: Any, tmp_path: Path
 def test_agent_needs_exactly_one_policy(env: Any) -> None:
     with pytest.raises(ValueError, match="exactly one"):
         Agent(env=env)
+
+
+_ASK = """
+from pixelpilot.agent.loop import ask_at_terminal
+print("ANSWER:", repr(ask_at_terminal("Which colour?")), flush=True)
+"""
+
+
+def test_call_user_asks_the_person_at_a_terminal() -> None:
+    """stdin is a real pseudo-terminal: the question goes to stderr, the typed line back."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", _ASK], stdin=slave, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    os.close(slave)
+    os.write(master, b"the blue one\n")
+    out, err = proc.communicate(timeout=60)
+    os.close(master)
+    assert "ANSWER: 'the blue one'" in out
+    assert "The agent asks: Which colour?" in err
+
+
+def test_call_user_without_a_terminal_is_none() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _ASK], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert "ANSWER: None" in proc.stdout and proc.stderr == ""

@@ -124,3 +124,58 @@ def test_run_a_real_tiny_model_on_a_web_page(
             assert step.actions == () and len(step.extra["attempts"]) == 4  # 1 + 3 retries
         else:  # it happened to say something valid: it was executed (or refused) as such
             assert step.actions or step.error
+
+
+@pytest.fixture
+def chat_server() -> Iterator[tuple[str, list[dict]]]:
+    """An OpenAI-compatible ``/v1/chat/completions`` on 127.0.0.1 with scripted answers."""
+    import http.server
+    import threading
+
+    answers = iter(["Thought: look.\nAction: hotkey(key='shift')", "Action: finished()"])
+    requests: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append(body)
+            reply = {
+                "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": next(answers)}}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }  # fmt: skip
+            data = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1", requests
+    server.shutdown()
+    server.server_close()
+
+
+def test_run_with_a_served_model(
+    chat_server: tuple[str, list[dict]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, requests = chat_server
+    out = tmp_path / "run"
+    result = _json(
+        capsys,
+        ["run", "--env", "miniwob/click-test", "--model", url, "--model-name", "ui-tars",
+         "--out", str(out), "--json"],
+    )  # fmt: skip
+    assert result["reason"] == "finished" and result["steps"] == 2
+    assert [r["model"] for r in requests] == ["ui-tars", "ui-tars"]
+    first = json.dumps(requests[0])
+    assert "data:image/png;base64," in first and "## Action Space" in first
+    episode = read_trajectory(out)
+    assert episode.steps[0].actions == ({"type": "hotkey", "keys": ["shift"]},)
+    assert episode.steps[0].timing["model"] > 0

@@ -160,6 +160,8 @@ def run_command(
     from pixelpilot.agent.viewer import write_view
 
     spec = env_spec(env, url, task or None)
+    if not task and spec.task in ("browser", "desktop"):
+        raise BadInput(f'--env {spec.task} needs the TASK instruction: pixelpilot run "..." ...')
     console = Console(stderr=True)
     vlm = None if model == "expert" else load_model(model, model_name)  # fail before the env
     environment = open_env(spec)

@@ -54,11 +54,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
 
     import torch
 
+    torch.set_num_threads(args.threads)
     vlm = HFVLM(build_tiny(None, "qwen2_5_vl", "s", 0), batch_size=8)
     vlm.model.generation_config.eos_token_id = None  # decode exactly --tokens per row
     vlm._eos_ids = lambda: []  # type: ignore[method-assign]
@@ -96,7 +98,7 @@ def main() -> None:
             "## Generation throughput (vlm)",
             "",
             f"Command: `.venv/bin/python bench/bench_generation.py --tokens {args.tokens} "
-            f"--repeats {args.repeats}`  ",
+            f"--repeats {args.repeats} --threads {args.threads}`  ",
             f"Machine: {os.cpu_count()} cores, no GPU, torch {torch.__version__}, "
             f"{platform.python_implementation()} {platform.python_version()}; load average "
             f"{load:.1f} at the start (shared machine)  ",

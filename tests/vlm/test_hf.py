@@ -31,6 +31,7 @@ def test_load_gives_hfvlm_with_processor_pixel_limits(tiny_qwen25_dir):
     assert (p.min_pixels, p.max_pixels) == (ip["size"]["shortest_edge"], ip["size"]["longest_edge"])
     assert p.factor == ip["patch_size"] * ip["merge_size"]
     assert vlm.dtype == torch.float32 and vlm.device == "cpu"
+    assert load(str(tiny_qwen25_dir), model_name="tiny").profile.name == "tiny"
 
 
 def test_screenshot_patch_grid_follows_profile(tiny_qwen25):

@@ -39,7 +39,8 @@ def load(spec: str, **kw: Any) -> VLM:
     """A model from ``spec``: a checkpoint folder or an OpenAI-compatible base URL.
 
     Keyword arguments go to the backend: ``HFVLM(path, device=, dtype=, batch_size=, ...)``
-    or ``ChatModelVLM.from_url(url, model_name=, timeout=, api_key=, ...)``.
+    or ``ChatModelVLM.from_url(url, model_name=, timeout=, api_key=, ...)``. For a folder,
+    ``model_name`` (when given) only renames the profile.
     """
     spec = str(spec)
     if spec.startswith(("http://", "https://")):
@@ -48,9 +49,15 @@ def load(spec: str, **kw: Any) -> VLM:
         return ChatModelVLM.from_url(spec, **kw)
     path = Path(spec).expanduser()
     if path.is_dir():
+        from dataclasses import replace
+
         from pixelpilot.vlm.hf import HFVLM
 
-        return HFVLM(path, **kw)
+        name = kw.pop("model_name", None)  # the CLI passes --model-name whatever the spec
+        vlm = HFVLM(path, **kw)
+        if name:
+            vlm.profile = replace(vlm.profile, name=name)
+        return vlm
     if path.exists():
         raise ModelError(f"{spec} is a file; pass the checkpoint folder that holds config.json")
     raise ModelError(

@@ -47,3 +47,19 @@ def test_bad_input_is_one_clear_error(tmp_path, screenspot_file):
     bad.write_text("{not json\n")
     with pytest.raises(DatasetFormatError, match="not valid JSON"):
         load_samples(bad, "mind2web")
+
+
+def test_trajectories_of_an_online_run_keep_distinct_ids(trajectory_dir, tmp_path):
+    import shutil
+
+    root = tmp_path / "run" / "episodes"
+    for task in ("miniwob__a", "miniwob__b"):
+        shutil.copytree(trajectory_dir / "ep-0", root / task / "seed-00000")
+    samples = load_samples(root, "trajectory")
+    assert [s.id for s in samples] == [
+        "miniwob__a/seed-00000/0",
+        "miniwob__a/seed-00000/1",
+        "miniwob__b/seed-00000/0",
+        "miniwob__b/seed-00000/1",
+    ]
+    assert load_samples(root / "miniwob__a" / "seed-00000", "trajectory")[0].id == "seed-00000/0"

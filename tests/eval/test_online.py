@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pixelpilot.agent.trajectory import read_trajectory
+from pixelpilot.eval.offline import OfflineConfig, evaluate_offline
 from pixelpilot.eval.online import OnlineConfig, evaluate_online, read_results
 
 pytestmark = pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="no chromium")
@@ -37,6 +38,13 @@ def test_expert_suite_two_workers_records_every_episode(tmp_path):
         assert (tmp_path / name).is_file()
     again = evaluate_online(cfg)  # everything is done: nothing is run again
     assert again["resumed"] == 4 and again["results"] == report["results"]
+    # The recorded expert answers, scored offline against their own episodes: 100%.
+    offline = evaluate_offline(
+        OfflineConfig(str(tmp_path / "episodes"), "trajectory", model="expert")
+    )
+    assert offline["samples"] == sum(r["steps"] for r in report["results"])
+    assert offline["step_success_rate"]["value"] == 1.0
+    assert offline["episodes"] == 4
 
 
 def slow_centre_model():

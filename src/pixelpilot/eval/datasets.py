@@ -138,7 +138,11 @@ def _load_trajectories(path: Path) -> list[Sample]:
     samples: list[Sample] = []
     for ep in iter_episodes(path):
         header = ep.header
-        name = ep.directory.name
+        try:  # episodes of different tasks may share a leaf name (seed-00000)
+            name = ep.directory.relative_to(path).as_posix() if path.is_dir() else ""
+        except ValueError:
+            name = ""
+        name = name if name not in ("", ".") else ep.directory.name
         screen = tuple(header.get("screen") or (0, 0))
         instruction = str(header.get("instruction") or header.get("task") or "")
         history: list[tuple[str, str]] = []

@@ -325,17 +325,24 @@ def eval_offline(
     batch_size: int = typer.Option(4, "--batch-size", help="Conversations per model call."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
     rules: str = typer.Option("aitw", "--rules", help="aitw|androidcontrol|diagonal|exact-text"),
+    point_threshold: float = typer.Option(
+        None, "--point-threshold", help="Override the rule set's click distance threshold."
+    ),
     kind: str = typer.Option("computer", "--kind", help="Prompt kind: computer|mobile|grounding."),
     step_instructions: bool = typer.Option(False, "--step-instructions", help="Low-level mode."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     """Score a model's answers on recorded steps (step-level metrics with 95% CIs)."""
+    import dataclasses
+
     from pixelpilot.eval.matching import MatchRules
     from pixelpilot.eval.offline import OfflineConfig, evaluate_offline
     from pixelpilot.eval.report import to_markdown
 
     try:
         match_rules = MatchRules.preset(rules)
+        if point_threshold is not None:
+            match_rules = dataclasses.replace(match_rules, point_threshold=point_threshold)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     if limit is not None and limit < 0 or batch_size < 1:

@@ -164,6 +164,20 @@ def test_cli_offline_json_and_bad_input(mind2web_file, tmp_path, capsys):
         ]
     )
     assert code == 2 and "unknown matching preset 'loose'" in capsys.readouterr().err
+    code = main(
+        [
+            "eval",
+            "offline",
+            str(mind2web_file),
+            "--format",
+            "mind2web",
+            "--model",
+            "expert",
+            "--point-threshold",
+            "-1",
+        ]
+    )
+    assert code == 2 and "point_threshold: must be positive" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -94,3 +94,55 @@ def test_the_installed_command():
     )
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1
+
+
+COMMANDS = [
+    ["parse"],
+    ["run"],
+    ["record"],
+    ["replay"],
+    ["view"],
+    ["eval", "offline"],
+    ["eval", "online"],
+    ["eval", "compare"],
+    ["model", "tiny"],
+    ["train"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_working_help(capsys, command):
+    assert main([*command, "--help"]) == 0
+    assert "Usage" in capsys.readouterr().out
+
+
+def test_status_line_prints_model_text_literally():
+    """A thought or error that looks like rich markup is shown as text, never interpreted."""
+    import io
+
+    from rich.console import Console
+
+    from pixelpilot.agent.trajectory import Step
+    from pixelpilot.cli import _status_line
+
+    buffer = io.StringIO()
+    show = _status_line(Console(file=buffer, width=200, color_system=None))
+    step = Step(
+        index=0,
+        screenshot="step-0000.png",
+        response="",
+        thought="press [/bold] then [red]x",
+        reflection=None,
+        actions=[{"type": "type", "content": "[/]"}],
+        reward=0.0,
+        terminated=False,
+        truncated=False,
+        info={},
+        timing={},
+        target=None,
+        error="bad [/i]",
+    )
+    show(step)
+    text = buffer.getvalue()
+    assert "press [/bold] then [red]x" in text
+    assert "bad [/i]" in text and "type([/])" in text

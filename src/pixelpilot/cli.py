@@ -116,7 +116,9 @@ def parse_command(
 def _status_line(console: Any) -> Any:
     """A per-step status line on stderr: step, action, thought, timings."""
 
-    def show(step: Any) -> None:
+    from rich.markup import escape
+
+    def show(step: Any) -> None:  # model text is escaped: it must never be read as markup
         acts = ", ".join(
             a["type"] + "(" + ",".join(str(v) for k, v in a.items() if k != "type") + ")"
             for a in step.actions
@@ -125,14 +127,14 @@ def _status_line(console: Any) -> Any:
             f"{k} {v:.2f}s" for k, v in step.timing.items() if k in ("model", "env", "policy")
         )
         thought = " ".join((step.thought or "").split())[:80]
-        line = f"[bold]step {step.index}[/] {acts or '-'} [dim]{timing}[/]"
+        line = f"[bold]step {step.index}[/] {escape(acts) or '-'} [dim]{timing}[/]"
         if step.reward:
             line += f" [green]reward {step.reward:g}[/]"
         if step.error:
-            line += f" [red]{step.error[:80]}[/]"
+            line += f" [red]{escape(step.error[:80])}[/]"
         console.print(line, highlight=False)
         if thought:
-            console.print(f"  [dim]{thought}[/]", highlight=False, markup=True)
+            console.print(f"  [dim]{escape(thought)}[/]", highlight=False)
 
     return show
 
@@ -140,7 +142,7 @@ def _status_line(console: Any) -> Any:
 @app.command("run")
 def run_command(
     task: str = typer.Argument("", help="The instruction; optional for MiniWoB/desktop tasks."),
-    env: str = typer.Option(..., "--env", help="browser, miniwob/TASK or desktop[/TASK]."),
+    env: str = typer.Option(..., "--env", help="browser, miniwob/TASK, desktop or desktop/TASK."),
     url: str | None = typer.Option(None, "--url", help="Start page for --env browser."),
     model: str | None = typer.Option(
         None, "--model", help="Checkpoint dir, http://host:port/v1, or 'expert'."

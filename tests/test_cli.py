@@ -106,7 +106,6 @@ COMMANDS = [
     ["eval", "online"],
     ["eval", "compare"],
     ["model", "tiny"],
-    ["train"],
 ]
 
 

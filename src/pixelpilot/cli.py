@@ -18,16 +18,14 @@ from pixelpilot.errors import PixelpilotError
 
 app = typer.Typer(
     name="pixelpilot",
-    help="GUI agents that see only pixels: run, record, replay, view, evaluate, train.",
+    help="GUI agents that see only pixels: run, record, replay, view, evaluate.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 eval_app = typer.Typer(help="Evaluate models offline (recorded steps) and online (task suites).")
-train_app = typer.Typer(help="Fine-tune a policy: SFT warm start, then GRPO.")
 model_app = typer.Typer(help="Build and inspect model checkpoints.")
 app.add_typer(eval_app, name="eval")
-app.add_typer(train_app, name="train")
 app.add_typer(model_app, name="model")
 
 

@@ -207,3 +207,46 @@ def test_tiny_local_model_runs_through_offline_evaluation(screenspot_file, tmp_p
 
 def _scores(out):
     return [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+
+
+def test_offline_prompt_is_the_agents_prompt(tmp_path):
+    """Offline scoring sends the model exactly what the agent would at the same step."""
+    from PIL import Image
+
+    from pixelpilot.agent.policy import VLMPolicy
+    from pixelpilot.envs.base import Observation
+    from pixelpilot.eval.datasets import Sample
+    from pixelpilot.eval.offline import conversation
+    from pixelpilot.vlm import ModelProfile, ScriptedVLM
+
+    shots = []
+    for i in range(8):
+        path = tmp_path / f"s{i}.png"
+        Image.new("RGB", (64, 48), (i * 30, 0, 0)).save(path)
+        shots.append(path)
+    answers = [f"Thought: step {i}\nAction: click(start_box='(1,1)')" for i in range(7)]
+    profile = ModelProfile(name="m", history_images=3, max_images=None)
+    sample = Sample(
+        id="e/7",
+        episode="e",
+        task="t",
+        step=7,
+        image=str(shots[7]),
+        instruction="Do it.",
+        gold=({"type": "wait"},),
+        screen=(64, 48),
+        history=tuple((answers[i], str(shots[i])) for i in range(7)),
+    )
+    offline = conversation(sample, profile)
+
+    policy = VLMPolicy(ScriptedVLM(answers, profile))
+    policy.reset("Do it.")
+    for i in range(7):
+        policy.act(Observation(Image.open(shots[i]).convert("RGB"), "Do it."))
+    online = policy.conversation(Observation(Image.open(shots[7]).convert("RGB"), "Do it."))
+
+    def shape(conv):
+        return [(m.role, m.text, [im.getpixel((0, 0)) for im in m.images]) for m in conv.messages]
+
+    assert shape(offline) == shape(online)
+    assert sum(len(m.images) for m in offline.messages) == 3

@@ -43,11 +43,12 @@ class OfflineConfig:
 
 def conversation(sample: Sample, profile: Any, kind: str = "computer", low: bool = False) -> Any:
     """The conversation the agent would send at this step: the agent's prompt template, the
-    episode's earlier answers, the last ``history_images`` screenshots, the current one."""
+    episode's earlier answers, the last ``history_images`` screenshots, the current one (built
+    by the agent's own ``history_conversation``, so offline and online prompts cannot drift)."""
     from PIL import Image
 
+    from pixelpilot.agent.policy import history_conversation
     from pixelpilot.agent.prompts import template_for
-    from pixelpilot.vlm.base import Conversation, Message
 
     def load(path: str) -> Any:
         with Image.open(path) as im:
@@ -56,17 +57,17 @@ def conversation(sample: Sample, profile: Any, kind: str = "computer", low: bool
     instruction = sample.instruction
     if low and sample.step_instruction:
         instruction = f"{instruction}\nNext step: {sample.step_instruction}"
-    messages = [Message("user", template_for(profile.prompt_family, kind).render(instruction))]
-    keep = max(1, profile.history_images) - 1
+    limit = profile.history_images
     if profile.max_images is not None:
-        keep = min(keep, max(0, profile.max_images - 1))
-    first_with_image = len(sample.history) - keep
-    for i, (response, image) in enumerate(sample.history):
-        if i >= first_with_image:
-            messages.append(Message("user", "", (load(image),)))
-        messages.append(Message("assistant", response))
-    messages.append(Message("user", "", (load(sample.image),)))
-    return Conversation(tuple(messages))
+        limit = min(limit, profile.max_images)
+    limit = max(1, limit)
+    first_with_image = len(sample.history) - (limit - 1)
+    turns = [  # screenshots outside the image window are never shown, so never loaded
+        (load(image) if i >= first_with_image else None, response, None)
+        for i, (response, image) in enumerate(sample.history)
+    ]
+    prompt = template_for(profile.prompt_family, kind).render(instruction)
+    return history_conversation(prompt, turns, load(sample.image), limit)
 
 
 def gold_answer(sample: Sample) -> dict[str, Any]:

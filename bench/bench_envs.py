@@ -157,8 +157,9 @@ def write_doc(command: str, results: dict, bg: dict | str, episodes: int, steps:
         ratio_s = statistics.median(bg[t]["step_ms"] / results["none"][t]["step_ms"] for t in bg)
         lines += [
             "",
-            f"BrowserGym ({_bg_version()}, its default settings, same Chromium binary and "
-            f"task pages): pixelpilot (reload=none) is {ratio_r:.0f}x faster per reset and "
+            f"BrowserGym ({_bg_version()}, its default settings except the browser: the "
+            "same Debian Chromium with pixelpilot's launch flags, and the same task pages): "
+            f"pixelpilot (reload=none) is {ratio_r:.0f}x faster per reset and "
             f"{ratio_s:.0f}x faster per step (median over tasks).",
         ]
     else:

@@ -15,7 +15,6 @@ import argparse
 import io
 import os
 import platform
-import re
 import statistics
 import tempfile
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from benchdoc import markers, write_section
 from PIL import Image
 
 from pixelpilot.agent.loop import Agent
@@ -31,7 +31,8 @@ from pixelpilot.vlm import ModelProfile, ScriptedVLM
 
 SIZE = (1280, 720)
 ANSWER = "Thought: I click the search box and continue.\nAction: click(start_box='(640,360)')"
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+START, END = markers("bench_agent")
 SECTION = "## Agent loop overhead"
 
 
@@ -145,12 +146,13 @@ def main() -> None:
     for line in lines + png_lines:
         print(line)
     if not args.no_write:
-        write_section(args.steps, lines, png_lines)
+        write_doc(args.steps, lines, png_lines)
 
 
-def write_section(steps: int, lines: list[str], png_lines: list[str]) -> None:
+def write_doc(steps: int, lines: list[str], png_lines: list[str]) -> None:
     body = "\n".join(
         [
+            START,
             SECTION,
             "",
             f"Command: `.venv/bin/python bench/bench_agent.py --steps {steps}`  ",
@@ -179,17 +181,10 @@ def write_section(steps: int, lines: list[str], png_lines: list[str]) -> None:
             "sees ~the unrecorded overhead); with an instant policy it competes with the loop",
             "for the GIL and the 2 cores. So `Agent` records in the background for model",
             "policies and synchronously for scripted ones (`background_recording=None`).",
-            "",
+            END,
         ]
     )
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"{re.escape(SECTION)}\n.*?(?=\n## |\Z)", re.S)
-    text = (
-        pattern.sub(body.rstrip("\n"), text)
-        if pattern.search(text)
-        else (text.rstrip("\n") + "\n\n" + body)
-    )
-    DOC.write_text(text if text.endswith("\n") else text + "\n")
+    write_section(body, START, END)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchdoc import markers, write_section
+
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_desktop:start -->", "<!-- bench_desktop:end -->"
+START, END = markers("bench_desktop")
 SCREEN = (1280, 720)
 
 PYAUTOGUI_SHOTS = r"""
@@ -139,13 +140,7 @@ def write_doc(cmd: str, shots: dict, steps: dict, resets: dict[str, dict]) -> No
         )
     lines.append(END)
     section = "\n".join(lines)
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(text)
+    write_section(section, START, END)
 
 
 def main() -> None:

@@ -27,9 +27,10 @@ import sys
 import time
 from pathlib import Path
 
+from benchdoc import markers, write_section
+
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_envs:start -->", "<!-- bench_envs:end -->"
+START, END = markers("bench_envs")
 BG_PYTHON = ROOT / "bench" / ".venv-browsergym" / "bin" / "python"
 TASKS = ["click-test", "click-button", "click-dialog", "click-link"]
 NEUTRAL = (80, 100)  # a click that ends no episode in these tasks (for click-test it may)
@@ -165,13 +166,7 @@ def write_doc(command: str, results: dict, bg: dict | str, episodes: int, steps:
     else:
         lines += ["", f"BrowserGym was not measured: {bg}."]
     lines += [END]
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    block = "\n".join(lines)
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(text)
+    write_section("\n".join(lines), START, END)
 
 
 def main() -> None:

@@ -16,9 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchdoc import markers, write_section
+
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_eval:start -->", "<!-- bench_eval:end -->"
+START, END = markers("bench_eval")
 TASKS = [
     "click-test", "click-test-2", "click-button", "click-button-sequence", "click-link",
     "click-dialog", "click-dialog-2", "click-tab", "focus-text", "enter-text",
@@ -136,13 +137,7 @@ def write_doc(cmd: str, on: list[dict], off: list[dict], episodes: int) -> None:
     ]
     lines.append(END)
     section = "\n".join(lines)
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(text)
+    write_section(section, START, END)
 
 
 def main() -> None:

@@ -15,16 +15,15 @@ import os
 import platform
 import statistics
 import time
-from pathlib import Path
 
+from benchdoc import markers, write_section
 from PIL import Image
 
 from pixelpilot.vlm import Conversation, SamplingParams
 from pixelpilot.vlm.hf import HFVLM
 from pixelpilot.vlm.tiny import build_tiny
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-START, END = "<!-- bench_generation:start -->", "<!-- bench_generation:end -->"
+START, END = markers("bench_generation")
 
 
 def conversations(k: int = 8) -> list[Conversation]:
@@ -113,14 +112,7 @@ def main() -> None:
             END,
         ]
     )
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
+    write_section(section, START, END)
 
 
 if __name__ == "__main__":

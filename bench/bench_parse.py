@@ -18,10 +18,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from benchdoc import markers, write_section
+
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
 CORPUS = ROOT / "tests" / "tools" / "data" / "corpus.jsonl"
-START, END = "<!-- bench_parse:start -->", "<!-- bench_parse:end -->"
+START, END = markers("bench_parse")
 
 
 def per_item_us(func, items: list, rounds: int) -> float:
@@ -115,13 +116,7 @@ def write_doc(rows: list[tuple[str, float]], n_all: int, n_agree: int, rounds: i
         END,
     ]
     section = "\n".join(lines)
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    write_section(section, START, END)
 
 
 if __name__ == "__main__":

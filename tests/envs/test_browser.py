@@ -16,8 +16,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from pixelpilot.envs import make
-from pixelpilot.envs.browser import ActionSpace, BrowserEnv, Sandbox
+from pixelpilot.envs.browser import BrowserEnv, Sandbox
 from pixelpilot.envs.chromium import ChromiumHost
+from pixelpilot.envs.spaces import ActionSpace
 from pixelpilot.errors import EnvError, ParseError
 from pixelpilot.tools import Click, Drag, Hotkey, Scroll, Type
 
@@ -219,13 +220,14 @@ def test_bad_actions_fail_clearly(env) -> None:
 
 
 def test_action_space_samples_valid_actions() -> None:
-    space = ActionSpace((160, 210), seed=3)
+    space = ActionSpace((160, 210), seed=3, sample_input=True)
     samples = [space.sample() for _ in range(200)]
     assert all(space.contains(s) for s in samples)
     assert {s["type"] for s in samples} >= {"click", "scroll", "drag", "type", "hotkey"}
     assert not space.contains({"type": "click", "x": 160, "y": 5})
     assert not space.contains({"type": "click", "x": 5})
     assert space.contains(Click(159, 209))
+    assert ActionSpace((160, 210), seed=3).sample() == {"type": "wait"}  # the harmless default
 
 
 def test_check_env_passes(env) -> None:

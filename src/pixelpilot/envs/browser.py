@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 
 import gymnasium
 import numpy as np
-from gymnasium import spaces
 
 from pixelpilot.envs.base import Policy
 from pixelpilot.envs.chromium import ChromiumHost
+from pixelpilot.envs.spaces import ActionSpace, observation_space, to_action
 from pixelpilot.errors import EnvError, ParseError
 from pixelpilot.tools.actions import Action
 
@@ -39,8 +39,6 @@ _PW_KEYS = {
 }  # fmt: skip
 _SCROLL = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}
 _NEXT_FRAME = "() => new Promise((done) => requestAnimationFrame(() => done(null)))"
-_SAMPLED_TYPES = ("click", "left_double", "right_single", "scroll", "drag", "type", "hotkey")
-_SAMPLED_KEYS = (("tab",), ("shift", "tab"), ("backspace",), ("enter",), ("ctrl", "a"), ("down",))
 
 
 def playwright_key(name: str) -> str:
@@ -50,76 +48,6 @@ def playwright_key(name: str) -> str:
     if len(name) >= 2 and name[0] == "f" and name[1:].isdigit():
         return name.upper()
     return name
-
-
-class InstructionSpace(spaces.Text):
-    """Any string up to ``max_length`` characters (the instruction of a task)."""
-
-    def __init__(self, max_length: int = 4096) -> None:
-        super().__init__(max_length=max_length, min_length=0)
-
-    def contains(self, x: Any) -> bool:
-        return isinstance(x, str) and len(x) <= self.max_length
-
-
-class ActionSpace(spaces.Space):
-    """Pixelpilot actions (``Action`` or its dict) on a screen of ``size`` (width, height).
-
-    ``sample()`` returns a valid action dict inside the screen; ``contains()`` validates one.
-    """
-
-    def __init__(self, size: tuple[int, int], seed: int | None = None) -> None:
-        self.size = (int(size[0]), int(size[1]))
-        super().__init__(shape=None, dtype=None, seed=seed)
-
-    @property
-    def is_np_flattenable(self) -> bool:
-        return False
-
-    def _point(self) -> tuple[int, int]:
-        return int(self.np_random.integers(self.size[0])), int(
-            self.np_random.integers(self.size[1])
-        )
-
-    def sample(self, mask: Any = None, probability: Any = None) -> dict[str, Any]:
-        kind = _SAMPLED_TYPES[int(self.np_random.integers(len(_SAMPLED_TYPES)))]
-        if kind in ("click", "left_double", "right_single"):
-            x, y = self._point()
-            return {"type": kind, "x": x, "y": y}
-        if kind == "scroll":
-            x, y = self._point()
-            direction = ("up", "down", "left", "right")[int(self.np_random.integers(4))]
-            return {"type": kind, "x": x, "y": y, "direction": direction}
-        if kind == "drag":
-            (x1, y1), (x2, y2) = self._point(), self._point()
-            return {"type": kind, "x1": x1, "y1": y1, "x2": x2, "y2": y2}
-        if kind == "type":
-            letters = self.np_random.choice(list("abcdefghij klmnop"), size=5)
-            return {"type": kind, "content": "".join(letters)}
-        keys = _SAMPLED_KEYS[int(self.np_random.integers(len(_SAMPLED_KEYS)))]
-        return {"type": "hotkey", "keys": list(keys)}
-
-    def contains(self, x: Any) -> bool:
-        try:
-            action = to_action(x)
-        except (ValueError, TypeError):
-            return False
-        points = [action.point] if action.point else []
-        if action.type == "drag":
-            points.append((action.x2, action.y2))  # type: ignore[attr-defined]
-        return all(px < self.size[0] and py < self.size[1] for px, py in points)
-
-    def __repr__(self) -> str:
-        return f"ActionSpace(size={self.size})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ActionSpace) and other.size == self.size
-
-
-def to_action(action: Action | dict[str, Any]) -> Action:
-    if isinstance(action, Action):
-        return action
-    return Action.from_dict(action)
 
 
 def _rule(entry: str) -> tuple[str, str]:
@@ -221,13 +149,8 @@ class BrowserEnv(gymnasium.Env):
 
     def _declare_spaces(self) -> None:
         w, h = self.clip[2], self.clip[3]
-        self.observation_space = spaces.Dict(
-            {
-                "screenshot": spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8),
-                "instruction": InstructionSpace(),
-            }
-        )
-        self.action_space = ActionSpace((w, h))
+        self.observation_space = observation_space((w, h))
+        self.action_space = ActionSpace((w, h), sample_input=True)
 
     # -- episode hooks (overridden by task suites) --------------------------------------------
     def _open_episode(self, seed: int) -> None:

@@ -1,9 +1,11 @@
 """Gymnasium spaces shared by pixelpilot envs.
 
-``ActionSpace`` holds pixelpilot actions as canonical dicts (or ``Action`` objects);
+``ActionSpace`` holds pixelpilot actions as canonical dicts (or ``Action`` objects). By default
 ``sample()`` returns a valid, harmless action (``wait``), so ``gymnasium``'s ``check_env`` can
-step an env without changing what is on screen. ``InstructionSpace`` holds any str up to a
-length (gymnasium's ``Text`` space only accepts a fixed character set).
+step an env without changing what is on screen; with ``sample_input=True`` it samples real
+input (clicks, scrolls, drags, typing, hotkeys) on the screen, which the browser env uses.
+``InstructionSpace`` holds any str up to a length (gymnasium's ``Text`` space only accepts a
+fixed character set).
 """
 
 from __future__ import annotations
@@ -23,19 +25,46 @@ def to_action(action: Any) -> Action:
     return Action.from_dict(action)
 
 
+_SAMPLED_TYPES = ("click", "left_double", "right_single", "scroll", "drag", "type", "hotkey")
+_SAMPLED_KEYS = (("tab",), ("shift", "tab"), ("backspace",), ("enter",), ("ctrl", "a"), ("down",))
+
+
 class ActionSpace(spaces.Space):
     """Pixelpilot actions in screen pixels of a ``size`` = (width, height) screen."""
 
-    def __init__(self, size: tuple[int, int], seed: int | None = None) -> None:
+    def __init__(
+        self, size: tuple[int, int], seed: int | None = None, *, sample_input: bool = False
+    ) -> None:
         super().__init__(shape=None, dtype=None, seed=seed)
         self.size = (int(size[0]), int(size[1]))
+        self.sample_input = sample_input
 
     @property
     def is_np_flattenable(self) -> bool:
         return False
 
     def sample(self, mask: Any = None, probability: Any = None) -> dict[str, Any]:
-        return {"type": "wait"}
+        if not self.sample_input:
+            return {"type": "wait"}
+        kind = _SAMPLED_TYPES[int(self.np_random.integers(len(_SAMPLED_TYPES)))]
+        if kind == "type":
+            letters = self.np_random.choice(list("abcdefghij klmnop"), size=5)
+            return {"type": kind, "content": "".join(letters)}
+        if kind == "hotkey":
+            keys = _SAMPLED_KEYS[int(self.np_random.integers(len(_SAMPLED_KEYS)))]
+            return {"type": kind, "keys": list(keys)}
+        (x, y), (x2, y2) = self._point(), self._point()
+        if kind == "scroll":
+            direction = ("up", "down", "left", "right")[int(self.np_random.integers(4))]
+            return {"type": kind, "x": x, "y": y, "direction": direction}
+        if kind == "drag":
+            return {"type": kind, "x1": x, "y1": y, "x2": x2, "y2": y2}
+        return {"type": kind, "x": x, "y": y}
+
+    def _point(self) -> tuple[int, int]:
+        return int(self.np_random.integers(self.size[0])), int(
+            self.np_random.integers(self.size[1])
+        )
 
     def contains(self, x: Any) -> bool:
         try:

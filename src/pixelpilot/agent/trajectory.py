@@ -29,7 +29,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -238,16 +238,7 @@ class TrajectoryWriter:
     def append_png(self, step: Step, data: bytes) -> None:
         """Record a step whose screenshot is already PNG-encoded (copied as it is)."""
         self.flush()
-        image_path = self.directory / step.screenshot
-        tmp = image_path.with_name(image_path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            if self._fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, image_path)
-        self._write_line(step.to_dict())
-        self.steps_written += 1
+        self._write_step(step, lambda fh: fh.write(data))
 
     def flush(self) -> None:
         """Wait until every appended step is on disk."""
@@ -307,11 +298,16 @@ class TrajectoryWriter:
             err, self._error = self._error, None
             raise err
 
-    def _write_step(self, step: Step, screenshot: Image.Image) -> None:
+    def _write_step(self, step: Step, screenshot: Image.Image | Callable[[Any], Any]) -> None:
+        """The screenshot file (written whole under a temporary name, then renamed), then the
+        step's line. ``screenshot`` is an image to encode, or a function writing the bytes."""
         image_path = self.directory / step.screenshot
         tmp = image_path.with_name(image_path.name + ".tmp")
         with open(tmp, "wb") as fh:
-            screenshot.save(fh, format="PNG", compress_level=self._compress)
+            if callable(screenshot):
+                screenshot(fh)
+            else:
+                screenshot.save(fh, format="PNG", compress_level=self._compress)
             if self._fsync:
                 fh.flush()
                 os.fsync(fh.fileno())

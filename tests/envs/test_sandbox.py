@@ -132,3 +132,25 @@ def test_stop_leaves_no_process_behind(tmp_path: Path) -> None:
     assert not _alive(proc.pid)
     assert not [p for p in inner if _alive(p)]
     assert not box.home.exists() or box.home == tmp_path / "home"
+
+
+def test_ro_paths_stay_visible_under_the_private_tmp(tmp_path: Path) -> None:
+    """A checkout or virtualenv under /tmp (hidden by the jail's private /tmp) can still run
+    its interpreter inside when its paths are given as ``ro_paths``; it stays read-only."""
+    import sys
+
+    from pixelpilot.envs.sandbox import runtime_paths
+
+    tool_dir = tmp_path / "checkout"  # tmp_path lives under /tmp
+    tool_dir.mkdir()
+    (tool_dir / "app.py").write_text("print('app ran')\n")
+    command = ["sh", "-c", f"cat {tool_dir}/app.py && echo x > {tool_dir}/w"]
+    with Sandbox(home=tmp_path / "home") as box:
+        hidden = box.run(command)
+    assert "No such file" in hidden.stderr  # without ro_paths the private /tmp hides it
+    with Sandbox(home=tmp_path / "home2", ro_paths=(tool_dir, *runtime_paths())) as box:
+        shown = box.run(command)
+        ran = box.run([sys.executable, str(tool_dir / "app.py")])
+    assert "print('app ran')" in shown.stdout
+    assert "Read-only file system" in shown.stderr and not (tool_dir / "w").exists()
+    assert ran.stdout.strip() == "app ran", ran.stderr

@@ -30,7 +30,7 @@ import numpy as np
 
 from pixelpilot.envs.base import Policy
 from pixelpilot.envs.display import XDisplay
-from pixelpilot.envs.sandbox import Sandbox
+from pixelpilot.envs.sandbox import Sandbox, runtime_paths
 from pixelpilot.envs.spaces import ActionSpace, observation_space, to_action
 from pixelpilot.errors import EnvError, ParseError
 from pixelpilot.tools.actions import TERMINAL_ACTIONS, Action
@@ -245,6 +245,7 @@ class DesktopEnv(gym.Env):
             xauthority=self.display.xauthority,
             network=self.network,
             env={"SHELL": "/bin/bash"},
+            ro_paths=runtime_paths(),
         )
         self.sandbox._own_home = True
 

@@ -24,8 +24,10 @@ reading the host's files (outside what root-only permissions hide) is possible.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -44,16 +46,31 @@ def bwrap_path() -> str:
     return path
 
 
+def runtime_paths() -> tuple[str, ...]:
+    """What a Python app started with this interpreter needs to see inside a sandbox: the
+    interpreter (and what its symlinks point to), its virtualenv, its base installation and
+    the pixelpilot package (whose files such apps are)."""
+    import pixelpilot
+
+    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable)]
+    paths.append(os.path.dirname(os.path.realpath(sys.executable)))
+    paths.append(os.path.dirname(os.path.abspath(pixelpilot.__file__)))
+    return tuple(dict.fromkeys(os.path.realpath(p) for p in paths))
+
+
 @dataclass
 class Sandbox:
     """A bubblewrap jail with its own home. ``display``/``xauthority`` give access to one X
-    display; ``network=True`` keeps the host network (off by default)."""
+    display; ``network=True`` keeps the host network (off by default). ``ro_paths`` are host
+    paths that stay visible, read-only, even where the jail hides them (its private ``/tmp``):
+    a checkout or virtualenv under ``/tmp`` needs this for its interpreter to start inside."""
 
     home: Path | None = None
     display: str | None = None
     xauthority: Path | None = None
     network: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    ro_paths: tuple[str | Path, ...] = ()
     _own_home: bool = field(default=False, init=False, repr=False)
     _procs: list[subprocess.Popen] = field(default_factory=list, init=False, repr=False)
 
@@ -74,6 +91,9 @@ class Sandbox:
         if not self.network:
             args.append("--unshare-net")
         args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        for path in dict.fromkeys(str(Path(p).resolve()) for p in self.ro_paths):
+            if Path(path).exists():
+                args += ["--ro-bind", path, path]
         args += ["--bind", home, home, "--chdir", home, "--clearenv"]
         env = {
             "HOME": home,

@@ -34,6 +34,33 @@ class ParseError(PixelpilotError, ValueError):
         super().__init__(f"{message}{where}{want}")
 
 
+class ConfigError(PixelpilotError, ValueError):
+    """A bad option or configuration: an out-of-range number, an unknown choice, a missing path.
+
+    ``option`` names the setting when there is one (``"--seed"``, ``"max_steps"``).
+    """
+
+    def __init__(self, message: str, *, option: str | None = None) -> None:
+        self.option = option
+        super().__init__(message)
+
+
+class InvalidAction(PixelpilotError, ValueError):
+    """An action that cannot be executed: a bad action dict, a missing field, an unknown type.
+
+    ``action`` is what was given (a dict, an Action or anything else) and ``reason`` says
+    what is wrong with it.
+    """
+
+    def __init__(self, action: object, reason: str) -> None:
+        self.action = action
+        self.reason = reason
+        shown = repr(action)
+        if len(shown) > 200:
+            shown = shown[:197] + "..."
+        super().__init__(f"invalid action {shown}: {reason}")
+
+
 class EnvError(PixelpilotError):
     """An environment failed: the browser or X server crashed, a task page did not load."""
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from pixelpilot.errors import PixelpilotError
+from pixelpilot.errors import ConfigError, PixelpilotError
 
 app = typer.Typer(
     name="pixelpilot",
@@ -29,8 +29,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(model_app, name="model")
 
 
-class BadInput(PixelpilotError):
-    """Bad command-line input (exit code 2)."""
+BadInput = ConfigError  # bad command-line input (exit code 2); the old name stays importable
 
 
 def emit_json(obj: Any) -> None:

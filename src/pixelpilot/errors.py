@@ -1,7 +1,26 @@
 """The exception tree of pixelpilot.
 
 Exceptions carry data and a message; they never log or print. The CLI turns any
-``PixelpilotError`` into a one-line ``error: ...`` and exit code 2.
+``PixelpilotError`` into a one-line ``error: ...`` and exit code 2. Every class lives here;
+the old homes of some (``pixelpilot.cli.BadInput``, ``pixelpilot.agent.replay.ReplayError``,
+...) re-export them under their old names.
+
+    PixelpilotError
+      ConfigError            a bad option or configuration (also a ValueError)
+        NoModelError         no model given and no bundled default to fall back on
+        PromptError          an unknown prompt family, kind or language
+        ReplayError          a replay request that cannot be carried out
+      InvalidAction          an action that cannot be executed (also a ValueError)
+      ParseError             a model answer that is not valid action language (also a ValueError)
+      CallError              the action-call scanner could not read a call (also a ValueError)
+      EnvError               an environment failed
+        SandboxViolation     something inside a sandbox tried to leave it
+        UnknownTaskError     a task id that is not registered (also a KeyError)
+      ModelError             a model backend failed
+      FileFormatError        a file that does not follow its format: file, line, problem
+        TrajectoryFormatError
+      DatasetFormatError     a dataset file an adapter cannot read
+      DependencyNotInstalled an optional dependency is missing (also an ImportError)
 """
 
 from __future__ import annotations
@@ -45,6 +64,18 @@ class ConfigError(PixelpilotError, ValueError):
         super().__init__(message)
 
 
+class NoModelError(ConfigError):
+    """No model was given and no bundled default model ships, or a task has no expert."""
+
+
+class PromptError(ConfigError):
+    """An unknown prompt family, kind or language."""
+
+
+class ReplayError(ConfigError):
+    """A replay request that cannot be carried out (bad ``--from-step``, no model to hand to)."""
+
+
 class InvalidAction(PixelpilotError, ValueError):
     """An action that cannot be executed: a bad action dict, a missing field, an unknown type.
 
@@ -59,6 +90,16 @@ class InvalidAction(PixelpilotError, ValueError):
         if len(shown) > 200:
             shown = shown[:197] + "..."
         super().__init__(f"invalid action {shown}: {reason}")
+
+
+class CallError(PixelpilotError, ValueError):
+    """An action call the scanner cannot read: ``position`` in the text and what was
+    ``expected``. The grammar turns it into a ``ParseError`` of the whole answer."""
+
+    def __init__(self, message: str, position: int, expected: str | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+        self.expected = expected
 
 
 class EnvError(PixelpilotError):
@@ -86,15 +127,24 @@ class ModelError(PixelpilotError):
     """A model backend failed: a missing checkpoint, an unreachable server, a bad reply."""
 
 
-class TrajectoryFormatError(PixelpilotError):
-    """A trajectory file that does not follow the format; says file, line and problem."""
+class FileFormatError(PixelpilotError, ValueError):
+    """A file that does not follow its format (a JSONL record file, a report); says file,
+    line (when known) and problem."""
 
-    def __init__(self, path: str, line: int | None, problem: str) -> None:
+    def __init__(self, path: object, line: int | None, problem: str) -> None:
         self.path = str(path)
         self.line = line
         self.problem = problem
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {problem}")
+
+
+class TrajectoryFormatError(FileFormatError):
+    """A trajectory file that does not follow the format; says file, line and problem."""
+
+
+class DatasetFormatError(PixelpilotError):
+    """A dataset file an adapter cannot read (the message says where and what)."""
 
 
 class DependencyNotInstalled(PixelpilotError, ImportError):

@@ -17,15 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pixelpilot.errors import PixelpilotError
+from pixelpilot.errors import PromptError
 
 FAMILIES = ("uitars-1.0", "uitars-1.5")
 KINDS = ("computer", "mobile", "grounding")
 LANGUAGES = ("English", "Chinese")
-
-
-class PromptError(PixelpilotError, ValueError):
-    """An unknown prompt family, kind or language."""
 
 
 def _box(family: str, name: str) -> str:

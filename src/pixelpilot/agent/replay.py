@@ -16,17 +16,13 @@ from typing import TYPE_CHECKING, Any
 from pixelpilot.agent.loop import Agent, execute, observe
 from pixelpilot.agent.trajectory import Episode, Step, TrajectoryWriter, read_trajectory
 from pixelpilot.envs.base import Observation
-from pixelpilot.errors import PixelpilotError
+from pixelpilot.errors import ReplayError
 from pixelpilot.tools.actions import Action
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
     from pixelpilot.vlm.base import VLM
-
-
-class ReplayError(PixelpilotError, ValueError):
-    """A replay request that cannot be carried out (bad ``--from-step``, no model to hand to)."""
 
 
 @dataclass

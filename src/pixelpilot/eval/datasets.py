@@ -17,13 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pixelpilot.errors import PixelpilotError
+from pixelpilot.errors import DatasetFormatError
 
 FORMATS = ("trajectory", "screenspot", "androidcontrol", "mind2web")
-
-
-class DatasetFormatError(PixelpilotError):
-    """An evaluation data file that does not follow its format; says where and what."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from pixelpilot.errors import CallError
+
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 _SPACE = re.compile(r"[ \t]*")
 _WS = re.compile(r"\s*")
@@ -25,15 +27,6 @@ _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
 _COORD_SEPARATORS = re.compile(r"[\s,()\[\]]+")
 _PAIRS = {"(": ")", "[": "]"}
-
-
-class CallError(ValueError):
-    """A call that cannot be read: ``position`` in the text and what was ``expected``."""
-
-    def __init__(self, message: str, position: int, expected: str | None = None) -> None:
-        super().__init__(message)
-        self.position = position
-        self.expected = expected
 
 
 @dataclass(frozen=True)

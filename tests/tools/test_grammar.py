@@ -25,6 +25,7 @@ from pixelpilot.tools import (
     parse_response,
     smart_resize,
 )
+from pixelpilot.tools.grammar import MAX_ANSWER_CHARS
 
 SCREEN = (1280, 720)
 PWNED = "x'); import os; os.system('echo pwned'); ('"
@@ -281,17 +282,19 @@ def test_format_response_joins_actions_with_blank_lines():
 @pytest.mark.parametrize(
     "text",
     [
-        "Action: wait()" + " " * 100_000 + "x",
-        "Thought: " + " " * 100_000 + "Action: wait()",
-        "(" + " " * 100_000 + ")x",
-        "Action: wait()" + "[EOS] " * 20_000,
-        "Thought:\n" * 20_000,
-        "Action: type(content='" + "')x" * 30_000,
-        "Action: " + "type(content='a') " * 5_000,
+        "Action: wait()" + " " * 60_000 + "x",
+        "Thought: " + " " * 60_000 + "Action: wait()",
+        "(" + " " * 60_000 + ")x",
+        "Action: wait()" + "[EOS] " * 10_000,
+        "Thought:\n" * 7_000,
+        "Action: type(content='" + "')x" * 20_000,
+        "Action: " + "type(content='a') " * 3_500,
     ],
 )
 def test_large_hostile_answers_take_linear_time(text):
     import time
+
+    assert len(text) <= MAX_ANSWER_CHARS  # under the cap, so the scanner really runs
 
     start = time.perf_counter()
     try:
@@ -299,3 +302,23 @@ def test_large_hostile_answers_take_linear_time(text):
     except ParseError:
         pass
     assert time.perf_counter() - start < 5.0  # quadratic scanning would take minutes here
+
+
+def test_a_leading_byte_order_mark_is_dropped():
+    text = "\ufeffThought: OK.\nAction: click(start_box='(3,4)')"
+    response = parse_response(text, "pixels", SCREEN)
+    assert response.thought == "OK." and response.actions == (Click(x=3, y=4),)
+    assert parse_response("\ufeffclick(start_box='(3,4)')", "pixels", SCREEN).actions == (
+        Click(x=3, y=4),
+    )
+
+
+def test_answers_over_the_size_cap_are_refused_before_parsing():
+    ok = "Action: wait()" + " " * (MAX_ANSWER_CHARS - len("Action: wait()"))
+    assert parse_response(ok, "pixels", SCREEN).actions == (Wait(),)
+    with pytest.raises(ParseError, match=f"answer too long: .*limit is {MAX_ANSWER_CHARS}"):
+        parse_response(ok + "x", "pixels", SCREEN)
+    huge = "Thought: " + "a" * 10_000_000 + "\nAction: wait()"
+    with pytest.raises(ParseError, match="10000024 characters"):
+        parse_response(huge, "pixels", SCREEN)
+    assert MAX_ANSWER_CHARS == 64 * 1024  # the documented limit

@@ -111,6 +111,10 @@ _THINK = re.compile(r"\s*<think>(.*?)</think>", re.S)
 _END_TOKENS = ("<|im_end|>", "<|endoftext|>", "[EOS]", "</s>")
 _POINT_TAGS = (("(", ")"), ("[", "]"), ("<point>", "</point>"), ("<bbox>", "</bbox>"))
 _KEYWORDS = {"key", "hotkey", "press", "keydown"}
+# The longest answer parse_response reads, in characters. Real answers are a few hundred
+# characters; a runaway generation is refused before any scanning (docs/action-language.md).
+MAX_ANSWER_CHARS = 64 * 1024
+_BOM = "\ufeff"
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,8 @@ def parse_response(
 
     ``screen`` is ``(width, height)`` of the screenshot the model saw; it is required for the
     ``uitars-1.5`` and ``uitars-1.0`` frames. ``min_pixels``/``max_pixels``/``factor`` override
-    the frame's ``smart_resize`` limits. Raises ``ParseError`` for any text it cannot read.
+    the frame's ``smart_resize`` limits. Raises ``ParseError`` for any text it cannot read,
+    and for an answer longer than ``MAX_ANSWER_CHARS``; a leading byte-order mark is dropped.
     """
     coords = CoordinateFrame.of(frame, min_pixels=min_pixels, max_pixels=max_pixels, factor=factor)
     if screen is not None:
@@ -160,6 +165,13 @@ def parse_response(
         raise ValueError(f"screen: required for the {coords.name} frame")
     if not isinstance(text, str):
         raise ParseError(f"expected the answer as text, got {type(text).__name__}")
+    if len(text) > MAX_ANSWER_CHARS:
+        raise ParseError(
+            f"answer too long: {len(text)} characters, the limit is {MAX_ANSWER_CHARS}",
+            expected=f"at most {MAX_ANSWER_CHARS} characters",
+        )
+    if text.startswith(_BOM):  # a byte-order mark some servers and files put first
+        text = text[len(_BOM) :]
     return _Parser(text, coords, screen).parse()
 
 

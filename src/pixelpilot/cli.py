@@ -155,22 +155,25 @@ def run_command(
 
     from rich.console import Console
 
-    from pixelpilot.agent.run import default_out, env_spec, load_model, make_agent, open_env
+    from pixelpilot.agent.factory import EnvSpec, PolicySpec, load_model, make_agent
+    from pixelpilot.agent.run import default_out
     from pixelpilot.agent.viewer import write_view
 
-    spec = env_spec(env, url, task or None)
+    spec = EnvSpec.from_cli(env, url, task or None)
     if not task and spec.task in ("browser", "desktop"):
         raise BadInput(f'--env {spec.task} needs the TASK instruction: pixelpilot run "..." ...')
     console = Console(stderr=True)
-    vlm = None if model == "expert" else load_model(model, model_name)  # fail before the env
-    environment = open_env(spec)
+    policy = PolicySpec.parse(model, model_name=model_name)
+    policy.check()
+    vlm = load_model(policy)  # fail before the env starts (None for the expert)
+    environment = spec.make()
     try:
         agent = make_agent(
+            policy,
             environment,
-            model,
-            spec,
-            model_name=model_name,
-            vlm=vlm,
+            model=vlm,
+            task=spec.task,
+            env_kwargs=spec.kwargs,
             max_steps=max_steps,
             instruction=task or None,
             on_step=_status_line(console),
@@ -255,14 +258,18 @@ def replay_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Re-execute a recorded episode in a fresh env and report divergences."""
+    from pixelpilot.agent.factory import PolicySpec, load_model
     from pixelpilot.agent.replay import replay
-    from pixelpilot.agent.run import load_model
 
     vlm = None
     if from_step is not None:
         if model is None:
             raise BadInput("--from-step needs --model (the model that takes over)")
-        vlm = load_model(model, model_name)
+        policy = PolicySpec.parse(model, model_name=model_name)
+        if policy.kind == "expert":
+            raise BadInput("--from-step hands over to a model: a checkpoint or a server URL")
+        policy.check()
+        vlm = load_model(policy)
     report = replay(directory, from_step=from_step, vlm=vlm, max_steps=max_steps, out=out)
     data = report.to_dict()
     if as_json:

@@ -100,7 +100,7 @@ def replay(
         raise ReplayError("--from-step needs a model to hand over to (--model)")
     own_env = env is None
     if own_env:
-        from pixelpilot.agent.run import make_env
+        from pixelpilot.agent.factory import make_env
 
         env = make_env(episode.header["env"], **dict(episode.header.get("env_kwargs") or {}))
     try:

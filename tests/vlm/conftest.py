@@ -147,7 +147,23 @@ def openai_server() -> Iterator[ScriptedOpenAIServer]:
 
 @pytest.fixture(scope="session")
 def tiny_kimi_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny Kimi-VL-style remote-code checkpoint (config + modeling files), size xs."""
+    """The remote-code loading fixture: a Kimi-VL-style folder with its own modeling files."""
     from pixelpilot.vlm.tiny import build_tiny
 
     return build_tiny(tmp_path_factory.mktemp("tiny") / "kimi_vl-xs", "kimi_vl", "xs", 0)
+
+
+@pytest.fixture(scope="session")
+def tiny_kimi_k25_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny ``kimi_k25`` checkpoint (transformers' own classes, no Python files), size xs."""
+    from pixelpilot.vlm.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny") / "kimi_k25-xs", "kimi_k25", "xs", 0)
+
+
+@pytest.fixture(scope="session")
+def tiny_kimi_k25(tiny_kimi_k25_dir: Path) -> Any:
+    """The loaded ``HFVLM`` of ``tiny_kimi_k25_dir`` (shared; do not mutate)."""
+    from pixelpilot.vlm.hf import HFVLM
+
+    return HFVLM(tiny_kimi_k25_dir)

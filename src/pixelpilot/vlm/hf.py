@@ -53,9 +53,10 @@ def _family(config: dict[str, Any], path: Path) -> Family:
             f"{path} holds a text-only model (model_type {model_type!r}); "
             "a GUI agent needs a vision-language checkpoint"
         )
+    from pixelpilot.vlm.profiles import FAMILIES
+
     raise ModelError(
-        f"unsupported model_type {model_type!r} in {path}; supported: qwen2_5_vl, qwen2_vl, "
-        "chameleon, kimi_vl"
+        f"unsupported model_type {model_type!r} in {path}; supported: {', '.join(FAMILIES)}"
     )
 
 

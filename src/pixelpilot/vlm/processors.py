@@ -1,8 +1,12 @@
 """Building and loading processors, including on machines without torchvision.
 
-transformers' Qwen2-VL / Qwen2.5-VL processors also hold a video processor, which needs
-torchvision; this project only sends images. When torchvision is missing, the processor is
-built from its tokenizer and (PIL) image processor with the video slot left empty.
+transformers' Qwen2-VL / Qwen2.5-VL / Kimi K2.5 processors also hold a video processor, which
+needs torchvision; this project only sends images. When torchvision is missing, the processor
+is built from its tokenizer and (PIL) image processor with the video slot left empty.
+transformers has no PIL image processor for some families (``Kimi_K25ImageProcessor`` is
+torchvision only); ``PIL_IMAGE_PROCESSORS`` names pixelpilot's stand-in for those, picked by
+the ``image_processor_type`` of the checkpoint's ``preprocessor_config.json``, so no Python
+file has to travel with the checkpoint.
 """
 
 from __future__ import annotations
@@ -12,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from pixelpilot.errors import ModelError
+
+# image_processor_type -> "module:class" of a PIL/numpy processor giving the same outputs.
+PIL_IMAGE_PROCESSORS = {
+    "Kimi_K25ImageProcessor": "pixelpilot.vlm.kimi_k25_image:Kimi_K25ImageProcessorPil",
+}
 
 
 def without_video(proc_cls: type) -> type:
@@ -50,7 +59,7 @@ def load_processor(path: Path, trust_remote_code: bool = False) -> Any:
     if proc_cls is None:
         raise ModelError(f"cannot load the processor of {path}: {first}") from first
     tokenizer = AutoTokenizer.from_pretrained(path)
-    image_processor = AutoImageProcessor.from_pretrained(path)
+    image_processor = _image_processor(path, AutoImageProcessor)
     extra = json.loads(cfg_file.read_text())
     kwargs = {k: v for k, v in extra.items() if k in ("chat_template",)}
     if kwargs.get("chat_template") is None and getattr(tokenizer, "chat_template", None):
@@ -58,6 +67,21 @@ def load_processor(path: Path, trust_remote_code: bool = False) -> Any:
     return without_video(proc_cls)(
         image_processor=image_processor, tokenizer=tokenizer, video_processor=None, **kwargs
     )
+
+
+def _image_processor(path: Path, auto: Any) -> Any:
+    """The checkpoint's image processor; pixelpilot's PIL one where transformers has none."""
+    import importlib
+
+    pre = path / "preprocessor_config.json"
+    kind = json.loads(pre.read_text()).get("image_processor_type") if pre.exists() else None
+    try:
+        return auto.from_pretrained(path)
+    except (ImportError, ValueError):
+        if kind not in PIL_IMAGE_PROCESSORS:
+            raise
+    module, name = PIL_IMAGE_PROCESSORS[kind].split(":")
+    return getattr(importlib.import_module(module), name).from_pretrained(path)
 
 
 def save_processor(processor: Any, out: Path) -> None:

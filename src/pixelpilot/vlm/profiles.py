@@ -28,6 +28,13 @@ FAMILIES: dict[str, Family] = {
         "qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration", "uitars-1.5", "uitars-1.5"
     ),
     "qwen2_vl": Family("qwen2_vl", "Qwen2VLForConditionalGeneration", "uitars-1.0", "uitars-1.0"),
+    # Kimi K2.5's processor pads screenshots (it does not stretch them to a smart_resize
+    # size), so UI-TARS 1.5's absolute pixels on the smart_resize'd image would not be the
+    # pixels the model saw; relative thousandths hold whatever the resize did, and stay the
+    # same numbers across screen sizes (docs/models.md).
+    "kimi_k25": Family(
+        "kimi_k25", "Kimi_K25ForConditionalGeneration", "uitars-1.0", "uitars-1.0"
+    ),  # fmt: skip
     # Chameleon sees a fixed square crop, so absolute pixels mean nothing to it: it answers in
     # UI-TARS 1.0's relative frame (thousandths of the screen).
     "chameleon": Family(
@@ -60,6 +67,14 @@ def _pixel_limits(image_processor: Any) -> tuple[int, int] | None:
     return (int(lo), int(hi)) if lo is not None and hi is not None else None
 
 
+def _navit_limits(ip: Any) -> dict[str, int]:
+    """Pixel limits of a navit-resize processor (Kimi K2.5): images up to ``max_patches``
+    patches keep their size; smaller ones are padded up to one merged token."""
+    patch, merge = int(ip.patch_size), int(ip.merge_size)
+    unit = patch * merge
+    return {"factor": unit, "min_pixels": unit * unit, "max_pixels": int(ip.max_patches) * patch**2}
+
+
 def profile_for(family: Family, processor: Any, name: str) -> ModelProfile:
     """The profile of a loaded checkpoint of ``family`` with this ``processor``."""
     ip = getattr(processor, "image_processor", None)
@@ -78,6 +93,9 @@ def profile_for(family: Family, processor: Any, name: str) -> ModelProfile:
             side = int(crop["height"]) * int(crop["width"])
             kwargs |= {"min_pixels": side, "max_pixels": side, "factor": 1}
         extra["image_tokens"] = getattr(processor, "image_seq_length", None)
+    if family.model_type == "kimi_k25" and getattr(ip, "max_patches", None):
+        kwargs |= _navit_limits(ip)
+        extra["max_patches"] = int(ip.max_patches)
     if family.model_type == "kimi_vl" and getattr(ip, "in_token_limit", None):
         unit = int(ip.patch_size) * int(ip.merge_kernel_size[0])
         kwargs |= {"min_pixels": unit * unit, "max_pixels": int(ip.in_token_limit) * unit * unit}

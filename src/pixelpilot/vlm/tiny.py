@@ -22,7 +22,7 @@ from pixelpilot.errors import DependencyNotInstalled, ModelError
 from pixelpilot.vlm.processors import build_processor, save_processor
 from pixelpilot.vlm.tokenizer_corpus import corpus
 
-ARCHS = ("qwen2_5_vl", "qwen2_vl", "chameleon", "kimi_vl")
+ARCHS = ("qwen2_5_vl", "qwen2_vl", "kimi_k25", "chameleon", "kimi_vl")
 SIZES = ("xs", "s", "m")
 BUILDER_VERSION = "2"  # bump when the built files change, to refresh caches
 
@@ -268,6 +268,10 @@ def _write(out: Path, arch: str, size_name: str, seed: int) -> int:
         config, model_cls, processor = _qwen_parts(arch, size, seed)
     elif arch == "chameleon":
         config, model_cls, processor = _chameleon_parts(size, seed)
+    elif arch == "kimi_k25":
+        from pixelpilot.vlm.kimi_k25 import kimi_k25_parts
+
+        config, model_cls, processor = kimi_k25_parts(size_name, seed, _train_bpe)
     else:
         from pixelpilot.vlm.tiny_kimi import write_kimi
 

@@ -1,0 +1,146 @@
+"""The kimi_k25 family: transformers' own Kimi K2.5 classes on a tiny checkpoint built here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from pixelpilot.vlm import Conversation, SamplingParams, load
+from pixelpilot.vlm.tiny import build_tiny, count_parameters, file_hashes
+
+
+def _convs(k: int = 3) -> list[Conversation]:
+    shots = [Image.new("RGB", (160, 210), c) for c in ("white", "red", "navy", "gray")]
+    return [
+        Conversation.user(f"click the ok button number {i}" + " please" * i, [shots[i % 4]])
+        for i in range(k)
+    ]
+
+
+def test_folder_has_no_python_and_loads_native_classes(tiny_kimi_k25_dir):
+    from pixelpilot.vlm.kimi_k25_image import Kimi_K25ImageProcessorPil
+
+    assert not list(tiny_kimi_k25_dir.rglob("*.py"))
+    cfg = json.loads((tiny_kimi_k25_dir / "config.json").read_text())
+    assert cfg["model_type"] == "kimi_k25" and "auto_map" not in cfg
+    assert cfg["text_config"]["model_type"] == "deepseek_v3"
+    pre = json.loads((tiny_kimi_k25_dir / "preprocessor_config.json").read_text())
+    assert pre["image_processor_type"] == "Kimi_K25ImageProcessor"  # transformers' own name
+    vlm = load(str(tiny_kimi_k25_dir))
+    assert type(vlm.model).__name__ == "Kimi_K25ForConditionalGeneration"
+    assert type(vlm.model).__module__.startswith("transformers.models.kimi_k25")
+    assert type(vlm.processor).__name__ == "Kimi_K25Processor"
+    assert isinstance(vlm.processor.image_processor, Kimi_K25ImageProcessorPil)
+
+
+def test_profile_from_image_processor(tiny_kimi_k25):
+    p = tiny_kimi_k25.profile
+    ip = tiny_kimi_k25.processor.image_processor
+    assert (p.frame, p.prompt_family) == ("uitars-1.0", "uitars-1.0")
+    assert p.factor == ip.patch_size * ip.merge_size == 28
+    assert (p.min_pixels, p.max_pixels) == (28 * 28, ip.max_patches * 14 * 14)
+    assert p.extra == {"model_type": "kimi_k25", "max_patches": 256}
+
+
+def test_chat_format_and_image_tokens(tiny_kimi_k25):
+    conv = _convs(1)[0].add("assistant", "Action: wait()").add("user", "again")
+    text = tiny_kimi_k25.prompt_text(conv)
+    assert text == (
+        "<|im_system|>system<|im_middle|>You are a helpful assistant<|im_end|>"
+        "<|im_user|>user<|im_middle|><|media_begin|>image<|media_content|><|media_pad|>"
+        "<|media_end|>click the ok button number 0<|im_end|>"
+        "<|im_assistant|>assistant<|im_middle|>Action: wait()<|im_end|>"
+        "<|im_user|>user<|im_middle|>again<|im_end|><|im_assistant|>assistant<|im_middle|>"
+    )
+    batch = tiny_kimi_k25._inputs([conv])
+    # 160x210 keeps its size, padded to 168x224: 12x16 patches, 2x2-merged into 48 tokens.
+    assert batch["image_grid_thw"].tolist() == [[1, 16, 12]]
+    assert tuple(batch["pixel_values"].shape) == (192, 3, 14, 14)
+    pad = tiny_kimi_k25.tokenizer.convert_tokens_to_ids("<|media_pad|>")
+    assert int((batch["input_ids"] == pad).sum()) == 48
+    for token in ("<|im_user|>", "<|im_middle|>", "<|media_pad|>", "<|im_end|>"):
+        ids = tiny_kimi_k25.tokenizer(token, add_special_tokens=False)["input_ids"]
+        assert len(ids) == 1
+
+
+def test_batched_greedy_matches_one_by_one(tiny_kimi_k25):
+    convs = _convs(3)  # different prompt lengths -> real left padding
+    params = SamplingParams(max_new_tokens=10)
+    batched = tiny_kimi_k25.generate(convs, params)
+    single = [tiny_kimi_k25.generate([c], params)[0] for c in convs]
+    assert [g.token_ids for g in batched] == [g.token_ids for g in single]
+    assert all(g.token_ids for g in batched)
+
+
+def test_greedy_tokens_have_highest_logprob(tiny_kimi_k25):
+    convs = _convs(3)
+    gens = tiny_kimi_k25.generate(convs, SamplingParams(max_new_tokens=8))
+    ids = [g.token_ids for g in gens]
+    for d, t in zip(tiny_kimi_k25.log_distributions(convs, ids), ids, strict=True):
+        assert d.shape[0] == len(t) and d.argmax(-1).tolist() == list(t)
+    batched = tiny_kimi_k25.logprobs(convs, ids)
+    single = [tiny_kimi_k25.logprobs([c], [t])[0] for c, t in zip(convs, ids, strict=True)]
+    for a, b in zip(batched, single, strict=True):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-4)
+        assert (a <= 0).all()
+
+
+def test_gradients_reach_vision_tower_projector_and_router(tiny_kimi_k25):
+    model = tiny_kimi_k25.model
+    convs = _convs(2)
+    lps = tiny_kimi_k25.logprobs(
+        convs, ["Action: wait()", "Action: click(start_box='(1,2)')"], grad=True
+    )
+    torch.stack([lp.sum() for lp in lps]).sum().backward()
+    try:
+        named = dict(model.named_parameters())
+        vision = model.model.vision_tower
+        checked = {
+            "patch embedding": vision.patch_embed.proj.weight,
+            "position table": vision.patch_embed.pos_emb.position_embeddings,
+            "first vision layer": next(vision.layers[0].parameters()),
+            "projector": model.model.mm_projector.in_proj.weight,
+        }
+        routers = {k: p for k, p in named.items() if k.endswith("mlp.gate.weight")}
+        experts = {k: p for k, p in named.items() if k.endswith("mlp.experts.gate_up_proj")}
+        assert len(routers) == len(experts) == model.config.text_config.num_hidden_layers - 1
+        for name, p in {**checked, **routers, **experts}.items():
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+    finally:
+        model.zero_grad(set_to_none=True)
+
+
+def test_seeded_sampling(tiny_kimi_k25):
+    params = SamplingParams(max_new_tokens=8, temperature=1.0, n=2, seed=5)
+    a = tiny_kimi_k25.generate(_convs(2), params)
+    b = tiny_kimi_k25.generate(_convs(2), params)
+    assert len(a) == 4 and [g.token_ids for g in a] == [g.token_ids for g in b]
+
+
+def test_same_seed_same_files(tmp_path):
+    a = build_tiny(tmp_path / "a", "kimi_k25", "xs", 1, cache=False)
+    b = build_tiny(tmp_path / "b", "kimi_k25", "xs", 1, cache=False)
+    assert file_hashes(a) == file_hashes(b)
+
+
+@pytest.mark.parametrize(("size", "lo", "hi"), [("xs", 0.5e6, 2e6), ("s", 4e6, 8e6)])
+def test_sizes(size, lo, hi):
+    assert lo <= count_parameters(build_tiny(None, "kimi_k25", size, 0)) <= hi
+
+
+@pytest.mark.slow
+def test_size_m():
+    assert 15e6 <= count_parameters(build_tiny(None, "kimi_k25", "m", 0)) <= 40e6
+
+
+def test_cli_model_tiny_kimi_k25(tmp_path, capsys):
+    from pixelpilot.cli import main
+
+    out = tmp_path / "ckpt"
+    assert main(["model", "tiny", str(out), "--arch", "kimi_k25", "--size", "xs", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info == {"path": str(out), "arch": "kimi_k25", "parameters": count_parameters(out)}
+    assert json.loads((out / "config.json").read_text())["model_type"] == "kimi_k25"

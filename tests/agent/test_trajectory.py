@@ -220,3 +220,136 @@ def test_sigkill_mid_episode_leaves_completed_steps_readable(tmp_path: Path, mod
     for step in ep.steps:
         assert ep.load_screenshot(step).size == (640, 480)
     assert json.loads((out / FILE_NAME).read_text().splitlines()[0])["task"] == "t"
+
+
+# --- untrusted files: every field is checked before anything uses it ----------------------
+
+
+def _edit_line(directory: Path, line: int, edit: object) -> None:
+    lines = _lines(directory)
+    obj = json.loads(lines[line])
+    edit(obj)  # type: ignore[operator]
+    lines[line] = json.dumps(obj) + "\n"
+    _rewrite(directory, lines)
+
+
+def _set(**fields: object) -> object:
+    return lambda obj: obj.update(fields)
+
+
+@pytest.mark.parametrize(
+    ("line", "edit", "problem"),
+    [
+        (1, _set(target=[1e999, 0, 0, 0]), "'target' must hold 4 finite numbers"),
+        (1, _set(target=["1", 0, 0, 0]), "'target' must hold 4 finite numbers"),
+        (1, _set(target=[10**30, 0, 0, 0]), "'target' coordinate out of range"),
+        (1, _set(actions=[{"type": "click", "y": 5}]), "action 0:"),
+        (1, _set(actions=[{"type": "explode"}]), "action 0:"),
+        (
+            1,
+            _set(actions=[{"type": "click", "x": '5"/><img src=x>', "y": 5}]),
+            "action 0:",
+        ),
+        (1, _set(actions=[{"type": "drag", "x1": 1, "y1": 2, "x2": "<", "y2": 4}]), "action 0:"),
+        (1, _set(actions=[{"type": "click", "x": 1, "y": 2, "onload": 1}]), "action 0:"),
+        (1, _set(actions=["click"]), "action 0"),
+        (1, _set(actions={"type": "wait"}), "'actions' must be a list"),
+        (1, _set(thought=["<script>"]), "'thought' must be text"),
+        (1, _set(error={"a": 1}), "'error' must be text"),
+        (1, _set(terminated="false"), "'terminated' must be true or false"),
+        (1, _set(screenshot="../../../etc/passwd"), "plain file name"),
+        (1, _set(screenshot="/etc/passwd"), "plain file name"),
+        (1, _set(screenshot=".."), "plain file name"),
+        (0, _set(screen="abc"), "'screen' must be [width, height]"),
+        (0, _set(screen=[160]), "'screen' must be [width, height]"),
+        (0, _set(screen=[160, -1]), "'screen' sides must be integers"),
+        (0, _set(screen=[int("9" * 400), 210]), "'screen' sides must be integers"),
+        (0, _set(seed="3"), "'seed' must be an integer"),
+        (0, _set(task=["t"]), "'task' must be text"),
+        (0, _set(instruction={"x": 1}), "'instruction' must be text"),
+        (0, _set(env_kwargs=["executable_path"]), "'env_kwargs' must be an object"),
+    ],
+)
+def test_hostile_fields_are_format_errors(
+    tmp_path: Path, line: int, edit: object, problem: str
+) -> None:
+    _write(tmp_path, 2)
+    _edit_line(tmp_path, line, edit)
+    with pytest.raises(TrajectoryFormatError) as info:
+        read_trajectory(tmp_path)
+    assert info.value.line == line + 1 and problem in info.value.problem
+
+
+def test_actions_read_back_canonical_with_integer_coordinates(tmp_path: Path) -> None:
+    _write(tmp_path, 1)
+    _edit_line(tmp_path, 1, _set(actions=[{"type": "click", "x": 10.6, "y": 3},
+                                          {"type": "hotkey", "keys": ["Ctrl", "c"]}]))  # fmt: skip
+    step = read_trajectory(tmp_path).steps[0]
+    assert step.actions == ({"type": "click", "x": 11, "y": 3},
+                            {"type": "hotkey", "keys": ["ctrl", "c"]})  # fmt: skip
+
+
+def test_deeply_nested_json_is_a_format_error(tmp_path: Path) -> None:
+    _write(tmp_path, 2)
+    lines = _lines(tmp_path)
+    lines[1] = "[" * 200_000 + "]" * 200_000 + "\n"
+    _rewrite(tmp_path, lines)
+    with pytest.raises(TrajectoryFormatError, match="nested too deeply") as info:
+        read_trajectory(tmp_path)
+    assert info.value.line == 2
+
+
+def test_screenshot_symlinked_out_of_the_folder_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path / "ep", 2)
+    secret = tmp_path / "secret.png"
+    _image(0).save(secret)
+    os.remove(tmp_path / "ep" / "step-0001.png")
+    os.symlink(secret, tmp_path / "ep" / "step-0001.png")
+    with pytest.raises(TrajectoryFormatError, match="leads out of") as info:
+        read_trajectory(tmp_path / "ep")
+    assert info.value.line == 3
+    os.remove(tmp_path / "ep" / "step-0001.png")  # a symlink inside the folder is fine
+    os.symlink("step-0000.png", tmp_path / "ep" / "step-0001.png")
+    assert len(read_trajectory(tmp_path / "ep").steps) == 2
+
+
+def _png_header(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * ((width + 7) // 8 + 1) * 10)  # far less data than claimed
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"GIF89a garbage " * 10, "not a PNG file"),
+        (b"", "not a PNG file"),
+        (_png_header(30_000, 30_000), "30000x30000 pixels is over the limit"),
+        (_png_header(10_000, 10_000), "10000x10000 pixels is over the limit"),
+    ],
+    ids=["garbage", "empty", "bomb", "over-area"],
+)
+def test_garbage_and_oversized_screenshots_are_refused(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    _write(tmp_path, 2)
+    (tmp_path / "step-0001.png").write_bytes(content)
+    with pytest.raises(TrajectoryFormatError, match=problem) as info:
+        read_trajectory(tmp_path)
+    assert info.value.line == 3
+
+
+def test_a_png_broken_after_its_header_fails_to_load_with_a_format_error(tmp_path: Path) -> None:
+    _write(tmp_path, 1)
+    path = tmp_path / "step-0000.png"
+    path.write_bytes(path.read_bytes()[:40])  # header intact, image data cut off
+    episode = read_trajectory(tmp_path)
+    with pytest.raises(TrajectoryFormatError, match="not a readable image"):
+        episode.load_screenshot(0)

@@ -19,6 +19,14 @@ Guarantees (see ``docs/trajectories.md``):
   it is dropped and the episode reads as unfinished with ``Episode.incomplete_last_line`` set
   (a final line that parses but lost only its newline is kept). Invalid JSON anywhere else,
   or in a header, is an error.
+
+A trajectory file is untrusted input (it may come from anyone). The reader checks the type of
+every field it hands on: header ``screen`` is two positive integers, ``seed`` an integer or
+null, ``env_kwargs`` an object; every action is a valid canonical action (coordinates become
+integers); ``target`` is four finite numbers; a screenshot is a plain file name inside the
+episode folder (no path, no ``..``, no symlink out of it) holding a PNG within the size
+limits of ``pixelpilot.untrusted``. Anything else is a ``TrajectoryFormatError``; nothing from
+the file reaches a process, a path or HTML unchecked.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pixelpilot import untrusted
 from pixelpilot.errors import TrajectoryFormatError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -120,41 +129,30 @@ class Step:
         index = data["index"]
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
             raise ValueError(f"'index' must be a non-negative integer, got {index!r}")
-        if not isinstance(data["screenshot"], str) or not data["screenshot"]:
-            raise ValueError("'screenshot' must be a file name")
-        actions = data.get("actions") or []
-        if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
-            raise ValueError("'actions' must be a list of action objects")
-        for a in actions:
-            if not isinstance(a.get("type"), str):
-                raise ValueError("every action needs a string 'type'")
+        untrusted.file_name(data["screenshot"])
+        actions = untrusted.actions(data.get("actions"))
         reward = data.get("reward", 0.0)
         if isinstance(reward, bool) or not isinstance(reward, (int, float)):
             raise ValueError(f"'reward' must be a number, got {reward!r}")
         if not math.isfinite(reward):
             raise ValueError(f"'reward' must be finite, got {reward!r}")
-        target = data.get("target")
-        if target is not None:
-            if not isinstance(target, list) or len(target) != 4:
-                raise ValueError("'target' must be [x1, y1, x2, y2] or null")
-            target = tuple(int(v) for v in target)
         for key in ("info", "timing"):
             if not isinstance(data.get(key) or {}, dict):
                 raise ValueError(f"{key!r} must be an object")
         return cls(
             index=index,
             screenshot=data["screenshot"],
-            response=str(data.get("response") or ""),
-            thought=data.get("thought"),
-            reflection=data.get("reflection"),
-            actions=tuple(actions),
+            response=untrusted.text_or_none(data, "response") or "",
+            thought=untrusted.text_or_none(data, "thought"),
+            reflection=untrusted.text_or_none(data, "reflection"),
+            actions=actions,
             reward=float(reward),
-            terminated=bool(data.get("terminated", False)),
-            truncated=bool(data.get("truncated", False)),
+            terminated=untrusted.flag(data, "terminated"),
+            truncated=untrusted.flag(data, "truncated"),
             info=dict(data.get("info") or {}),
             timing=dict(data.get("timing") or {}),
-            target=target,
-            error=data.get("error"),
+            target=untrusted.box(data.get("target")),
+            error=untrusted.text_or_none(data, "error"),
             extra={k: v for k, v in data.items() if k not in STEP_KEYS},
         )
 
@@ -363,11 +361,17 @@ class Episode:
         return self.directory / step.screenshot
 
     def load_screenshot(self, step: Step | int) -> Image.Image:
-        """The step's screenshot as an RGB PIL image (read from disk on each call)."""
+        """The step's screenshot as an RGB PIL image (read from disk on each call);
+        ``TrajectoryFormatError`` when the file is not a readable image."""
         from PIL import Image
 
-        with Image.open(self.screenshot_path(step)) as im:
-            return im.convert("RGB")
+        path = self.screenshot_path(step)
+        try:
+            with Image.open(path) as im:
+                return im.convert("RGB")
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            problem = " ".join(str(exc).split()) or type(exc).__name__
+            raise TrajectoryFormatError(path, None, f"not a readable image ({problem})") from None
 
 
 class TrajectoryReader:
@@ -401,6 +405,8 @@ class TrajectoryReader:
                     incomplete = True
                     break
                 raise self._error(number, f"not valid JSON ({exc})") from None
+            except RecursionError:
+                raise self._error(number, "JSON nested too deeply") from None
             if not isinstance(obj, dict):
                 raise self._error(number, "a line must be a JSON object")
             if header is None:
@@ -433,6 +439,10 @@ class TrajectoryReader:
         missing = [k for k in HEADER_KEYS if k not in obj]
         if missing:
             raise self._error(number, f"header misses {', '.join(missing)}")
+        try:
+            _check_header_fields(obj)
+        except ValueError as exc:
+            raise self._error(number, f"bad header: {exc}") from None
         return obj
 
     def _check_step(self, obj: dict[str, Any], number: int, expected: int) -> Step:
@@ -442,8 +452,14 @@ class TrajectoryReader:
             raise self._error(number, f"bad step: {exc}") from None
         if step.index != expected:
             raise self._error(number, f"step index {step.index}, expected {expected}")
-        if not (self.directory / step.screenshot).is_file():
+        path = self.directory / step.screenshot
+        if not path.is_file():
             raise self._error(number, f"screenshot {step.screenshot} is missing")
+        try:
+            untrusted.inside(path, self.directory)
+            untrusted.png_size(path)
+        except ValueError as exc:
+            raise self._error(number, f"screenshot {step.screenshot}: {exc}") from None
         return step
 
     def _check_end(self, obj: dict[str, Any], number: int) -> dict[str, Any]:
@@ -453,6 +469,21 @@ class TrajectoryReader:
         if isinstance(reward, bool) or not isinstance(reward, (int, float)):
             raise self._error(number, "end line needs a numeric 'total_reward'")
         return obj
+
+
+def _check_header_fields(obj: dict[str, Any]) -> None:
+    """Types of the header fields readers use; ``ValueError`` names the field."""
+    untrusted.screen_size(obj["screen"])
+    seed = obj["seed"]
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"'seed' must be an integer or null, got {seed!r}")
+    for key in ("task", "env"):
+        if not isinstance(obj[key], str):
+            raise ValueError(f"{key!r} must be text, got {obj[key]!r}")
+    for key in ("model", "frame", "instruction"):
+        untrusted.text_or_none(obj, key)
+    if not isinstance(obj.get("env_kwargs") or {}, dict):
+        raise ValueError("'env_kwargs' must be an object")
 
 
 def read_trajectory(directory: str | os.PathLike[str]) -> Episode:

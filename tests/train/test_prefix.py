@@ -59,7 +59,8 @@ def _history(images: int) -> Conversation:
     msgs = [Message("user", "Select the second item, then press Submit.")]
     for i in range(images - 1):
         msgs.append(Message("user", "", (_shot(colors[i]),)))
-        msgs.append(Message("assistant", f"Thought: step {i}\nAction: click(start_box='(4{i},60)')"))
+        answer = f"Thought: step {i}\nAction: click(start_box='(4{i},60)')"
+        msgs.append(Message("assistant", answer))
     msgs.append(Message("user", "", (_shot(colors[images - 1], (210, 160)),)))
     return Conversation(tuple(msgs))
 

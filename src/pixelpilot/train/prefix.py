@@ -108,8 +108,6 @@ def _rope_module(model: Any) -> Any:
 
 def _prompt_positions(model: Any, inputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Position ids of the prompt tokens and the next text position of each row."""
-    import torch
-
     mask = inputs["attention_mask"]
     rope = _rope_module(model)
     if rope is not None and "mm_token_type_ids" in inputs:
@@ -141,7 +139,8 @@ def _prefill(model: Any, inputs: Any, index: torch.Tensor) -> _Prefix:
     if len(index) != inputs["input_ids"].shape[0] or bool((index != _arange(index)).any()):
         cache.reorder_cache(index)
     mask = inputs["attention_mask"].index_select(0, index)
-    return _Prefix(cache, mask, nxt.index_select(0, index), out.logits[:, -1].index_select(0, index))
+    last = out.logits[:, -1].index_select(0, index)
+    return _Prefix(cache, mask, nxt.index_select(0, index), last)
 
 
 def _arange(index: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ import pytest
 
 from pixelpilot.agent.loop import Agent
 from pixelpilot.agent.trajectory import read_trajectory
+from pixelpilot.envs.base import PolicyOutput
 from pixelpilot.vlm import ModelProfile, ScriptedVLM
 
 PIXELS = ModelProfile(name="scripted", frame="pixels", prompt_family="uitars-1.5")
@@ -202,13 +203,11 @@ def test_action_the_env_refuses_is_recorded_and_shown(env: Any, tmp_path: Path) 
 
 
 def test_expert_style_policy_runs_through_the_same_loop(env: Any, tmp_path: Path) -> None:
-    from pixelpilot.envs.base import PolicyOutput
+    from pixelpilot.envs.base import BasePolicy, PolicyOutput
+    from pixelpilot.tools.frames import CoordinateFrame
 
-    class DomExpert:
-        frame = "pixels"
-
-        def reset(self, instruction: str) -> None:
-            self.instruction = instruction
+    class DomExpert(BasePolicy):
+        coords = CoordinateFrame("pixels")
 
         def act(self, observation: Any) -> PolicyOutput:
             return PolicyOutput(click_target(env), target=target_box(env))
@@ -224,6 +223,20 @@ def test_expert_style_policy_runs_through_the_same_loop(env: Any, tmp_path: Path
 def test_agent_needs_exactly_one_policy(env: Any) -> None:
     with pytest.raises(ValueError, match="exactly one"):
         Agent(env=env)
+
+
+def test_a_policy_must_state_its_contract(env: Any) -> None:
+    """The loop reads coords, prompt_family and note() from every policy: an object without
+    them is refused up front, not probed with getattr mid-episode."""
+
+    class Bare:
+        def reset(self, instruction: str) -> None: ...
+
+        def act(self, observation: Any) -> PolicyOutput:
+            return PolicyOutput("Action: wait()")
+
+    with pytest.raises(TypeError, match="coords"):
+        Agent(policy=Bare(), env=env)
 
 
 _ASK = """

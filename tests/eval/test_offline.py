@@ -236,6 +236,7 @@ def test_offline_prompt_is_the_agents_prompt(tmp_path):
         gold=({"type": "wait"},),
         screen=(64, 48),
         history=tuple((answers[i], str(shots[i])) for i in range(7)),
+        coords=profile.coords,  # the recorded answers were written by this model
     )
     offline = conversation(sample, profile)
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pixelpilot.agent.policy import VLMPolicy, parse
+from pixelpilot.agent.policy import VLMPolicy
+from pixelpilot.agent.sample import parse_answer
 from pixelpilot.agent.trajectory import Step, TrajectoryWriter, screenshot_name
 from pixelpilot.envs.base import Observation, Policy
 from pixelpilot.errors import EnvError, ParseError
@@ -132,13 +133,10 @@ def ask_at_terminal(question: str) -> str | None:
     return answer.strip() or None
 
 
-def _frame_of(policy: Any) -> str:
-    """The frame of a policy's answers: its ``frame`` attribute, its model profile's frame,
-    else ``uitars-1.5`` with default limits (how the scripted experts answer, like a model)."""
-    frame = getattr(policy, "frame", None)
-    if frame is None and getattr(policy, "profile", None) is not None:
-        frame = policy.profile.frame
-    return frame or "uitars-1.5"
+def _prompt_fields(policy: Policy) -> dict[str, str]:
+    if isinstance(policy, VLMPolicy):
+        return {"prompt_kind": policy.template.kind, "prompt_language": policy.template.language}
+    return {}
 
 
 def _jsonable_info(info: dict[str, Any]) -> dict[str, Any]:
@@ -186,7 +184,14 @@ class Agent:
         if (vlm is None) == (policy is None):
             raise ValueError("Agent needs exactly one of vlm= or policy=")
         self.env = env
-        self.policy: Any = policy or VLMPolicy(vlm, kind=kind, language=language, retries=retries)
+        self.policy: Policy = policy or VLMPolicy(
+            vlm, kind=kind, language=language, retries=retries
+        )
+        if not isinstance(self.policy, Policy):
+            raise TypeError(
+                f"{type(self.policy).__name__} is not a Policy: it needs coords, prompt_family, "
+                "reset, act and note (pixelpilot.envs.base.BasePolicy gives the defaults)"
+            )
         self.max_steps = max_steps
         self.instruction = instruction
         self.task = task or getattr(getattr(env, "spec", None), "id", None) or type(env).__name__
@@ -229,11 +234,13 @@ class Agent:
             "env_kwargs": self.env_kwargs,
             "seed": seed,
             "model": self.model,
-            "frame": _frame_of(self.policy),
+            "frame": self.policy.coords.name,
+            "frame_limits": self.policy.coords.limits(),
             "screen": list(observation.size),
             "instruction": instruction,
             "max_steps": self.max_steps,
-            "prompt": getattr(getattr(self.policy, "template", None), "family", None),
+            "prompt": self.policy.prompt_family,
+            **_prompt_fields(self.policy),
             **header,
         }
         return TrajectoryWriter(out, full, background=self.background_recording)
@@ -284,32 +291,22 @@ class Agent:
         return EpisodeResult(success, total, steps, reason, trajectory, self.task, seed, info)
 
     def _note(self, text: str) -> None:
-        note = getattr(self.policy, "note", None)
-        if note is not None:
-            note(text)
+        self.policy.note(text)
 
     def _step(self, index: int, observation: Observation) -> tuple[Step, Outcome]:
         t0 = time.perf_counter()
         output = self.policy.act(observation)
         t1 = time.perf_counter()
-        timing = {"policy": t1 - t0, **getattr(self.policy, "last_timing", {})}
+        timing = {"policy": t1 - t0, **output.timing}
         error: str | None = None
         thought = reflection = None
         actions: list[Action] = []
         try:
-            response = getattr(self.policy, "last_response", None)
-            if response is None or getattr(self.policy, "last_text", None) != output.text:
-                response = parse(
-                    output.text,
-                    _frame_of(self.policy),
-                    observation.size,
-                    getattr(self.policy, "profile", None),
-                )
-            thought, reflection, actions = (
-                response.thought,
-                response.reflection,
-                list(response.actions),
+            response = output.response or parse_answer(
+                output.text, self.policy.coords, observation.size
             )
+            thought, reflection = response.thought, response.reflection
+            actions = list(response.actions)
         except ParseError as exc:
             error = f"parse error: {exc}"
         t2 = time.perf_counter()
@@ -321,9 +318,8 @@ class Agent:
             error = outcome.error
         timing.update({"agent_parse": t2 - t1, "env": t3 - t2})
         extra: dict[str, Any] = {}
-        attempts = getattr(self.policy, "last_attempts", None)
-        if attempts:
-            extra["attempts"] = list(attempts)
+        if output.attempts:
+            extra["attempts"] = list(output.attempts)
         step = Step(
             index=index,
             screenshot=screenshot_name(index),

@@ -1,32 +1,32 @@
 """Policies: the model-driven ``VLMPolicy`` (prompt + history + model + retries).
 
-A policy implements ``pixelpilot.envs.base.Policy`` (``reset(instruction)``,
-``act(observation) -> PolicyOutput``), exactly like the scripted experts, so the agent loop
-records both the same way. Optional extras the loop uses when present:
-
-- ``frame``: the coordinate frame of the policy's answers (``uitars-1.5`` if absent, with
-  the default smart_resize limits: how the scripted experts answer);
-- ``note(text)``: feedback for the next turn (an action that failed, the user's answer);
-- ``last_timing`` / ``last_attempts``: timings and rejected answers of the last ``act``.
+A policy implements ``pixelpilot.envs.base.Policy`` (``coords``, ``prompt_family``,
+``reset(instruction)``, ``act(observation) -> PolicyOutput``, ``note(text)``), exactly like the
+scripted experts, so the agent loop records both the same way. ``VLMPolicy`` puts the parsed
+answer, the rejected attempts and its timings on the ``PolicyOutput`` it returns.
 
 History follows UI-TARS: the last ``history_images`` screenshots (the current one included)
-go into the conversation as images; older steps appear as their assistant text only.
+go into the conversation as images; older steps appear as their assistant text only. The
+conversation and the parsing come from ``pixelpilot.agent.sample``, the one home of the step
+sample, which offline evaluation and training call too.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pixelpilot.agent.prompts import template_for
-from pixelpilot.envs.base import Observation, PolicyOutput
+from pixelpilot.agent.sample import image_window, parse_answer, step_conversation
+from pixelpilot.envs.base import BasePolicy, Observation, PolicyOutput
 from pixelpilot.errors import ParseError
-from pixelpilot.vlm.base import VLM, Conversation, Message, SamplingParams
+from pixelpilot.vlm.base import VLM, Conversation, SamplingParams
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
+
+    from pixelpilot.tools.grammar import Response
 
 
 @dataclass
@@ -36,44 +36,7 @@ class _Turn:
     feedback: str | None = None  # shown to the model together with ``screenshot``
 
 
-def parse(text: str, frame: str, screen: tuple[int, int], profile: Any = None) -> Any:
-    """``pixelpilot.tools.parse_response`` with a profile's smart_resize limits."""
-    from pixelpilot.tools import parse_response
-
-    kwargs: dict[str, Any] = {}
-    if profile is not None:
-        kwargs = {
-            "min_pixels": profile.min_pixels,
-            "max_pixels": profile.max_pixels,
-            "factor": profile.factor,
-        }
-    return parse_response(text, frame, screen, **kwargs)
-
-
-def history_conversation(
-    prompt: str,
-    turns: Sequence[tuple[Image.Image, str, str | None]],
-    current: Image.Image,
-    history_images: int = 5,
-    note: str = "",
-) -> Conversation:
-    """The UI-TARS conversation: the prompt as the first user turn; each past turn
-    ``(screenshot, answer, feedback)`` as a user turn with its screenshot (only for the last
-    ``history_images - 1`` turns; older ones keep their feedback text only) and the answer as an
-    assistant turn; then the current screenshot (with ``note``)."""
-    messages = [Message("user", prompt)]
-    first_with_image = len(turns) - (max(1, history_images) - 1)
-    for i, (screenshot, response, feedback) in enumerate(turns):
-        if i >= first_with_image:
-            messages.append(Message("user", feedback or "", (screenshot,)))
-        elif feedback:
-            messages.append(Message("user", feedback))
-        messages.append(Message("assistant", response))
-    messages.append(Message("user", note, (current,)))
-    return Conversation(tuple(messages))
-
-
-class VLMPolicy:
+class VLMPolicy(BasePolicy):
     """Drive a ``VLM`` with UI-TARS prompts and history.
 
     ``kind`` is the prompt kind (computer, mobile, grounding), ``language`` the language of
@@ -96,22 +59,16 @@ class VLMPolicy:
     ) -> None:
         self.vlm = vlm
         self.profile = vlm.profile
-        self.frame = self.profile.frame
+        self.coords = self.profile.coords
         self.template = template_for(self.profile.prompt_family, kind, language)
-        limit = history_images if history_images is not None else self.profile.history_images
-        if self.profile.max_images is not None:
-            limit = min(limit, self.profile.max_images)
-        self.history_images = max(1, limit)
+        self.prompt_family = self.template.family
+        self.history_images = image_window(self.profile, history_images)
         self.params = params or SamplingParams(max_new_tokens=256, temperature=0.0)
         self.retries = retries
         self.retry_temperatures = retry_temperatures or (1.0,)
         self.instruction = ""
         self._turns: list[_Turn] = []
         self._pending: list[str] = []
-        self.last_timing: dict[str, float] = {}
-        self.last_response: Any = None  # the parsed answer of the last ``act`` (if it parsed)
-        self.last_text: str | None = None
-        self.last_attempts: list[dict[str, str]] = []
 
     def reset(self, instruction: str) -> None:
         self.instruction = instruction
@@ -129,7 +86,7 @@ class VLMPolicy:
     def conversation(self, observation: Observation) -> Conversation:
         """The conversation for the next answer (without changing the history)."""
         turns = [(t.screenshot, t.response, t.feedback) for t in self._turns]
-        return history_conversation(
+        return step_conversation(
             self.template.render(self.instruction),
             turns,
             observation.screenshot,
@@ -141,8 +98,8 @@ class VLMPolicy:
         start = time.perf_counter()
         conv = self.conversation(observation)
         prompt_time = time.perf_counter() - start
-        self.last_attempts = []
-        self.last_response, self.last_text = None, None
+        attempts: list[dict[str, str]] = []
+        response: Response | None = None
         model_time = parse_time = 0.0
         text = ""
         for attempt in range(self.retries + 1):
@@ -155,15 +112,14 @@ class VLMPolicy:
             t1 = time.perf_counter()
             model_time += t1 - t0
             try:
-                self.last_response = parse(text, self.frame, observation.size, self.profile)
-                self.last_text = text
+                response = parse_answer(text, self.coords, observation.size)
                 parse_time += time.perf_counter() - t1
                 break
             except ParseError as exc:
                 parse_time += time.perf_counter() - t1
-                self.last_attempts.append({"response": text, "error": str(exc)})
+                attempts.append({"response": text, "error": str(exc)})
         feedback = "\n".join(self._pending) or None
         self._pending = []
         self._turns.append(_Turn(observation.screenshot, text, feedback))
-        self.last_timing = {"prompt": prompt_time, "model": model_time, "parse": parse_time}
-        return PolicyOutput(text)
+        timing = {"prompt": prompt_time, "model": model_time, "parse": parse_time}
+        return PolicyOutput(text, response=response, attempts=tuple(attempts), timing=timing)

@@ -187,7 +187,8 @@ def _writer(
     }
     header.update({"replay_of": str(episode.directory), "screen": list(observation.size)})
     if agent is not None:
-        header.update({"model": agent.model, "frame": agent.policy.frame})
+        coords = agent.policy.coords
+        header.update({"model": agent.model, "frame": coords.name, "frame_limits": coords.limits()})
     return TrajectoryWriter(out, header)
 
 

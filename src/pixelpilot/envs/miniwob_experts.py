@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pixelpilot.envs.base import Box, Observation, PolicyOutput
+from pixelpilot.envs.base import BasePolicy, Box, Observation, PolicyOutput
 from pixelpilot.errors import EnvError
 from pixelpilot.tools import Action, Click, Finished, Type, format_response
 
@@ -92,7 +92,7 @@ def _quoted(text: str) -> list[str]:
     return re.findall(r'"([^"]*)"', text)
 
 
-class MiniWoBExpert:
+class MiniWoBExpert(BasePolicy):
     """Base of the experts: ``plan()`` lists the episode's steps from the DOM."""
 
     def __init__(self, env: MiniWoBEnv) -> None:

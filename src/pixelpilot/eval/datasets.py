@@ -13,35 +13,17 @@ Formats (defined plainly in ``docs/evaluation.md``; paths inside a file are rela
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pixelpilot.agent.sample import StepSample
 from pixelpilot.errors import DatasetFormatError
+from pixelpilot.tools.frames import CoordinateFrame
 
 FORMATS = ("trajectory", "screenspot", "androidcontrol", "mind2web")
 
 
-@dataclass(frozen=True)
-class Sample:
-    """One step to predict. ``gold`` are canonical Action dicts in screen pixels; ``history``
-    holds ``(response text, screenshot path)`` of the episode's earlier steps, oldest first;
-    ``gold_response`` is the recorded answer text, when the data has one (trajectories)."""
-
-    id: str
-    episode: str
-    task: str
-    step: int
-    image: str
-    instruction: str
-    gold: tuple[dict[str, Any], ...]
-    screen: tuple[int, int]
-    target: tuple[int, int, int, int] | None = None
-    history: tuple[tuple[str, str], ...] = ()
-    step_instruction: str | None = None
-    gold_response: str | None = None
-    frame: str | None = None  # frame of gold_response
-    meta: dict[str, Any] = field(default_factory=dict)
+Sample = StepSample  # the step sample lives in pixelpilot.agent.sample
 
 
 def load_samples(path: str | Path, fmt: str) -> list[Sample]:
@@ -140,6 +122,12 @@ def _load_trajectories(path: Path) -> list[Sample]:
             name = ""
         name = name if name not in ("", ".") else ep.directory.name
         screen = tuple(header.get("screen") or (0, 0))
+        try:
+            coords = CoordinateFrame.from_record(
+                header.get("frame") or "uitars-1.5", header.get("frame_limits")
+            )
+        except ValueError as exc:
+            raise DatasetFormatError(f"{ep.directory}: trajectory header: {exc}") from None
         instruction = str(header.get("instruction") or header.get("task") or "")
         history: list[tuple[str, str]] = []
         for step in ep.steps:
@@ -158,7 +146,7 @@ def _load_trajectories(path: Path) -> list[Sample]:
                         target=tuple(step.target) if step.target else None,
                         history=tuple(history),
                         gold_response=step.response,
-                        frame=header.get("frame"),
+                        coords=coords,
                     )
                 )
             history.append((step.response, image))

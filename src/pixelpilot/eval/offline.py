@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pixelpilot.errors import ParseError, PixelpilotError
+from pixelpilot.errors import ConfigError, ParseError
 from pixelpilot.eval.datasets import Sample, load_samples
 from pixelpilot.eval.matching import MatchRules, match_step
 from pixelpilot.eval.metrics import step_metrics
+from pixelpilot.jsonl import RecordLog
+from pixelpilot.tools.frames import CoordinateFrame
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -37,67 +39,64 @@ class OfflineConfig:
     batch_size: int = 4  # conversations per ``generate`` call
     max_new_tokens: int = 128
     prompt_kind: str = "computer"  # the agent's prompt kind (computer, mobile, grounding)
+    language: str = "English"  # the language the prompt asks the model to think in
     step_instructions: bool = False  # AndroidControl "low" level: append the step instruction
     rules: MatchRules = field(default_factory=MatchRules)
 
 
-def conversation(sample: Sample, profile: Any, kind: str = "computer", low: bool = False) -> Any:
-    """The conversation the agent would send at this step: the agent's prompt template, the
-    episode's earlier answers, the last ``history_images`` screenshots, the current one (built
-    by the agent's own ``history_conversation``, so offline and online prompts cannot drift)."""
-    from PIL import Image
-
-    from pixelpilot.agent.policy import history_conversation
-    from pixelpilot.agent.prompts import template_for
-
-    def load(path: str) -> Any:
-        with Image.open(path) as im:
-            return im.convert("RGB")
-
-    instruction = sample.instruction
-    if low and sample.step_instruction:
-        instruction = f"{instruction}\nNext step: {sample.step_instruction}"
-    limit = profile.history_images
-    if profile.max_images is not None:
-        limit = min(limit, profile.max_images)
-    limit = max(1, limit)
-    first_with_image = len(sample.history) - (limit - 1)
-    turns = [  # screenshots outside the image window are never shown, so never loaded
-        (load(image) if i >= first_with_image else None, response, None)
-        for i, (response, image) in enumerate(sample.history)
-    ]
-    prompt = template_for(profile.prompt_family, kind).render(instruction)
-    return history_conversation(prompt, turns, load(sample.image), limit)
+def conversation(
+    sample: Sample,
+    profile: Any,
+    kind: str = "computer",
+    low: bool = False,
+    language: str = "English",
+) -> Any:
+    """The conversation the agent would send at this step (``StepSample.conversation``: the
+    agent's own prompt builder, history rewritten into the model's frame)."""
+    return sample.conversation(profile, kind=kind, language=language, step_instructions=low)
 
 
 def gold_answer(sample: Sample) -> dict[str, Any]:
-    """The recorded answer of a sample (trajectories), else its gold actions written out."""
+    """The recorded answer of a sample (trajectories, in the recording's frame and limits),
+    else its gold actions written out in screen pixels."""
     if sample.gold_response:
-        return {"id": sample.id, "response": sample.gold_response, "frame": sample.frame}
-    from pixelpilot.tools import Action, format_response
+        return _answer(sample.id, sample.gold_response, sample.coords)
+    from pixelpilot.tools import format_response
 
-    text = format_response(None, [Action.from_dict(a) for a in sample.gold], "pixels")
-    return {"id": sample.id, "response": text, "frame": "pixels"}
+    text = format_response(None, sample.gold_actions(), "pixels")
+    return _answer(sample.id, text, CoordinateFrame("pixels"))
+
+
+def _answer(sample_id: str, text: str, coords: CoordinateFrame) -> dict[str, Any]:
+    """A predictions record: the answer with the frame and limits it is written in."""
+    return {
+        "id": sample_id,
+        "response": text,
+        "frame": coords.name,
+        "frame_limits": coords.limits(),
+    }
+
+
+def answer_coords(answer: dict[str, Any], default: CoordinateFrame) -> CoordinateFrame:
+    """The frame (with limits) a predictions record's answer is written in."""
+    if not answer.get("frame"):
+        return default
+    return CoordinateFrame.from_record(answer["frame"], answer.get("frame_limits"))
 
 
 def read_predictions(path: str | Path) -> dict[str, dict[str, Any]]:
-    """``id -> record`` of a predictions JSONL; a cut-short last line is ignored."""
+    """``id -> record`` of a predictions JSONL (``pixelpilot.jsonl.read_records``: a
+    cut-short last line is skipped, any other bad line is an error with file:line)."""
+    from pixelpilot.errors import ConfigError, FileFormatError
+    from pixelpilot.jsonl import read_records
+
     path = Path(path)
     if not path.is_file():
-        raise PixelpilotError(f"{path}: predictions file not found")
+        raise ConfigError(f"{path}: predictions file not found", option="--predictions")
     out: dict[str, dict[str, Any]] = {}
-    lines = path.read_text(encoding="utf-8").split("\n")
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines):  # a write cut short by a crash
-                break
-            raise PixelpilotError(f"{path}:{number}: not valid JSON") from None
-        if not isinstance(obj, dict) or "id" not in obj or not isinstance(obj.get("response"), str):
-            raise PixelpilotError(f"{path}:{number}: need an object with 'id' and 'response'")
+    for number, obj in read_records(path):
+        if "id" not in obj or not isinstance(obj.get("response"), str):
+            raise FileFormatError(path, number, "need an object with 'id' and 'response'")
         out[str(obj["id"])] = obj
     return out
 
@@ -114,19 +113,24 @@ def _generate(
     from pixelpilot.vlm.base import SamplingParams
 
     params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=0.0)
-    frame = vlm.profile.frame
+    coords = vlm.profile.coords
     seconds = 0.0
     done = 0
     for batch in _batches(todo, config.batch_size):
         convs = [
-            conversation(s, vlm.profile, config.prompt_kind, config.step_instructions)
+            s.conversation(
+                vlm.profile,
+                kind=config.prompt_kind,
+                language=config.language,
+                step_instructions=config.step_instructions,
+            )
             for s in batch
         ]
         start = time.perf_counter()
         gens = vlm.generate(convs, params)
         seconds += time.perf_counter() - start
         for sample, gen in zip(batch, gens, strict=True):
-            sink({"id": sample.id, "response": gen.text, "frame": frame})
+            sink(_answer(sample.id, gen.text, coords))
         done += len(batch)
         if progress:
             progress(done, len(todo))
@@ -137,21 +141,22 @@ def score(
     samples: list[Sample],
     answers: dict[str, dict[str, Any]],
     rules: MatchRules,
-    default_frame: str = "uitars-1.5",
+    default_frame: str | CoordinateFrame = "uitars-1.5",
 ) -> list[dict[str, Any]]:
-    """One scored row per sample that has an answer (see ``metrics.step_metrics``)."""
-    from pixelpilot.tools import parse_response
-
+    """One scored row per sample that has an answer (see ``metrics.step_metrics``). Each
+    answer is read in the frame *and* resize limits it was written in (its record's
+    ``frame``/``frame_limits``, else ``default_frame``), exactly as the agent reads it online."""
+    default = CoordinateFrame.of(default_frame)
     rows = []
     for s in samples:
         answer = answers.get(s.id)
         if answer is None:
             continue
-        frame = answer.get("frame") or default_frame
         actions: list[Any] | None = None
         error = None
         try:
-            actions = list(parse_response(answer["response"], frame, s.screen).actions) or None
+            coords = answer_coords(answer, default)
+            actions = list(s.parse(answer["response"], coords).actions) or None
             if actions is None:
                 error = "no action"
         except (ParseError, ValueError) as exc:
@@ -181,7 +186,7 @@ def _model_answers(
     """Answers of the model, continuing ``OUT/predictions.jsonl`` when it exists."""
     if vlm is None:
         if not config.model:
-            raise PixelpilotError("offline evaluation needs --model or --predictions")
+            raise ConfigError("offline evaluation needs --model or --predictions", option="--model")
         from pixelpilot.vlm import load
 
         vlm = load(config.model)
@@ -192,13 +197,12 @@ def _model_answers(
         if pred_path.exists():
             answers = read_predictions(pred_path)
     todo = [s for s in samples if s.id not in answers]
-    handle = open(pred_path, "a", encoding="utf-8") if pred_path else None  # noqa: SIM115
+    handle = RecordLog(pred_path, fsync=False) if pred_path else None  # drops a cut-short tail
 
     def sink(record: dict[str, Any]) -> None:
         answers[record["id"]] = record
         if handle is not None:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            handle.flush()
+            handle.append(record)
 
     try:
         seconds = _generate(config, vlm, todo, sink, progress)
@@ -220,6 +224,10 @@ def evaluate_offline(
     model_seconds = 0.0
     if config.predictions:
         answers = read_predictions(config.predictions)
+        if not answers:
+            raise ConfigError(
+                f"{config.predictions}: no predictions in the file", option="--predictions"
+            )
         model_name = f"predictions:{Path(config.predictions).name}"
     elif config.model == "expert":
         answers = {s.id: gold_answer(s) for s in samples}

@@ -104,6 +104,39 @@ class CoordinateFrame:
             max_pixels=max_pixels if max_pixels is not None else base.max_pixels,
         )
 
+    def equivalent(self, other: CoordinateFrame) -> bool:
+        """Whether both frames map every model coordinate to the same screen pixel (the resize
+        limits only matter for ``uitars-1.5``)."""
+        if self.name != other.name:
+            return False
+        return self.name != "uitars-1.5" or self == other
+
+    def limits(self) -> dict[str, int] | None:
+        """The resize limits an answer in this frame assumes (``None`` for frames that need
+        none): what a trajectory header records as ``frame_limits``."""
+        if self.name != "uitars-1.5":
+            return None
+        return {"factor": self.factor, "min_pixels": self.min_pixels, "max_pixels": self.max_pixels}
+
+    @classmethod
+    def from_record(cls, name: object, limits: object = None) -> CoordinateFrame:
+        """The frame a file names (``frame`` and optional ``frame_limits``); ``ValueError``
+        naming the field when either is malformed."""
+        if not isinstance(name, str):
+            raise ValueError(f"frame: expected a frame name, got {type(name).__name__}")
+        if limits is None:
+            return cls(name)
+        keys = ("factor", "min_pixels", "max_pixels")
+        if not isinstance(limits, dict) or set(limits) - set(keys):
+            raise ValueError(f"frame_limits: expected an object with {', '.join(keys)}")
+        values = {k: limits[k] for k in keys if k in limits}
+        for key, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**40:
+                raise ValueError(f"frame_limits.{key}: expected a positive integer")
+        frame = cls.of(name, **values)
+        frame.model_size((frame.factor, frame.factor))  # limits consistent (ValueError if not)
+        return frame
+
     def model_size(self, screen: Screen) -> tuple[float, float]:
         """``(width, height)`` of the space model coordinates live in, for this screen."""
         width, height = _check_screen(screen)

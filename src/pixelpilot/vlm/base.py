@@ -8,13 +8,17 @@ which coordinate frame, prompt family and image limits the model expects.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from pixelpilot.tools.frames import CoordinateFrame
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
 Role = Literal["system", "user", "assistant"]
+Completion = str | Sequence[int]  # an answer as text, or as the token ids generate returned
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,12 @@ class ModelProfile:
     max_images: int | None = None  # a server's per-request image limit, when known
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def coords(self) -> CoordinateFrame:
+        """The frame of the model's answers with its image processor's resize limits: the one
+        object every conversion of this model's coordinates goes through."""
+        return CoordinateFrame(self.frame, self.factor, self.min_pixels, self.max_pixels)
+
 
 @runtime_checkable
 class VLM(Protocol):
@@ -97,7 +107,15 @@ class VLM(Protocol):
 
 @runtime_checkable
 class TrainableVLM(VLM, Protocol):
-    def logprobs(self, conversations: list[Conversation], completions: list[str]) -> list[Any]:
+    def logprobs(
+        self,
+        conversations: list[Conversation],
+        completions: list[Completion],
+        *,
+        grad: bool = False,
+    ) -> list[Any]:
         """Per-token log-probabilities (a 1-D float tensor each) of ``completions[i]`` given
-        ``conversations[i]``, consistent with what ``generate`` samples."""
+        ``conversations[i]``, consistent with what ``generate`` samples. A completion is a text
+        or the token ids ``generate`` returned; with ``grad=True`` the tensors carry gradients
+        to the model's parameters."""
         ...

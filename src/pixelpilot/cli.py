@@ -336,6 +336,9 @@ def eval_offline(
     ),
     kind: str = typer.Option("computer", "--kind", help="Prompt kind: computer|mobile|grounding."),
     step_instructions: bool = typer.Option(False, "--step-instructions", help="Low-level mode."),
+    language: str = typer.Option(
+        "English", "--language", help="Language the prompt asks the model to think in."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     """Score a model's answers on recorded steps (step-level metrics with 95% CIs)."""
@@ -353,6 +356,14 @@ def eval_offline(
         raise BadInput(str(exc)) from None
     if limit is not None and limit < 0 or batch_size < 1:
         raise BadInput("--limit must be >= 0 and --batch-size >= 1")
+    from pixelpilot.agent.prompts import KINDS, LANGUAGES
+
+    if kind not in KINDS:
+        raise BadInput(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if language not in LANGUAGES:
+        raise BadInput(f"--language must be one of {', '.join(LANGUAGES)}, got {language!r}")
+    if max_new_tokens < 1:
+        raise BadInput(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
     cfg = OfflineConfig(
         data=data,
         format=format,
@@ -365,6 +376,7 @@ def eval_offline(
         max_new_tokens=max_new_tokens,
         prompt_kind=kind,
         step_instructions=step_instructions,
+        language=language,
         rules=match_rules,
     )
     bar, update = _progress_bar("offline")
@@ -392,10 +404,6 @@ def eval_online(
     from pixelpilot.eval.online import OnlineConfig, evaluate_online
     from pixelpilot.eval.report import to_markdown
 
-    if episodes < 1 or workers < 1 or max_steps < 1:
-        raise BadInput("--episodes, --workers and --max-steps must be >= 1")
-    if backend not in ("local", "ray"):
-        raise BadInput(f"--backend must be local or ray, got {backend!r}")
     cfg = OnlineConfig(
         tasks=tasks,
         model=model,
@@ -409,6 +417,7 @@ def eval_online(
         episode_timeout=episode_timeout,
         out=out,
     )
+    cfg.validate()  # every option and the model, before any episode starts
     bar, update = _progress_bar("online")
     with bar:
         report = evaluate_online(cfg, progress=update)

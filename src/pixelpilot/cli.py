@@ -460,6 +460,59 @@ def model_tiny(
 
 # --- train: sft, grpo ---------------------------------------------------------------------
 
+train_app = typer.Typer(help="Fine-tune a model on recorded steps (SFT, GRPO).")
+app.add_typer(train_app, name="train")
+
+
+def register_train_command(name: str, config_cls: type, run: Any, doc: str) -> None:
+    """``pixelpilot train NAME``: its options are ``config_cls``'s fields (with their help
+    texts) plus ``--json``; ``run(config)`` returns a result with ``summary() -> dict``."""
+    import inspect
+    import os
+
+    from pixelpilot.train.config import typer_signature
+
+    as_json = inspect.Parameter(
+        "as_json",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=typer.Option(False, "--json", help="Print one JSON object at the end."),
+        annotation=bool,
+    )
+
+    def command(**kwargs: Any) -> None:
+        want_json = kwargs.pop("as_json")
+        result = run(config_cls(**kwargs))
+        if os.environ.get("RANK", "0") != "0":
+            return  # under accelerate launch only rank 0 reports
+        summary = result.summary()
+        if want_json:
+            emit_json(summary)
+        else:
+            sys.stdout.write("".join(f"{k}: {v}\n" for k, v in summary.items()))
+
+    command.__signature__, command.__annotations__ = typer_signature(  # type: ignore[attr-defined]
+        config_cls, extra=(as_json,)
+    )
+    command.__doc__ = doc
+    train_app.command(name)(command)
+
+
+def _register_sft() -> None:
+    from pixelpilot.train.config import SFTConfig
+
+    def run(config: Any) -> Any:
+        from pixelpilot.train.sft import train_sft
+
+        return train_sft(config)
+
+    register_train_command(
+        "sft", SFTConfig, run,
+        "Supervised fine-tuning on recorded steps (loss on the answer tokens only).",
+    )  # fmt: skip
+
+
+_register_sft()
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and map errors to exit codes and one-line messages."""

@@ -307,11 +307,64 @@ class HFVLM:
             dists.append(torch.log_softmax(span, dim=-1))
         return dists
 
+    # -- training: cached prompt inputs + completion log-probabilities --------------------
+
+    def encode_prompt(self, conv: Conversation) -> dict[str, Any]:
+        """The processor's inputs for one conversation: one row, no padding, on the CPU (what
+        training computes once per sample and caches)."""
+        return {k: v.detach().cpu() for k, v in dict(self._inputs([conv])).items()}
+
+    def completion_logprobs(
+        self, prompts: Sequence[dict[str, Any]], completions: Sequence[Sequence[int]]
+    ) -> list[Any]:
+        """Per-token log-probabilities (1-D float32, with gradients when enabled) of
+        ``completions[i]`` after the encoded prompt ``prompts[i]`` (``encode_prompt``), in one
+        left-padded forward pass that keeps only the completion positions' logits."""
+        torch = _require_torch()
+        rows, images = [], {}
+        for enc in prompts:
+            for k, v in enc.items():
+                if not _is_token_aligned(enc, k):
+                    images.setdefault(k, []).append(v)
+            rows.append({k: v[0] for k, v in enc.items() if _is_token_aligned(enc, k)})
+        for row, comp in zip(rows, completions, strict=True):
+            for k, value in row.items():
+                fill = list(comp) if k == "input_ids" else [int(k == "attention_mask")] * len(comp)
+                row[k] = torch.cat([value, torch.tensor(fill, dtype=value.dtype)])
+        length = max(len(r["input_ids"]) for r in rows)
+        pad = self.tokenizer.pad_token_id or 0
+        inputs = {
+            k: torch.stack([_left_pad(r[k], length, pad if k == "input_ids" else 0) for r in rows])
+            for k in rows[0]
+        }
+        inputs |= {k: torch.cat(v) for k, v in images.items()}
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        keep = max(len(c) for c in completions) + 1
+        if _keeps_logits(self.model):
+            logits = self.model(**inputs, logits_to_keep=keep).logits.float()
+        else:
+            logits = self.model(**inputs).logits[:, -keep:].float()
+        out = []
+        for b, comp in enumerate(completions):
+            n = len(comp)
+            span = logits[b, keep - n - 1 : keep - 1]
+            target = torch.tensor(list(comp), device=span.device).view(-1, 1)
+            out.append(torch.log_softmax(span, dim=-1).gather(1, target).squeeze(1))
+        return out
+
 
 def _is_token_aligned(inputs: dict[str, Any], key: str) -> bool:
     ids = inputs["input_ids"]
     value = inputs[key]
     return hasattr(value, "shape") and tuple(value.shape) == tuple(ids.shape)
+
+
+def _keeps_logits(model: Any) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` (through a PEFT wrapper too)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(type(base).forward).parameters
 
 
 def _left_pad(t: Any, length: int, fill: int) -> Any:

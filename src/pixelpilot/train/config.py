@@ -1,0 +1,185 @@
+"""Training configs: frozen dataclasses with a help text per field.
+
+The same dataclass drives the Python API (``SFTConfig(data=..., model=..., out=...)``) and the
+command line (``pixelpilot train sft DATA --model M --out DIR``): ``typer_signature`` turns its
+fields into options, each with the field's ``help``. ``TrainConfig`` holds what every objective
+shares (optimiser, schedule, batches, checkpoints, LoRA, data filters); ``SFTConfig`` adds the
+supervised objective's own fields, and GRPO's config subclasses ``TrainConfig`` the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+from pixelpilot.errors import ConfigError
+
+SCHEDULES = ("cosine", "linear", "constant")
+DTYPES = ("auto", "float32", "bfloat16")
+
+
+def opt(default: Any, help: str) -> Any:  # noqa: A002 - the help text, as argparse names it
+    """A config field with its help text (read by the CLI and by ``describe``)."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """What every training objective shares."""
+
+    data: str = opt("", "Training data: a file or folder in --format (as eval offline reads).")
+    model: str = opt("", "Checkpoint folder to start from (a transformers VLM checkpoint).")
+    out: str = opt("", "Output folder: checkpoints, metrics.jsonl and the final checkpoint.")
+    format: str = opt(
+        "trajectory", "Data format: trajectory, screenspot, androidcontrol, mind2web."
+    )
+    lr: float = opt(1e-5, "Peak learning rate (AdamW).")
+    weight_decay: float = opt(0.0, "AdamW weight decay.")
+    warmup_steps: int = opt(0, "Linear warm-up steps from 0 to --lr.")
+    schedule: str = opt("cosine", "Learning-rate schedule after warm-up: cosine, linear, constant.")
+    min_lr_ratio: float = opt(0.0, "Final learning rate as a fraction of --lr (cosine, linear).")
+    epochs: float = opt(1.0, "Passes over the training samples (ignored when --max-steps is set).")
+    max_steps: int | None = opt(None, "Optimizer steps to run (overrides --epochs).")
+    batch_size: int = opt(4, "Samples per process per micro-batch.")
+    grad_accum: int = opt(
+        1, "Micro-batches per optimizer step (global batch = batch x accum x procs)."
+    )
+    max_grad_norm: float = opt(1.0, "Clip the gradient norm to this (0 = no clipping).")
+    seed: int = opt(0, "Seed of the data order, initialisation of adapters and sampling.")
+    eval_every: int = opt(
+        0,
+        "Validate every N steps: loss and offline step success on the validation split "
+        "(0 = at the end only).",
+    )
+    eval_max_new_tokens: int = opt(64, "Tokens generated per validation answer.")
+    checkpoint_every: int = opt(
+        0, "Write a resumable checkpoint every N steps (0 = at the end only)."
+    )
+    lora_r: int = opt(0, "LoRA rank (0 = full fine-tuning).")
+    lora_alpha: int = opt(16, "LoRA alpha (the update is scaled by alpha / r).")
+    lora_dropout: float = opt(0.0, "LoRA dropout.")
+    lora_targets: str = opt(
+        "all-linear", "LoRA target modules: all-linear or comma-separated names."
+    )
+    merge: bool = opt(True, "Merge LoRA adapters into a plain checkpoint at the end.")
+    resume: bool = opt(False, "Continue the run in --out from its last checkpoint, exactly.")
+    overwrite: bool = opt(False, "Start over in an --out that already holds a run.")
+    cache: str | None = opt(None, "Folder for preprocessed samples (default: in memory only).")
+    tasks: str | None = opt(None, "Train only on these tasks (comma-separated task ids).")
+    action_types: str | None = opt(
+        None, "Train only on steps whose gold action has one of these types (comma-separated)."
+    )
+    include_failed: bool = opt(
+        False, "Also train on steps of unsuccessful episodes (trajectories)."
+    )
+    val_fraction: float = opt(
+        0.0, "Fraction of episodes held out for validation (split by episode)."
+    )
+    limit: int | None = opt(None, "Use only the first N samples after filtering.")
+    prompt_kind: str = opt("computer", "Prompt kind of the agent: computer, mobile, grounding.")
+    step_instructions: bool = opt(
+        False, "Append the step instruction to the prompt (AndroidControl low level)."
+    )
+    device: str | None = opt(None, "Device (default: cuda:LOCAL_RANK when available, else cpu).")
+    dtype: str = opt(
+        "auto", "Weights dtype: auto (float32 on CPU, bfloat16 autocast on GPU), float32, bfloat16."
+    )
+    max_bad_steps: int = opt(10, "Stop after this many NaN/inf losses in a row.")
+    progress: bool = opt(True, "Show a progress bar on stderr (rank 0 only).")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """``ConfigError`` naming the option for any value out of range."""
+        checks: list[tuple[bool, str, str]] = [
+            (bool(self.data), "data", "DATA is required"),
+            (bool(self.model), "model", "--model is required"),
+            (bool(self.out), "out", "--out is required"),
+            (self.lr > 0, "lr", f"--lr must be positive, got {self.lr}"),
+            (self.weight_decay >= 0, "weight_decay", "--weight-decay must be >= 0"),
+            (self.warmup_steps >= 0, "warmup_steps", "--warmup-steps must be >= 0"),
+            (self.schedule in SCHEDULES, "schedule", f"--schedule must be one of {SCHEDULES}"),
+            (0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "--min-lr-ratio must be in [0, 1]"),
+            (self.epochs > 0, "epochs", f"--epochs must be positive, got {self.epochs}"),
+            (self.max_steps is None or self.max_steps > 0, "max_steps", "--max-steps must be > 0"),
+            (self.batch_size > 0, "batch_size", f"--batch-size must be > 0, got {self.batch_size}"),
+            (self.grad_accum > 0, "grad_accum", f"--grad-accum must be > 0, got {self.grad_accum}"),
+            (self.max_grad_norm >= 0, "max_grad_norm", "--max-grad-norm must be >= 0"),
+            (self.eval_every >= 0, "eval_every", "--eval-every must be >= 0"),
+            (self.checkpoint_every >= 0, "checkpoint_every", "--checkpoint-every must be >= 0"),
+            (self.lora_r >= 0, "lora_r", "--lora-r must be >= 0"),
+            (0 <= self.lora_dropout < 1, "lora_dropout", "--lora-dropout must be in [0, 1)"),
+            (0 <= self.val_fraction < 1, "val_fraction", "--val-fraction must be in [0, 1)"),
+            (self.limit is None or self.limit > 0, "limit", "--limit must be positive"),
+            (self.dtype in DTYPES, "dtype", f"--dtype must be one of {DTYPES}"),
+            (self.max_bad_steps > 0, "max_bad_steps", "--max-bad-steps must be positive"),
+            (not (self.resume and self.overwrite), "resume", "--resume excludes --overwrite"),
+        ]  # fmt: skip
+        for ok, name, message in checks:
+            if not ok:
+                raise ConfigError(message, option=name)
+        if self.model.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"--model {self.model} is a served model; training needs a checkpoint folder",
+                option="model",
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """A config from ``to_dict`` output; unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown config fields: {', '.join(unknown)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SFTConfig(TrainConfig):
+    """Supervised fine-tuning: the loss is the NLL of the recorded answer's tokens only."""
+
+    end_of_turn: bool = opt(
+        True, "End each target with the model's end-of-turn token, so the model learns to stop."
+    )
+
+
+def describe(cls: type) -> dict[str, str]:
+    """``field name -> help text`` of a config class."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def typer_signature(
+    cls: type, positional: tuple[str, ...] = ("data",), extra: tuple[Any, ...] = ()
+) -> tuple[inspect.Signature, dict[str, Any]]:
+    """A function signature (and its annotations) whose parameters are the config's fields as
+    typer arguments/options with their help texts; ``extra`` adds CLI-only parameters
+    (``inspect.Parameter`` objects, e.g. ``--json``). Set both on a ``**kwargs`` function and
+    register it with typer."""
+    import typer
+
+    hints = get_type_hints(cls)
+    params = []
+    annotations: dict[str, Any] = {}
+    fields = sorted(dataclasses.fields(cls), key=lambda f: f.name not in positional)
+    for f in fields:
+        helptext = f.metadata.get("help", "")
+        if f.name in positional:
+            default = typer.Argument(..., help=helptext, metavar=f.name.upper())
+        else:
+            default = typer.Option(f.default, help=helptext)
+        params.append(
+            inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hints[f.name]
+            )
+        )
+        annotations[f.name] = hints[f.name]
+    for p in extra:
+        params.append(p)
+        annotations[p.name] = p.annotation
+    return inspect.Signature(params), annotations

@@ -1,0 +1,205 @@
+"""Training samples: the offline-evaluation adapters, filters, a split by episode, and a cache of
+preprocessed prompts.
+
+``load_split(config)`` reads DATA with ``pixelpilot.eval.datasets.load_samples`` (every format
+``eval offline`` reads), keeps the steps of successful episodes (trajectories; ``--include-failed``
+keeps all), the chosen tasks and action types, checks every image, and splits by episode:
+``--val-fraction`` of the episodes (chosen by a hash of the episode id, so the split does not
+depend on the seed or the order of files) go to validation, and no step of a validation episode
+trains.
+
+``PromptCache`` holds each sample's processor inputs (tokenised prompt, image patches), built
+once from the step sample's own conversation (the one the agent and offline evaluation send)
+and reused on every pass, in memory or in ``--cache DIR``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pixelpilot.errors import PixelpilotError
+from pixelpilot.eval.datasets import Sample, load_samples
+
+
+class DataError(PixelpilotError):
+    """Training data that cannot be used: nothing left after filtering, a missing image."""
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    train: tuple[Sample, ...]
+    val: tuple[Sample, ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)  # what each filter kept or dropped
+
+
+def _names(value: str | None) -> set[str] | None:
+    if not value:
+        return None
+    names = {v.strip() for v in value.split(",") if v.strip()}
+    return names or None
+
+
+def _episode_success(data: Path) -> dict[Path, bool]:
+    """Success of each recorded episode, by its resolved directory."""
+    from pixelpilot.agent.trajectory import iter_episodes
+
+    return {ep.directory.resolve(): ep.success for ep in iter_episodes(data)}
+
+
+def filter_samples(samples: Sequence[Sample], config: Any) -> tuple[list[Sample], dict[str, int]]:
+    """Apply the config's filters; ``DataError`` when nothing is left, saying which filter."""
+    counts = {"loaded": len(samples)}
+    kept = list(samples)
+    if config.format == "trajectory" and not config.include_failed:
+        success = _episode_success(Path(config.data))
+        kept = [s for s in kept if success.get(Path(s.image).resolve().parent, False)]
+        counts["successful"] = len(kept)
+        if not kept:
+            raise DataError(
+                f"{config.data}: no step of a successful episode "
+                "(pass --include-failed to train on every recorded step)"
+            )
+    tasks = _names(config.tasks)
+    if tasks is not None:
+        known = {s.task for s in samples}
+        if not tasks & known:
+            raise DataError(f"--tasks {config.tasks}: none in the data (it has {sorted(known)})")
+        kept = [s for s in kept if s.task in tasks]
+        counts["tasks"] = len(kept)
+    types = _names(config.action_types)
+    if types is not None:
+        kept = [s for s in kept if s.gold and s.gold[0].get("type") in types]
+        counts["action_types"] = len(kept)
+    if not kept:
+        raise DataError(f"{config.data}: no sample left after the filters ({counts})")
+    if config.limit is not None:
+        kept = kept[: config.limit]
+    for s in kept:
+        for image in (s.image, *(path for _, path in s.history)):
+            if not Path(image).is_file():
+                raise DataError(f"sample {s.id}: image {image} not found")
+    return kept, counts
+
+
+def split_by_episode(samples: Sequence[Sample], fraction: float) -> tuple[list, list]:
+    """(train, val): ``round(fraction * episodes)`` episodes (at least one when ``fraction`` > 0
+    and there are two or more) go to validation, picked by a hash of the episode id."""
+    episodes = sorted({s.episode for s in samples})
+    if fraction <= 0 or len(episodes) < 2:
+        return list(samples), []
+    k = min(len(episodes) - 1, max(1, round(fraction * len(episodes))))
+    ranked = sorted(episodes, key=lambda e: hashlib.sha256(e.encode()).hexdigest())
+    held = set(ranked[:k])
+    return [s for s in samples if s.episode not in held], [s for s in samples if s.episode in held]
+
+
+def load_split(config: Any) -> DataSplit:
+    """The training and validation samples of ``config`` (see the module docstring)."""
+    samples = load_samples(config.data, config.format)
+    kept, counts = filter_samples(samples, config)
+    train, val = split_by_episode(kept, config.val_fraction)
+    counts |= {"train": len(train), "val": len(val)}
+    return DataSplit(tuple(train), tuple(val), counts)
+
+
+def batches(n: int, size: int, seed: int, start: int = 0) -> Iterator[tuple[int, list[int]]]:
+    """Endless ``(epoch, indices)`` global batches over ``n`` samples: each epoch is a seeded
+    permutation (seed, epoch), cut into batches of ``size``; a last short batch is completed
+    from the next epoch's order. ``start`` skips that many batches (exact resume)."""
+    order: list[tuple[int, int]] = []
+    epoch = 0
+    produced = 0
+    while True:
+        while len(order) < size:
+            perm = list(range(n))
+            random.Random(f"{seed}:{epoch}").shuffle(perm)
+            order += [(epoch, i) for i in perm]
+            epoch += 1
+        chunk, order = order[:size], order[size:]
+        if produced >= start:
+            yield chunk[0][0], [i for _, i in chunk]
+        produced += 1
+
+
+class PromptCache:
+    """Each sample's processor inputs, computed once (in memory, or on disk under ``directory``).
+
+    ``build(sample)`` makes the conversation (the step sample's own); ``vlm.encode_prompt`` turns
+    it into tensors. Disk entries are keyed by the model's processor files, the sample id, its
+    images' sizes and modification times, and ``key_extra`` (prompt kind and options).
+    """
+
+    def __init__(
+        self, vlm: Any, build: Any, directory: str | None = None, key_extra: str = ""
+    ) -> None:
+        self.vlm = vlm
+        self.build = build
+        self.directory = Path(directory) if directory else None
+        self.key_extra = key_extra
+        self._memory: dict[str, dict[str, Any]] = {}
+        self.hits = 0
+        self.misses = 0
+        self._model_key = _processor_key(Path(getattr(vlm, "path", ".")))
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+
+    def _key(self, sample: Sample) -> str:
+        parts = [self._model_key, self.key_extra, sample.id]
+        for image in (sample.image, *(p for _, p in sample.history)):
+            st = Path(image).stat()
+            parts.append(f"{image}:{st.st_size}:{st.st_mtime_ns}")
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+    def get(self, sample: Sample) -> dict[str, Any]:
+        if sample.id in self._memory:
+            self.hits += 1
+            return self._memory[sample.id]
+        import torch
+
+        path = self.directory / f"{self._key(sample)}.pt" if self.directory else None
+        if path is not None and path.is_file():
+            enc = torch.load(path, weights_only=True)
+            self.hits += 1
+        else:
+            enc = self.vlm.encode_prompt(self.build(sample))
+            self.misses += 1
+            if path is not None:
+                tmp = path.with_suffix(".tmp")
+                torch.save(enc, tmp)
+                tmp.replace(path)
+        self._memory[sample.id] = enc
+        return enc
+
+
+def _processor_key(path: Path) -> str:
+    digest = hashlib.sha256(str(path.resolve()).encode())
+    for name in ("preprocessor_config.json", "tokenizer.json", "chat_template.jinja"):
+        f = path / name
+        if f.is_file():
+            digest.update(f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# --- the step sample's prompt, target and parsing (one home: pixelpilot.agent.sample) ------
+
+
+def conversation_for(sample: Sample, profile: Any, config: Any) -> Any:
+    """The conversation the agent would send at this step."""
+    return sample.conversation(
+        profile, kind=config.prompt_kind, step_instructions=config.step_instructions
+    )
+
+
+def target_for(sample: Sample, profile: Any) -> str:
+    """The SFT target: the recorded answer in the model's frame and pixel limits."""
+    return sample.target_text(profile)
+
+
+def parse_for(sample: Sample, text: str, profile: Any) -> Any:
+    """A model answer for this step as a ``Response`` in screen pixels (``ParseError``)."""
+    return sample.parse(text, profile)

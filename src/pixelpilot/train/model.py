@@ -1,0 +1,66 @@
+"""The model being trained: a local transformers checkpoint, fully trainable or with LoRA.
+
+``load_trainable(config, device)`` loads ``--model`` through ``pixelpilot.vlm.load`` (so every
+check of the inference path applies: a folder without a processor, a text-only model, an
+unsupported family are one-line errors) and refuses what cannot be trained (a served model).
+Weights are float32 unless ``--dtype bfloat16``; on a GPU the forward pass runs under bfloat16
+autocast. ``--lora-r R`` wraps the model with a PEFT LoRA adapter (the base frozen).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from pixelpilot.errors import ConfigError, DependencyNotInstalled
+
+
+def load_trainable(config: Any, device: str) -> Any:
+    """An ``HFVLM`` whose ``model`` is ready to train (LoRA-wrapped when ``lora_r`` > 0)."""
+    from pixelpilot.vlm import load
+    from pixelpilot.vlm.hf import HFVLM
+
+    dtype = "bfloat16" if config.dtype == "bfloat16" else "float32"
+    vlm = load(config.model, device=device, dtype=dtype)
+    if not isinstance(vlm, HFVLM):
+        raise ConfigError(f"--model {config.model} is not a trainable checkpoint", option="model")
+    if config.lora_r > 0:
+        vlm.model = add_lora(vlm.model, config)
+    vlm.model.train()
+    return vlm
+
+
+def add_lora(model: Any, config: Any) -> Any:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as exc:
+        raise DependencyNotInstalled("peft", extra="train") from exc
+    import torch
+
+    targets: Any = config.lora_targets
+    if targets != "all-linear":
+        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    torch.manual_seed(config.seed)  # the adapter's initialisation
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+    )
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as exc:
+        raise ConfigError(f"--lora-targets {config.lora_targets}: {exc}") from None
+
+
+def autocast(vlm: Any, config: Any) -> Any:
+    """bfloat16 autocast on a GPU with float32 weights (``--dtype auto``); else nothing."""
+    import torch
+
+    if config.dtype == "auto" and str(vlm.device).startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def trainable_parameters(model: Any) -> list[Any]:
+    return [p for p in model.parameters() if p.requires_grad]

@@ -4,6 +4,11 @@
 every step's screenshot (inlined as base64 PNG) with its actions drawn on top in SVG (click
 point, drag arrow, scroll direction, typed text, keys), the thought, reward, timings and any
 error. Left/right arrow keys (or j/k) move between steps; the page needs no network.
+
+The trajectory is untrusted: the reader has already checked every field's type (actions are
+valid canonical actions with integer coordinates), ``action_svg`` checks again for callers that
+pass their own dicts, and every piece of text from the file (thought, response, instruction,
+task, model, error, key names, typed text, folder names) is HTML-escaped, in attributes too.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 
 from pixelpilot.agent.trajectory import Episode, Step, is_episode_dir, iter_episodes
 from pixelpilot.errors import TrajectoryFormatError
+from pixelpilot.tools.actions import Action
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}
@@ -64,10 +70,12 @@ def _label(x: float, y: float, text: str, size: float) -> str:
 
 
 def action_svg(action: dict[str, Any], screen: tuple[int, int]) -> str:
-    """SVG elements drawing one canonical action on a ``screen``-sized canvas."""
-    w, h = screen
+    """SVG elements drawing one canonical action on a ``screen``-sized canvas; ``ValueError``
+    if ``action`` is not a valid action (so only integers reach an SVG attribute)."""
+    action = Action.from_dict(action).to_dict()
+    w, h = (int(v) for v in screen)
     unit = max(4.0, min(w, h) / 40)
-    kind = action.get("type")
+    kind = action["type"]
     red = 'stroke="#ff2d55" fill="none"'
     if kind in ("click", "left_double", "right_single", "long_press"):
         x, y = action["x"], action["y"]
@@ -98,13 +106,13 @@ def action_svg(action: dict[str, Any], screen: tuple[int, int]) -> str:
     if kind == "type":
         return _label(unit, h - unit, f"type: {action.get('content', '')!r}", unit * 1.4)
     if kind == "hotkey":
-        return _label(unit, h - unit, "keys: " + "+".join(action.get("keys", [])), unit * 1.4)
+        return _label(unit, h - unit, "keys: " + "+".join(action["keys"]), unit * 1.4)
     text = f"{kind}: {action.get('content', '')}" if action.get("content") else str(kind)
     return _label(unit, unit * 2, text, unit * 1.4)
 
 
 def _overlay(step: Step, screen: tuple[int, int]) -> str:
-    w, h = screen
+    w, h = (int(v) for v in screen)
     defs = (
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="8" refY="5" markerWidth="5" '
         'markerHeight="5" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#ff2d55"/>'
@@ -114,7 +122,7 @@ def _overlay(step: Step, screen: tuple[int, int]) -> str:
     )
     target = ""
     if step.target is not None:
-        x1, y1, x2, y2 = step.target
+        x1, y1, x2, y2 = (int(v) for v in step.target)
         target = (
             f'<rect x="{x1}" y="{y1}" width="{x2 - x1}" height="{y2 - y1}" stroke="#17803d" '
             'fill="none" stroke-dasharray="4 3" stroke-width="2"/>'

@@ -15,6 +15,7 @@ image). ``language`` ("English" or "Chinese") is the language the model should t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pixelpilot.errors import PromptError
@@ -24,53 +25,21 @@ KINDS = ("computer", "mobile", "grounding")
 LANGUAGES = ("English", "Chinese")
 
 
-def _box(family: str, name: str) -> str:
-    if family == "uitars-1.0":
-        return f"{name}='<|box_start|>(x1,y1)<|box_end|>'"
-    return f"{name}='(x1,y1)'"
-
-
-def _end_box(family: str) -> str:
-    if family == "uitars-1.0":
-        return "end_box='<|box_start|>(x3,y3)<|box_end|>'"
-    return "end_box='(x3,y3)'"
+_POINT = re.compile(r"'(\(x\d,y\d\))'")
 
 
 def action_space(family: str, kind: str) -> list[str]:
-    """The action signatures (with short comments) listed to the model."""
-    start = _box(family, "start_box")
-    common_pointer = [f"click({start})"]
-    typing = (
-        "type(content='xxx') # escape \\' \\\" and \\n inside content; "
-        "end content with \\n to submit what you typed"
-    )
-    finish = "finished(content='xxx') # the task is done; content may summarise the result"
-    if kind == "mobile":
-        return [
-            *common_pointer,
-            f"long_press({start})",
-            typing,
-            f"scroll({start}, direction='down or up or right or left')",
-            "open_app(app_name='')",
-            f"drag({start}, {_end_box(family)})",
-            "press_home()",
-            "press_back()",
-            finish,
-        ]
-    if kind == "grounding":
-        return [*common_pointer]
-    return [
-        *common_pointer,
-        f"left_double({start})",
-        f"right_single({start})",
-        f"drag({start}, {_end_box(family)})",
-        "hotkey(key='ctrl c') # keys in lower case, separated by spaces, at most three",
-        typing,
-        f"scroll({start}, direction='down or up or right or left') # reveals more on that side",
-        "wait() # pause a few seconds, then look at a new screenshot",
-        finish,
-        "call_user() # ask the user for help when the task cannot be done alone",
-    ]
+    """The action signatures (with short comments) listed to the model: the usage line each
+    action class declares for this kind (``pixelpilot.tools.actions``), the actions that end
+    the task last; ``uitars-1.0`` writes points as ``<|box_start|>(x1,y1)<|box_end|>``."""
+    from pixelpilot.tools.actions import ACTION_TYPES
+
+    listed = [cls for cls in ACTION_TYPES.values() if kind in cls.prompt_kinds]
+    listed.sort(key=lambda cls: cls.terminal)
+    lines = [cls.usage_line() for cls in listed]
+    if family == "uitars-1.0":
+        lines = [_POINT.sub(r"'<|box_start|>\1<|box_end|>'", line) for line in lines]
+    return lines
 
 
 _ROLE = (

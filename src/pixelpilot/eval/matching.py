@@ -12,20 +12,24 @@ evaluation and the GRPO rewards. The rules follow public GUI-agent benchmarks (s
   0..1000 scale; or a fraction of the screen diagonal);
 - typed text by token-set F1 >= 0.5 (or exact match), scroll by direction, hotkeys as key sets,
   drag by both ends, open_app by name; wait / finished / call_user / press_* by type alone.
+
+Which argument is compared how is declared by each action class (``Arg.match`` in
+``pixelpilot.tools.actions``); this module owns the rules, not a table of action types.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Set
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pixelpilot.tools.actions import POINT_ACTIONS, Action
+from pixelpilot.tools.actions import ACTION_TYPES, POINT_ACTIONS, Action, Arg
 
 PointMetric = Literal["normalized", "rel1000", "diagonal"]
 TextRule = Literal["f1", "exact"]
-CLICK_LIKE: frozenset[str] = POINT_ACTIONS
+CLICK_LIKE: Set[str] = POINT_ACTIONS  # read live from the declared action types
 
 
 @dataclass(frozen=True)
@@ -179,31 +183,51 @@ def match_action(
         return MatchResult(False, False, None, "no action (format error)")
     if p.get("type") != kind:
         return MatchResult(False, False, None, f"type {p.get('type')} != {kind}")
-    if kind in CLICK_LIKE:
-        ok, why = _point_ok((p["x"], p["y"]), (g["x"], g["y"]), target_box, screen, rules)
-        return MatchResult(True, ok, ok, why)
-    if kind == "drag":
-        start_ok, why1 = _point_ok(
-            (p["x1"], p["y1"]), (g["x1"], g["y1"]), target_box, screen, rules
-        )
-        end_ok, why2 = _point_ok((p["x2"], p["y2"]), (g["x2"], g["y2"]), None, screen, rules)
-        return MatchResult(True, start_ok and end_ok, None, f"start: {why1}; end: {why2}")
-    if kind == "scroll":
-        ok = p.get("direction") == g.get("direction")
-        return MatchResult(True, ok, None, f"direction {p.get('direction')}/{g.get('direction')}")
-    if kind == "hotkey":
-        ok = set(p.get("keys", [])) == set(g.get("keys", []))
-        return MatchResult(True, ok, None, "same keys" if ok else "different keys")
-    if kind == "type":
-        pc, gc = str(p.get("content", "")), str(g.get("content", ""))
-        ok, why = text_match(pc.rstrip("\n"), gc.rstrip("\n"), rules)
-        return MatchResult(True, ok, None, why)
-    if kind == "open_app":
-        ok = (
-            str(p.get("app_name", "")).strip().lower() == str(g.get("app_name", "")).strip().lower()
-        )
-        return MatchResult(True, ok, None, "same app" if ok else "different app")
-    return MatchResult(True, True, None, "type match")
+    cls = ACTION_TYPES.get(str(kind))
+    if cls is None:
+        ok = p == g
+        return MatchResult(True, ok, None, "same action" if ok else "different action")
+    checks: list[tuple[str, bool, str]] = []
+    box = target_box  # the target box decides the first point only
+    for arg in cls.args:
+        if arg.match is None:
+            continue
+        ok, why = _arg_ok(arg, p, g, box, screen, rules)
+        box = None if arg.kind == "point" else box
+        checks.append((arg.name, ok, why))
+    if not checks:
+        return MatchResult(True, True, None, "type match")
+    ok = all(c[1] for c in checks)
+    detail = checks[0][2] if len(checks) == 1 else "; ".join(f"{n}: {w}" for n, _, w in checks)
+    return MatchResult(True, ok, ok if cls.click_like() else None, detail)
+
+
+def _arg_ok(
+    arg: Arg,
+    p: dict[str, Any],
+    g: dict[str, Any],
+    box: Any,
+    screen: tuple[int, int],
+    rules: MatchRules,
+) -> tuple[bool, str]:
+    """Compare one declared argument of two actions of the same type."""
+    name = arg.fields[0]
+    if arg.match == "point":
+        fx, fy = arg.fields
+        if not all(isinstance(d.get(k), (int, float)) for d in (p, g) for k in (fx, fy)):
+            return False, f"{arg.name}: no point"
+        return _point_ok((p[fx], p[fy]), (g[fx], g[fy]), box, screen, rules)
+    pv, gv = p.get(name), g.get(name)
+    if arg.match == "text":
+        return text_match(str(pv or "").rstrip("\n"), str(gv or "").rstrip("\n"), rules)
+    if arg.match == "set":
+        ok = set(pv or ()) == set(gv or ())
+    elif arg.match == "name":
+        ok = str(pv or "").strip().lower() == str(gv or "").strip().lower()
+    else:
+        ok = pv == gv
+        return ok, f"{name} {pv}/{gv}"
+    return ok, f"same {name}" if ok else f"different {name}"
 
 
 def match_step(

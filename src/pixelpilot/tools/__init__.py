@@ -9,8 +9,11 @@ from typing import Any
 
 from pixelpilot.tools.actions import (
     ACTION_TYPES,
+    POINT_ACTIONS,
+    TERMINAL_ACTIONS,
     Action,
     AnyAction,
+    Arg,
     CallUser,
     Click,
     Drag,
@@ -19,12 +22,17 @@ from pixelpilot.tools.actions import (
     LeftDouble,
     LongPress,
     OpenApp,
+    PointAction,
     PressBack,
     PressHome,
     RightSingle,
     Scroll,
     Type,
     Wait,
+    coordinate,
+    described,
+    point_arg,
+    unregister_action,
 )
 from pixelpilot.tools.export import to_pyautogui_script
 from pixelpilot.tools.frames import (
@@ -40,8 +48,11 @@ from pixelpilot.tools.grammar import Response, format_action, format_response, p
 __all__ = [
     "ACTION_TYPES",
     "FRAME_NAMES",
+    "POINT_ACTIONS",
+    "TERMINAL_ACTIONS",
     "Action",
     "AnyAction",
+    "Arg",
     "CallUser",
     "Click",
     "CoordinateFrame",
@@ -51,6 +62,7 @@ __all__ = [
     "LeftDouble",
     "LongPress",
     "OpenApp",
+    "PointAction",
     "PressBack",
     "PressHome",
     "Response",
@@ -59,14 +71,18 @@ __all__ = [
     "Type",
     "Wait",
     "clamp_point",
+    "coordinate",
+    "described",
     "format_action",
     "format_response",
     "from_screen",
     "make_action_tools",
     "parse_response",
+    "point_arg",
     "smart_resize",
     "to_pyautogui_script",
     "to_screen",
+    "unregister_action",
 ]
 
 

@@ -4,12 +4,21 @@ Every action is an immutable dataclass with ``to_dict``/``from_dict``; the canon
 is ``{"type": "click", "x": 196, "y": 519}``. Coordinates are integer pixels of the env's
 screenshot: the model's coordinate frame is converted by the parser and nowhere else.
 Validation raises ``ValueError`` naming the offending field.
+
+An action class is the one place its type is declared: its canonical name and the aliases the
+grammar accepts, its fields (with descriptions; coordinates carry their axis), how the action
+language writes its arguments (``args``), the line a prompt lists (``usage``), the langchain
+tool description, its pyautogui statements, and how evaluation compares each argument.
+Defining a subclass with its own ``type`` registers it; the grammar, the formatter, the
+export, the langchain tools, the prompts and the matching rules read the registry, so a new
+action type needs no table edit anywhere (only the env executors must learn to perform it).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterator, Set
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
 ScrollDirection = Literal["up", "down", "left", "right"]
@@ -17,61 +26,13 @@ SCROLL_DIRECTIONS: tuple[str, ...] = ("up", "down", "left", "right")
 
 # Lower-case key names accepted in hotkeys. The union of what UI-TARS models emit and what
 # pyautogui / xdotool / Playwright can press; aliases are normalised by ``normalize_key``.
-_NAMED_KEYS = {
-    "enter",
-    "return",
-    "tab",
-    "space",
-    "backspace",
-    "delete",
-    "del",
-    "escape",
-    "esc",
-    "insert",
-    "home",
-    "end",
-    "pageup",
-    "pagedown",
-    "up",
-    "down",
-    "left",
-    "right",
-    "ctrl",
-    "control",
-    "shift",
-    "alt",
-    "option",
-    "meta",
-    "cmd",
-    "command",
-    "win",
-    "super",
-    "capslock",
-    "numlock",
-    "scrolllock",
-    "printscreen",
-    "pause",
-    "menu",
-    "apps",
-    "arrowup",
-    "arrowdown",
-    "arrowleft",
-    "arrowright",
-    "volumeup",
-    "volumedown",
-    "volumemute",
-    "playpause",
-    "nexttrack",
-    "prevtrack",
-    "clear",
-    "fn",
-    "ctrlleft",
-    "ctrlright",
-    "shiftleft",
-    "shiftright",
-    "altleft",
-    "altright",
-}
+_NAMED_KEYS = set(
+    "enter return tab space backspace delete del escape esc insert home end pageup pagedown "
+    "up down left right ctrl control shift alt option meta cmd command win super capslock "
+    "numlock scrolllock printscreen pause menu apps arrowup arrowdown arrowleft arrowright "
+    "volumeup volumedown volumemute playpause nexttrack prevtrack clear fn ctrlleft "
+    "ctrlright shiftleft shiftright altleft altright".split()
+)
 _NAMED_KEYS |= {f"f{i}" for i in range(1, 25)}
 _KEY_ALIASES = {
     "return": "enter",
@@ -127,14 +88,147 @@ def _check_text(name: str, value: Any) -> str:
     return value
 
 
+MatchRule = Literal["point", "text", "same", "name", "set"]
+PromptKind = Literal["computer", "mobile", "grounding"]
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of an action call, as the action language writes it.
+
+    ``kind``: ``point`` (a point or a box; fills two coordinate fields, x then y), ``text`` (a
+    quoted string; fills one field) or ``keys`` (a quoted key combination; fills a tuple of
+    key names). ``required=False`` lets a call leave the argument out: a missing text keeps the
+    field's default, a missing point is the screen's centre. ``aliases`` are other names models
+    write for the argument. ``match`` is how evaluation compares it between a predicted and a
+    gold action: ``point`` (inside the target box, or close to the gold point), ``text``
+    (token F1 or exact, as the rules say), ``same`` (equal), ``name`` (equal ignoring case and
+    surrounding spaces), ``set`` (equal as sets); ``None``: not compared.
+    """
+
+    name: str
+    kind: Literal["point", "text", "keys"]
+    fields: tuple[str, ...]
+    required: bool = True
+    aliases: tuple[str, ...] = ()
+    match: MatchRule | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.fields) != (2 if self.kind == "point" else 1):
+            raise ValueError(f"{self.name}: a {self.kind} argument fills the wrong field count")
+
+
+def point_arg(
+    name: str = "start_box",
+    x: str = "x",
+    y: str = "y",
+    *,
+    required: bool = True,
+    match: MatchRule | None = "point",
+) -> Arg:
+    """A point argument; ``start_box`` and ``end_box`` get the aliases models write."""
+    aliases = {"start_box": ("point", "start_point"), "end_box": ("end_point",)}.get(name, ())
+    return Arg(name, "point", (x, y), required, aliases, match)
+
+
+def coordinate(axis: Literal["x", "y"], what: str = "the point") -> Any:
+    """A coordinate field (integer screen pixels); ``what`` names the point it belongs to."""
+    return field(metadata={"axis": axis, "description": f"{axis} of {what}"})
+
+
+def described(description: str, default: Any = MISSING, **schema: Any) -> Any:
+    """A field with the description tools show; ``schema`` adds constraints (``choices``,
+    ``min_length``) to the tool's argument schema."""
+    meta = {"description": description, **schema}
+    if isinstance(default, tuple):
+        return field(default_factory=lambda: default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# The registry: every action type by canonical name, and every call name the grammar accepts.
+ACTION_TYPES: dict[str, type[Action]] = {}
+ACTION_NAMES: dict[str, str] = {}
+
+
+def _register(cls: type[Action]) -> None:
+    names = (cls.type, *cls.aliases)
+    for name in names:
+        if name in ACTION_NAMES and ACTION_NAMES[name] != cls.type:
+            raise TypeError(f"{cls.__name__}: action name {name!r} is {ACTION_NAMES[name]}'s")
+    if cls.type in ACTION_TYPES:
+        raise TypeError(f"{cls.__name__}: action type {cls.type!r} is already declared")
+    ACTION_TYPES[cls.type] = cls
+    ACTION_NAMES.update(dict.fromkeys(names, cls.type))
+
+
+def unregister_action(name: str) -> type[Action]:
+    """Remove a declared action type (and its aliases) from the registry; return its class."""
+    cls = ACTION_TYPES.pop(name)
+    for alias in [a for a, kind in ACTION_NAMES.items() if kind == name]:
+        del ACTION_NAMES[alias]
+    return cls
+
+
+class ActionSet(Set[str]):
+    """The names of the registered action types that have a property, read live."""
+
+    def __init__(self, test: Any, doc: str) -> None:
+        self._test = test
+        self.__doc__ = doc
+
+    @classmethod
+    def _from_iterable(cls, it: Any) -> frozenset[str]:  # what set operators return
+        return frozenset(it)
+
+    def _names(self) -> list[str]:
+        return [name for name, cls in ACTION_TYPES.items() if self._test(cls)]
+
+    def __contains__(self, name: object) -> bool:
+        cls = ACTION_TYPES.get(name) if isinstance(name, str) else None
+        return cls is not None and bool(self._test(cls))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __repr__(self) -> str:
+        return f"ActionSet({self._names()!r})"
+
+
 @dataclass(frozen=True)
 class Action:
-    """Base of all actions. ``type`` is the action's name in the action language."""
+    """Base of all actions. ``type`` is the action's name in the action language.
+
+    A subclass declares, besides its dataclass fields: ``aliases`` (other call names the
+    grammar accepts), ``args`` (how a call writes its fields, in order), ``usage`` (the line a
+    prompt lists, with ``(x1,y1)`` / ``(x3,y3)`` for the start / end point and an optional
+    ``# comment``), ``description`` (the langchain tool's), ``prompt_kinds`` (which prompt
+    kinds list it), ``terminal`` (whether it ends the episode) and ``pyautogui`` (statement
+    templates for the script export; see ``pixelpilot.tools.export``).
+    """
 
     type: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    args: ClassVar[tuple[Arg, ...]] = ()
+    usage: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    prompt_kinds: ClassVar[frozenset[str]] = frozenset()
+    terminal: ClassVar[bool] = False
+    pyautogui: ClassVar[tuple[str | tuple[str, str], ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("type"):
+            _register(cls)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, **asdict(self)}
+        data = asdict(self)
+        return {
+            "type": self.type,
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in data.items()},
+        }
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> AnyAction:
@@ -152,91 +246,138 @@ class Action:
         missing = [f.name for f in fields(cls) if f.name not in data and _required(f)]
         if missing:
             raise ValueError(f"{missing[0]}: missing in {kind}")
-        return cls(**{k: v for k, v in data.items() if k != "type"})
+        return cls(**{k: v for k, v in data.items() if k != "type"})  # type: ignore[return-value]
+
+    @classmethod
+    def usage_line(cls) -> str:
+        """The declared ``usage``, else a signature written from ``args``."""
+        if cls.usage:
+            return cls.usage
+        ends = iter(("(x1,y1)", "(x3,y3)"))
+        parts = [
+            f"{a.name}='{next(ends, '(x,y)') if a.kind == 'point' else '...'}'" for a in cls.args
+        ]
+        return f"{cls.type}({', '.join(parts)})"
+
+    @classmethod
+    def click_like(cls) -> bool:
+        """Whether the action is a single point and nothing else (a click of some kind)."""
+        return len(cls.args) == 1 and cls.args[0].kind == "point"
+
+    @property
+    def points(self) -> tuple[tuple[int, int], ...]:
+        """Every screen point the action names, in argument order."""
+        return tuple(
+            (getattr(self, a.fields[0]), getattr(self, a.fields[1]))
+            for a in self.args
+            if a.kind == "point"
+        )
 
     @property
     def point(self) -> tuple[int, int] | None:
         """The screen point this action acts on, if it has one (a drag: its start)."""
-        return None
+        points = self.points
+        return points[0] if points else None
 
 
 def _required(f: Any) -> bool:
-    from dataclasses import MISSING
-
     return f.default is MISSING and f.default_factory is MISSING
 
 
 @dataclass(frozen=True)
-class _PointAction(Action):
-    x: int
-    y: int
+class PointAction(Action):
+    """Base of actions that are one point (``start_box``): subclass it for a new click kind."""
+
+    x: int = coordinate("x")
+    y: int = coordinate("y")
+    args = (point_arg(),)
+    prompt_kinds = frozenset({"computer"})
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "x", _check_coord("x", self.x))
-        object.__setattr__(self, "y", _check_coord("y", self.y))
-
-    @property
-    def point(self) -> tuple[int, int]:
-        return (self.x, self.y)
+        for name in ("x", "y"):
+            object.__setattr__(self, name, _check_coord(name, getattr(self, name)))
 
 
 @dataclass(frozen=True)
-class Click(_PointAction):
-    type: ClassVar[str] = "click"
+class Click(PointAction):
+    type = "click"
+    aliases = ("left_single", "left_click")
+    usage = "click(start_box='(x1,y1)')"
+    description = "Click the left mouse button once at a point (tap on a phone)."
+    prompt_kinds = frozenset({"computer", "mobile", "grounding"})
+    pyautogui = ("pyautogui.click({x}, {y})",)
 
 
 @dataclass(frozen=True)
-class LeftDouble(_PointAction):
-    type: ClassVar[str] = "left_double"
+class LongPress(PointAction):
+    type = "long_press"
+    usage = "long_press(start_box='(x1,y1)')"
+    description = "Press and hold at a point (phones)."
+    prompt_kinds = frozenset({"mobile"})
+    pyautogui = (
+        "pyautogui.mouseDown({x}, {y})",
+        "time.sleep({hold_seconds})",
+        "pyautogui.mouseUp({x}, {y})",
+    )
 
 
 @dataclass(frozen=True)
-class RightSingle(_PointAction):
-    type: ClassVar[str] = "right_single"
+class LeftDouble(PointAction):
+    type = "left_double"
+    aliases = ("double_click",)
+    usage = "left_double(start_box='(x1,y1)')"
+    description = "Double-click the left mouse button at a point."
+    pyautogui = ("pyautogui.doubleClick({x}, {y})",)
 
 
 @dataclass(frozen=True)
-class LongPress(_PointAction):
-    type: ClassVar[str] = "long_press"
+class RightSingle(PointAction):
+    type = "right_single"
+    aliases = ("right_click",)
+    usage = "right_single(start_box='(x1,y1)')"
+    description = "Click the right mouse button once at a point."
+    pyautogui = ("pyautogui.rightClick({x}, {y})",)
 
 
 @dataclass(frozen=True)
 class Drag(Action):
-    type: ClassVar[str] = "drag"
-    x1: int
-    y1: int
-    x2: int
-    y2: int
+    type = "drag"
+    x1: int = coordinate("x", "the start point")
+    y1: int = coordinate("y", "the start point")
+    x2: int = coordinate("x", "the end point")
+    y2: int = coordinate("y", "the end point")
+    aliases = ("select",)
+    args = (
+        point_arg("start_box", "x1", "y1"),
+        point_arg("end_box", "x2", "y2"),
+    )
+    usage = "drag(start_box='(x1,y1)', end_box='(x3,y3)')"
+    description = "Press at a start point, move to an end point and release (also: select text)."
+    prompt_kinds = frozenset({"computer", "mobile"})
+    pyautogui = (
+        "pyautogui.moveTo({x1}, {y1})",
+        "pyautogui.dragTo({x2}, {y2}, duration=0.5, button='left')",
+    )
 
     def __post_init__(self) -> None:
         for name in ("x1", "y1", "x2", "y2"):
             object.__setattr__(self, name, _check_coord(name, getattr(self, name)))
 
-    @property
-    def point(self) -> tuple[int, int]:
-        return (self.x1, self.y1)
-
-
-@dataclass(frozen=True)
-class Scroll(_PointAction):
-    type: ClassVar[str] = "scroll"
-    direction: str = "down"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        direction = _check_text("direction", self.direction).strip().lower()
-        if direction not in SCROLL_DIRECTIONS:
-            raise ValueError(
-                f"direction: unknown scroll direction {self.direction!r} "
-                f"(expected one of {', '.join(SCROLL_DIRECTIONS)})"
-            )
-        object.__setattr__(self, "direction", direction)
-
 
 @dataclass(frozen=True)
 class Hotkey(Action):
-    type: ClassVar[str] = "hotkey"
-    keys: tuple[str, ...] = field(default_factory=tuple)
+    type = "hotkey"
+    keys: tuple[str, ...] = described(
+        "Lower-case key names pressed together, e.g. ['ctrl', 'c'], ['enter'].",
+        (),
+        min_length=1,
+    )
+    aliases = ("press", "keydown")
+    args = (Arg("key", "keys", ("keys",), aliases=("hotkey", "press", "keydown"), match="set"),)
+    usage = "hotkey(key='ctrl c') # keys in lower case, separated by spaces, at most three"
+    description = "Press a key or a key combination, e.g. ['ctrl', 'c'] or ['enter']."
+    prompt_kinds = frozenset({"computer"})
+    pyautogui = ("pyautogui.hotkey({keys:keys})",)
 
     def __post_init__(self) -> None:
         keys = self.keys
@@ -246,16 +387,24 @@ class Hotkey(Action):
             raise ValueError("keys: expected a non-empty list of key names")
         object.__setattr__(self, "keys", tuple(normalize_key(_check_text("keys", k)) for k in keys))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "keys": list(self.keys)}
-
 
 @dataclass(frozen=True)
 class Type(Action):
     """Type ``content``; a trailing newline means: press Enter after typing."""
 
-    type: ClassVar[str] = "type"
-    content: str = ""
+    type = "type"
+    content: str = described("The exact text to type; a final newline presses Enter after it.", "")
+    args = (Arg("content", "text", ("content",), match="text"),)
+    usage = (
+        "type(content='xxx') # escape \\' \\\" and \\n inside content; "
+        "end content with \\n to submit what you typed"
+    )
+    description = "Type text into the focused field; end it with a newline to press Enter after."
+    prompt_kinds = frozenset({"computer", "mobile"})
+    pyautogui = (
+        ("text", "pyautogui.write({text}, interval=0.02)"),
+        ("submit", "pyautogui.press('enter')"),
+    )
 
     def __post_init__(self) -> None:
         _check_text("content", self.content)
@@ -271,14 +420,58 @@ class Type(Action):
 
 
 @dataclass(frozen=True)
+class Scroll(PointAction):
+    type = "scroll"
+    direction: str = described(
+        "Which way the content moves into view: up, down, left or right.",
+        "down",
+        choices=SCROLL_DIRECTIONS,
+    )
+    args = (
+        point_arg(required=False, match=None),
+        Arg("direction", "text", ("direction",), match="same"),
+    )
+    usage = (
+        "scroll(start_box='(x1,y1)', direction='down or up or right or left') "
+        "# reveals more on that side"
+    )
+    description = "Scroll at a point in a direction: up, down, left or right."
+    prompt_kinds = frozenset({"computer", "mobile"})
+    pyautogui = ("pyautogui.{direction:wheel}({direction:clicks}, x={x}, y={y})",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        direction = _check_text("direction", self.direction).strip().lower()
+        if direction not in SCROLL_DIRECTIONS:
+            raise ValueError(
+                f"direction: unknown scroll direction {self.direction!r} "
+                f"(expected one of {', '.join(SCROLL_DIRECTIONS)})"
+            )
+        object.__setattr__(self, "direction", direction)
+
+
+@dataclass(frozen=True)
 class Wait(Action):
-    type: ClassVar[str] = "wait"
+    type = "wait"
+    usage = "wait() # pause a few seconds, then look at a new screenshot"
+    description = "Wait a few seconds for the screen to change."
+    prompt_kinds = frozenset({"computer"})
+    pyautogui = ("time.sleep({wait_seconds})",)
+
+
+_MESSAGE = "A short message for the user."
 
 
 @dataclass(frozen=True)
 class Finished(Action):
-    type: ClassVar[str] = "finished"
-    content: str = ""
+    type = "finished"
+    content: str = described(_MESSAGE, "")
+    args = (Arg("content", "text", ("content",), required=False),)
+    usage = "finished(content='xxx') # the task is done; content may summarise the result"
+    description = "Declare the task done; content is the answer or a short summary."
+    prompt_kinds = frozenset({"computer", "mobile"})
+    terminal = True
+    pyautogui = ("# the task is finished: {content}",)
 
     def __post_init__(self) -> None:
         _check_text("content", self.content)
@@ -286,8 +479,14 @@ class Finished(Action):
 
 @dataclass(frozen=True)
 class CallUser(Action):
-    type: ClassVar[str] = "call_user"
-    content: str = ""
+    type = "call_user"
+    content: str = described(_MESSAGE, "")
+    args = (Arg("content", "text", ("content",), required=False),)
+    usage = "call_user() # ask the user for help when the task cannot be done alone"
+    description = "Ask the user for help when the task cannot go on without them."
+    prompt_kinds = frozenset({"computer"})
+    terminal = True
+    pyautogui = ("# the agent asks for the user here: {content}",)
 
     def __post_init__(self) -> None:
         _check_text("content", self.content)
@@ -295,8 +494,13 @@ class CallUser(Action):
 
 @dataclass(frozen=True)
 class OpenApp(Action):
-    type: ClassVar[str] = "open_app"
-    app_name: str = ""
+    type = "open_app"
+    app_name: str = described("The app's name as shown on the phone.", "", min_length=1)
+    args = (Arg("app_name", "text", ("app_name",), match="name"),)
+    usage = "open_app(app_name='')"
+    description = "Open an app by its name (phones)."
+    prompt_kinds = frozenset({"mobile"})
+    pyautogui = ("# open_app({app_name}) is a phone action; pyautogui cannot do it",)
 
     def __post_init__(self) -> None:
         if not _check_text("app_name", self.app_name).strip():
@@ -305,12 +509,20 @@ class OpenApp(Action):
 
 @dataclass(frozen=True)
 class PressHome(Action):
-    type: ClassVar[str] = "press_home"
+    type = "press_home"
+    usage = "press_home()"
+    description = "Press the phone's home button."
+    prompt_kinds = frozenset({"mobile"})
+    pyautogui = ("# press_home() is a phone action; pyautogui cannot do it",)
 
 
 @dataclass(frozen=True)
 class PressBack(Action):
-    type: ClassVar[str] = "press_back"
+    type = "press_back"
+    usage = "press_back()"
+    description = "Press the phone's back button."
+    prompt_kinds = frozenset({"mobile"})
+    pyautogui = ("# press_back() is a phone action; pyautogui cannot do it",)
 
 
 AnyAction = (
@@ -330,24 +542,9 @@ AnyAction = (
     | PressBack
 )
 
-ACTION_TYPES: dict[str, type[Action]] = {
-    cls.type: cls
-    for cls in (
-        Click,
-        LeftDouble,
-        RightSingle,
-        LongPress,
-        Drag,
-        Scroll,
-        Hotkey,
-        Type,
-        Wait,
-        Finished,
-        CallUser,
-        OpenApp,
-        PressHome,
-        PressBack,
-    )
-}
-POINT_ACTIONS: frozenset[str] = frozenset({"click", "left_double", "right_single", "long_press"})
-TERMINAL_ACTIONS: frozenset[str] = frozenset({"finished", "call_user"})
+POINT_ACTIONS: Set[str] = ActionSet(
+    lambda cls: cls.click_like(), "Action types that are one point and nothing else."
+)
+TERMINAL_ACTIONS: Set[str] = ActionSet(
+    lambda cls: cls.terminal, "Action types that end the episode."
+)

@@ -1,31 +1,25 @@
 """Export actions as a pyautogui script a person can read and run.
 
-Every string from a model (typed text, key names, messages) is emitted with ``repr`` as one
-Python string literal and nothing else, so no model output can become code: the only calls in
-the script are ``pyautogui.*`` and ``time.sleep``. Coordinates are the actions' screen pixels.
+Each action class declares its statements as templates (``Action.pyautogui``); this module
+fills them in. Every string value (typed text, messages, app names) is written as one Python
+string literal (``repr``) and nothing else, whatever the template says, so no model output can
+become code: the only calls in the script are ``pyautogui.*`` and ``time.sleep``. Coordinates
+are the actions' screen pixels.
+
+Templates name the action's fields and properties (``{x}``, ``{content}``) and the export
+settings ``{wait_seconds}`` and ``{hold_seconds}``; three format specs speak pyautogui:
+``{keys:keys}`` (key names, comma-separated literals), ``{direction:wheel}`` (``scroll`` or
+``hscroll``) and ``{direction:clicks}`` (signed wheel clicks). A template given as
+``(name, line)`` is written only when the action's ``name`` is true.
 """
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterable
+from typing import Any
 
-from pixelpilot.tools.actions import (
-    Action,
-    CallUser,
-    Click,
-    Drag,
-    Finished,
-    Hotkey,
-    LeftDouble,
-    LongPress,
-    OpenApp,
-    PressBack,
-    PressHome,
-    RightSingle,
-    Scroll,
-    Type,
-    Wait,
-)
+from pixelpilot.tools.actions import Action
 from pixelpilot.tools.frames import Screen
 
 # Our canonical key names -> pyautogui's where they differ.
@@ -74,64 +68,58 @@ def to_pyautogui_script(
         lines.append("")
         lines.append(f"# {index}. {action.type}")
         lines.extend(_statements(action))
-        if isinstance(action, (Finished, CallUser)):
+        if action.terminal:
             if index < len(items):
                 lines.append(f"# {len(items) - index} later action(s) not exported")
             break
     return "\n".join(lines) + "\n"
 
 
+class _Statements(string.Formatter):
+    """Fills an action's templates; strings can only come out as literals."""
+
+    def __init__(self, action: Action) -> None:
+        self.action = action
+        self.settings = {"wait_seconds": WAIT_SECONDS, "hold_seconds": LONG_PRESS_SECONDS}
+
+    def get_value(self, key: Any, args: Any, kwargs: Any) -> Any:
+        if key in self.settings:
+            return self.settings[key]
+        return getattr(self.action, str(key))
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        return value  # no !s / !r: format_field decides how every value is written
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec == "keys":
+            return ", ".join(repr(pyautogui_key(str(k))) for k in value)
+        if format_spec in ("wheel", "clicks"):
+            vertical = value in ("up", "down")
+            if format_spec == "wheel":
+                return "scroll" if vertical else "hscroll"
+            return str((1 if value in ("up", "right") else -1) * SCROLL_CLICKS)
+        if format_spec or isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f"{self.action.type}: cannot export {value!r} as {format_spec!r}")
+        return repr(value)
+
+
 def _statements(action: Action) -> list[str]:
-    if isinstance(action, Click):
-        return [f"pyautogui.click({action.x}, {action.y})"]
-    if isinstance(action, LeftDouble):
-        return [f"pyautogui.doubleClick({action.x}, {action.y})"]
-    if isinstance(action, RightSingle):
-        return [f"pyautogui.rightClick({action.x}, {action.y})"]
-    if isinstance(action, LongPress):
-        return [
-            f"pyautogui.mouseDown({action.x}, {action.y})",
-            f"time.sleep({LONG_PRESS_SECONDS!r})",
-            f"pyautogui.mouseUp({action.x}, {action.y})",
-        ]
-    if isinstance(action, Drag):
-        return [
-            f"pyautogui.moveTo({action.x1}, {action.y1})",
-            f"pyautogui.dragTo({action.x2}, {action.y2}, duration=0.5, button='left')",
-        ]
-    if isinstance(action, Scroll):
-        return [_scroll(action)]
-    if isinstance(action, Hotkey):
-        keys = ", ".join(repr(pyautogui_key(k)) for k in action.keys)
-        return [f"pyautogui.hotkey({keys})"]
-    if isinstance(action, Type):
-        out = [f"pyautogui.write({action.text!r}, interval=0.02)"] if action.text else []
-        return out + (["pyautogui.press('enter')"] if action.submit else [])
-    if isinstance(action, Wait):
-        return [f"time.sleep({WAIT_SECONDS!r})"]
-    if isinstance(action, Finished):
-        return [f"# the task is finished: {action.content!r}"]
-    if isinstance(action, CallUser):
-        return [f"# the agent asks for the user here: {action.content!r}"]
-    if isinstance(action, OpenApp):
-        return [f"# open_app({action.app_name!r}) is a phone action; pyautogui cannot do it"]
-    if isinstance(action, (PressHome, PressBack)):
-        return [f"# {action.type}() is a phone action; pyautogui cannot do it"]
-    raise ValueError(f"action: cannot export {type(action).__name__}")
-
-
-def _scroll(action: Scroll) -> str:
-    sign = 1 if action.direction in ("up", "right") else -1
-    func = "scroll" if action.direction in ("up", "down") else "hscroll"
-    return f"pyautogui.{func}({sign * SCROLL_CLICKS}, x={action.x}, y={action.y})"
+    if not action.pyautogui:
+        return [f"# {action.type}() has no pyautogui form; skipped"]
+    writer = _Statements(action)
+    lines = []
+    for template in action.pyautogui:
+        if isinstance(template, tuple):
+            flag, template = template
+            if not getattr(action, flag):
+                continue
+        lines.append(writer.format(template))
+    return lines
 
 
 def _check_inside(action: Action, screen: Screen, index: int) -> None:
     width, height = screen
-    points = [action.point] if action.point else []
-    if isinstance(action, Drag):
-        points.append((action.x2, action.y2))
-    for x, y in points:
+    for x, y in action.points:
         if x >= width or y >= height:
             raise ValueError(
                 f"actions[{index - 1}]: point ({x},{y}) outside the {width}x{height} screen"

@@ -18,99 +18,30 @@ from typing import Any
 
 from pixelpilot.errors import ParseError
 from pixelpilot.tools.actions import (
+    ACTION_NAMES,
+    ACTION_TYPES,
     Action,
     AnyAction,
-    CallUser,
     Click,
-    Drag,
-    Finished,
-    Hotkey,
-    LeftDouble,
-    LongPress,
-    OpenApp,
-    PressBack,
-    PressHome,
-    RightSingle,
-    Scroll,
-    Type,
-    Wait,
 )
 from pixelpilot.tools.calls import Call, parse_calls, parse_coordinates
 from pixelpilot.tools.frames import CoordinateFrame, Screen, clamp_point
 
-# Action names seen in UI-TARS outputs -> our action type.
-ACTION_ALIASES: dict[str, str] = {
-    "click": "click",
-    "left_single": "click",
-    "left_click": "click",
-    "left_double": "left_double",
-    "double_click": "left_double",
-    "right_single": "right_single",
-    "right_click": "right_single",
-    "long_press": "long_press",
-    "drag": "drag",
-    "select": "drag",
-    "hotkey": "hotkey",
-    "press": "hotkey",
-    "keydown": "hotkey",
-    "type": "type",
-    "scroll": "scroll",
-    "wait": "wait",
-    "finished": "finished",
-    "call_user": "call_user",
-    "open_app": "open_app",
-    "press_home": "press_home",
-    "press_back": "press_back",
-}
-# Argument names as the models write them -> ours.
-_ARG_ALIASES = {"point": "start_box", "start_point": "start_box", "end_point": "end_box"}
-# Per action type: (required arguments, optional arguments).
-_SIGNATURES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "click": (frozenset({"start_box"}), frozenset()),
-    "left_double": (frozenset({"start_box"}), frozenset()),
-    "right_single": (frozenset({"start_box"}), frozenset()),
-    "long_press": (frozenset({"start_box"}), frozenset()),
-    "drag": (frozenset({"start_box", "end_box"}), frozenset()),
-    "scroll": (frozenset({"direction"}), frozenset({"start_box"})),
-    "hotkey": (frozenset({"key"}), frozenset()),
-    "type": (frozenset({"content"}), frozenset()),
-    "wait": (frozenset(), frozenset()),
-    "finished": (frozenset(), frozenset({"content"})),
-    "call_user": (frozenset(), frozenset({"content"})),
-    "open_app": (frozenset({"app_name"}), frozenset()),
-    "press_home": (frozenset(), frozenset()),
-    "press_back": (frozenset(), frozenset()),
-}
-# How each action is written, for error messages.
-USAGE: dict[str, str] = {
-    "click": "click(start_box='(x,y)')",
-    "left_double": "left_double(start_box='(x,y)')",
-    "right_single": "right_single(start_box='(x,y)')",
-    "long_press": "long_press(start_box='(x,y)')",
-    "drag": "drag(start_box='(x1,y1)', end_box='(x2,y2)')",
-    "scroll": "scroll(start_box='(x,y)', direction='up|down|left|right')",
-    "hotkey": "hotkey(key='ctrl c') with known key names",
-    "type": "type(content='text')",
-    "wait": "wait()",
-    "finished": "finished(content='...')",
-    "call_user": "call_user()",
-    "open_app": "open_app(app_name='Name')",
-    "press_home": "press_home()",
-    "press_back": "press_back()",
-}
-_POINT_TYPES: dict[str, type[Click | LeftDouble | RightSingle | LongPress]] = {
-    "click": Click,
-    "left_double": LeftDouble,
-    "right_single": RightSingle,
-    "long_press": LongPress,
-}
+# Every call name the grammar accepts -> the canonical action type. The action classes declare
+# their names (``pixelpilot.tools.actions``); this is the registry, read live.
+ACTION_ALIASES: dict[str, str] = ACTION_NAMES
+
+
+def usage(kind: str) -> str:
+    """How an action is written, for error messages: its usage line without the comment."""
+    return ACTION_TYPES[kind].usage_line().split(" #")[0]
+
 
 _HEADER_LINE = re.compile(r"^[ \t]*(Thought|Reflection|Action_Summary|Action)[ \t]*[:：]", re.M)
 _ACTION_INLINE = re.compile(r"(?:(?<=\s)|^)Action[ \t]*[:：]")
 _THINK = re.compile(r"\s*<think>(.*?)</think>", re.S)
 _END_TOKENS = ("<|im_end|>", "<|endoftext|>", "[EOS]", "</s>")
 _POINT_TAGS = (("(", ")"), ("[", "]"), ("<point>", "</point>"), ("<bbox>", "</bbox>"))
-_KEYWORDS = {"key", "hotkey", "press", "keydown"}
 # The longest answer parse_response reads, in characters. Real answers are a few hundred
 # characters; a runaway generation is refused before any scanning (docs/action-language.md).
 MAX_ANSWER_CHARS = 64 * 1024
@@ -282,60 +213,51 @@ class _Parser:
         except ParseError:
             raise
         except ValueError as exc:
-            raise self.error(f"{call.name}: {exc}", call.position, USAGE[kind]) from None
+            raise self.error(f"{call.name}: {exc}", call.position, usage(kind)) from None
 
     def _canonical_args(self, call: Call, kind: str) -> dict[str, tuple[str, int]]:
-        required, optional = _SIGNATURES[kind]
+        declared = ACTION_TYPES[kind].args
+        names = {alias: arg.name for arg in declared for alias in (arg.name, *arg.aliases)}
+        required = {arg.name for arg in declared if arg.required}
         args: dict[str, tuple[str, int]] = {}
         for name, value, position in call.args:
-            key = _ARG_ALIASES.get(name, name)
-            if kind == "hotkey" and key in _KEYWORDS:
-                key = "key"
-            if key not in required | optional:
-                allowed = ", ".join(sorted(required | optional)) or "no arguments"
+            key = names.get(name)
+            if key is None:
+                allowed = ", ".join(sorted(arg.name for arg in declared)) or "no arguments"
                 raise self.error(f"{call.name}: unexpected argument {name!r}", position, allowed)
             if key in args:
                 raise self.error(
-                    f"{call.name}: argument {name!r} given twice", position, USAGE[kind]
+                    f"{call.name}: argument {name!r} given twice", position, usage(kind)
                 )
             args[key] = (value, position)
         missing = sorted(required - set(args))
         if missing:
             raise self.error(
-                f"{call.name}: missing argument {missing[0]!r}", call.position, USAGE[kind]
+                f"{call.name}: missing argument {missing[0]!r}", call.position, usage(kind)
             )
         return args
 
     def _make(self, kind: str, args: dict[str, tuple[str, int]], call: Call) -> AnyAction:
-        if kind in _POINT_TYPES:
-            x, y = self._point(*args["start_box"])
-            return _POINT_TYPES[kind](x=x, y=y)
-        if kind == "drag":
-            x1, y1 = self._point(*args["start_box"])
-            x2, y2 = self._point(*args["end_box"])
-            return Drag(x1=x1, y1=y1, x2=x2, y2=y2)
-        if kind == "scroll":
-            direction = args["direction"][0]
-            if "start_box" in args:
-                x, y = self._point(*args["start_box"])
-            elif self.screen is not None:
-                x, y = self.screen[0] // 2, self.screen[1] // 2
-            else:
-                raise self.error(
-                    "scroll: a point is needed without a screen size", call.position, USAGE[kind]
-                )
-            return Scroll(x=x, y=y, direction=direction)
-        if kind == "hotkey":
-            return Hotkey(keys=split_keys(args["key"][0]))
-        if kind == "type":
-            return Type(content=args["content"][0])
-        if kind == "finished":
-            return Finished(content=args.get("content", ("", 0))[0])
-        if kind == "call_user":
-            return CallUser(content=args.get("content", ("", 0))[0])
-        if kind == "open_app":
-            return OpenApp(app_name=args["app_name"][0])
-        return {"wait": Wait, "press_home": PressHome, "press_back": PressBack}[kind]()
+        """The action from its call's arguments, as its class declares them."""
+        cls = ACTION_TYPES[kind]
+        values: dict[str, Any] = {}
+        for arg in cls.args:
+            if arg.kind == "point":
+                if arg.name in args:
+                    point = self._point(*args[arg.name])
+                elif self.screen is not None:  # an optional point: the screen's centre
+                    point = (self.screen[0] // 2, self.screen[1] // 2)
+                else:
+                    raise self.error(
+                        f"{kind}: a point is needed without a screen size",
+                        call.position,
+                        usage(kind),
+                    )
+                values.update(zip(arg.fields, point, strict=True))
+            elif arg.name in args:
+                raw = args[arg.name][0]
+                values[arg.fields[0]] = split_keys(raw) if arg.kind == "keys" else raw
+        return cls(**values)  # type: ignore[return-value]
 
     def _point(self, value: str, position: int) -> tuple[int, int]:
         try:
@@ -427,32 +349,22 @@ def format_action(
     if screen is None and coords.name != "pixels":
         raise ValueError(f"screen: required for the {coords.name} frame")
 
-    def box(x: int, y: int) -> str:
-        mx, my = (x, y) if screen is None else coords.from_screen(x, y, screen)
-        return f"'({mx},{my})'"
-
-    if isinstance(action, (Click, LeftDouble, RightSingle, LongPress)):
-        return f"{action.type}(start_box={box(action.x, action.y)})"
-    if isinstance(action, Drag):
-        return f"drag(start_box={box(action.x1, action.y1)}, end_box={box(action.x2, action.y2)})"
-    if isinstance(action, Scroll):
-        return f"scroll(start_box={box(action.x, action.y)}, direction={quote(action.direction)})"
-    if isinstance(action, Hotkey):
-        keys = " ".join("plus" if k == "+" else k for k in action.keys)
-        return f"hotkey(key={quote(keys)})"
-    if isinstance(action, Type):
-        return f"type(content={quote(action.content)})"
-    if isinstance(action, (Finished, CallUser)):
-        return (
-            f"{action.type}(content={quote(action.content)})"
-            if action.content
-            else (f"{action.type}()")
-        )
-    if isinstance(action, OpenApp):
-        return f"open_app(app_name={quote(action.app_name)})"
-    if isinstance(action, (Wait, PressHome, PressBack)):
-        return f"{action.type}()"
-    raise ValueError(f"action: cannot format {type(action).__name__}")
+    cls = ACTION_TYPES.get(action.type)
+    if cls is None or not isinstance(action, cls):
+        raise ValueError(f"action: cannot format {type(action).__name__}")
+    parts = []
+    for arg in cls.args:
+        value = getattr(action, arg.fields[0])
+        if arg.kind == "point":
+            x, y = value, getattr(action, arg.fields[1])
+            mx, my = (x, y) if screen is None else coords.from_screen(x, y, screen)
+            parts.append(f"{arg.name}='({mx},{my})'")
+        elif arg.kind == "keys":
+            keys = " ".join("plus" if k == "+" else k for k in value)
+            parts.append(f"{arg.name}={quote(keys)}")
+        elif arg.required or value:  # an optional text is left out when empty
+            parts.append(f"{arg.name}={quote(value)}")
+    return f"{action.type}({', '.join(parts)})"
 
 
 def format_response(

@@ -1,55 +1,24 @@
 """Every action as a langchain-core ``StructuredTool``, bound to an executor.
 
-``make_action_tools(executor)`` returns one tool per action type. A tool builds the action from
-its arguments (converting coordinates from the model's frame to screen pixels) and returns
-whatever ``executor(action)`` returns, so any env can plug in by passing its step function.
-The arguments are pydantic models whose field descriptions tell the model what to pass.
-Invalid arguments come back to the model as the tool's answer (``handle_tool_error``).
+``make_action_tools(executor)`` returns one tool per declared action type. A tool builds the
+action from its arguments (converting coordinates from the model's frame to screen pixels) and
+returns whatever ``executor(action)`` returns, so any env can plug in by passing its step
+function. The argument schemas are pydantic models made from the action classes' fields; their
+descriptions tell the model what to pass. Invalid arguments come back to the model as the
+tool's answer (``handle_tool_error``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, Literal
 
 from pixelpilot.errors import DependencyNotInstalled
-from pixelpilot.tools.actions import (
-    AnyAction,
-    CallUser,
-    Click,
-    Drag,
-    Finished,
-    Hotkey,
-    LeftDouble,
-    LongPress,
-    OpenApp,
-    PressBack,
-    PressHome,
-    RightSingle,
-    Scroll,
-    Type,
-    Wait,
-)
+from pixelpilot.tools.actions import ACTION_TYPES, Action, AnyAction
 from pixelpilot.tools.frames import CoordinateFrame, Screen, clamp_point
 
 Executor = Callable[[AnyAction], str]
-
-_DESCRIPTIONS = {
-    "click": "Click the left mouse button once at a point (tap on a phone).",
-    "left_double": "Double-click the left mouse button at a point.",
-    "right_single": "Click the right mouse button once at a point.",
-    "long_press": "Press and hold at a point (phones).",
-    "drag": "Press at a start point, move to an end point and release (also: select text).",
-    "scroll": "Scroll at a point in a direction: up, down, left or right.",
-    "hotkey": "Press a key or a key combination, e.g. ['ctrl', 'c'] or ['enter'].",
-    "type": "Type text into the focused field; end it with a newline to press Enter after.",
-    "wait": "Wait a few seconds for the screen to change.",
-    "finished": "Declare the task done; content is the answer or a short summary.",
-    "call_user": "Ask the user for help when the task cannot go on without them.",
-    "open_app": "Open an app by its name (phones).",
-    "press_home": "Press the phone's home button.",
-    "press_back": "Press the phone's back button.",
-}
 
 
 def _unit(frame: CoordinateFrame, screen: Screen | None) -> str:
@@ -63,94 +32,30 @@ def _unit(frame: CoordinateFrame, screen: Screen | None) -> str:
     return "in pixels of the screenshot"
 
 
-def _schemas(unit: str) -> dict[str, type]:
-    from pydantic import BaseModel, Field
+def _schema(cls: type[Action], unit: str) -> type:
+    """The pydantic model of an action's arguments: its fields, described, in screen terms."""
+    from pydantic import Field, create_model
 
-    def coord(axis: str, what: str = "the point") -> Any:
-        scale = unit.replace("width", "height") if axis == "y" else unit
-        return Field(ge=0, description=f"{axis} of {what}, {scale}")
-
-    class PointArgs(BaseModel):
-        x: int = coord("x")
-        y: int = coord("y")
-
-    class DragArgs(BaseModel):
-        x1: int = coord("x", "the start point")
-        y1: int = coord("y", "the start point")
-        x2: int = coord("x", "the end point")
-        y2: int = coord("y", "the end point")
-
-    class ScrollArgs(BaseModel):
-        x: int = coord("x", "the point to scroll at")
-        y: int = coord("y", "the point to scroll at")
-        direction: Literal["up", "down", "left", "right"] = Field(
-            description="Which way the content moves into view: up, down, left or right."
-        )
-
-    class HotkeyArgs(BaseModel):
-        keys: list[str] = Field(
-            min_length=1,
-            description="Lower-case key names pressed together, e.g. ['ctrl', 'c'], ['enter'].",
-        )
-
-    class TypeArgs(BaseModel):
-        content: str = Field(
-            description="The exact text to type; a final newline presses Enter after it."
-        )
-
-    class MessageArgs(BaseModel):
-        content: str = Field(default="", description="A short message for the user.")
-
-    class AppArgs(BaseModel):
-        app_name: str = Field(min_length=1, description="The app's name as shown on the phone.")
-
-    class NoArgs(BaseModel):
-        pass
-
-    return {
-        "point": PointArgs,
-        "drag": DragArgs,
-        "scroll": ScrollArgs,
-        "hotkey": HotkeyArgs,
-        "type": TypeArgs,
-        "message": MessageArgs,
-        "app": AppArgs,
-        "none": NoArgs,
-    }
-
-
-_SCHEMA_OF = {
-    "click": "point",
-    "left_double": "point",
-    "right_single": "point",
-    "long_press": "point",
-    "drag": "drag",
-    "scroll": "scroll",
-    "hotkey": "hotkey",
-    "type": "type",
-    "wait": "none",
-    "finished": "message",
-    "call_user": "message",
-    "open_app": "app",
-    "press_home": "none",
-    "press_back": "none",
-}
-_BUILDERS: dict[str, Callable[..., AnyAction]] = {
-    "click": Click,
-    "left_double": LeftDouble,
-    "right_single": RightSingle,
-    "long_press": LongPress,
-    "drag": Drag,
-    "scroll": Scroll,
-    "hotkey": lambda keys: Hotkey(keys=tuple(keys)),
-    "type": Type,
-    "wait": Wait,
-    "finished": Finished,
-    "call_user": CallUser,
-    "open_app": OpenApp,
-    "press_home": PressHome,
-    "press_back": PressBack,
-}
+    by_field = {name: arg for arg in cls.args for name in arg.fields}
+    specs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        meta, arg = f.metadata, by_field.get(f.name)
+        description = meta.get("description", f.name)
+        if "axis" in meta:
+            scale = unit.replace("width", "height") if meta["axis"] == "y" else unit
+            specs[f.name] = (int, Field(ge=0, description=f"{description}, {scale}"))
+            continue
+        kind: Any = str
+        if arg is not None and arg.kind == "keys":
+            kind = list[str]
+        elif meta.get("choices"):
+            kind = Literal[tuple(meta["choices"])]
+        extra = {"min_length": meta["min_length"]} if "min_length" in meta else {}
+        if (arg is None or arg.required) or f.default is dataclasses.MISSING:
+            specs[f.name] = (kind, Field(description=description, **extra))
+        else:
+            specs[f.name] = (kind, Field(default=f.default, description=description, **extra))
+    return create_model(f"{cls.__name__}Args", **specs)
 
 
 def _validation_message(error: Exception) -> str:
@@ -185,34 +90,35 @@ def make_action_tools(
     coords = CoordinateFrame.of(frame, min_pixels=min_pixels, max_pixels=max_pixels)
     if screen is None and coords.name != "pixels":
         raise ValueError(f"screen: required for the {coords.name} frame")
-    schemas = _schemas(_unit(coords, screen))
+    unit = _unit(coords, screen)
 
-    def to_pixels(kwargs: dict[str, Any]) -> dict[str, Any]:
+    def to_pixels(cls: type[Action], kwargs: dict[str, Any]) -> dict[str, Any]:
         out = dict(kwargs)
-        for xk, yk in (("x", "y"), ("x1", "y1"), ("x2", "y2")):
+        points = [arg.fields for arg in cls.args if arg.kind == "point"]
+        for xk, yk in points:
             if xk in out and screen is not None:
                 sx, sy = coords.to_screen(out[xk], out[yk], screen)
                 out[xk], out[yk], _ = clamp_point(sx, sy, screen)
         return out
 
-    def bind(kind: str) -> Callable[..., str]:
+    def bind(cls: type[Action]) -> Callable[..., str]:
         def run(**kwargs: Any) -> str:
             try:
-                action = _BUILDERS[kind](**to_pixels(kwargs))
+                action = cls(**to_pixels(cls, kwargs))
             except ValueError as exc:
-                raise ToolException(f"{kind}: {exc}") from None
-            return executor(action)
+                raise ToolException(f"{cls.type}: {exc}") from None
+            return executor(action)  # type: ignore[arg-type]
 
         return run
 
     return [
         StructuredTool.from_function(
-            func=bind(kind),
+            func=bind(cls),
             name=kind,
-            description=_DESCRIPTIONS[kind],
-            args_schema=schemas[_SCHEMA_OF[kind]],
+            description=cls.description or cls.usage_line(),
+            args_schema=_schema(cls, unit),
             handle_tool_error=True,
             handle_validation_error=_validation_message,
         )
-        for kind in _SCHEMA_OF
+        for kind, cls in list(ACTION_TYPES.items())
     ]

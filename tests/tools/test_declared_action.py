@@ -1,0 +1,167 @@
+"""An action type is declared once: a new Action class, defined here and nowhere else, is
+parsed, formatted, exported, offered as a tool, listed in prompts and matched, with no table
+edited anywhere; an env that cannot execute it refuses it by name."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+import pytest
+
+from pixelpilot.agent.prompts import action_space
+from pixelpilot.errors import ParseError
+from pixelpilot.eval.matching import CLICK_LIKE, match_action
+from pixelpilot.tools import (
+    ACTION_TYPES,
+    Action,
+    Arg,
+    PointAction,
+    coordinate,
+    described,
+    format_action,
+    format_response,
+    make_action_tools,
+    parse_response,
+    point_arg,
+    to_pyautogui_script,
+    unregister_action,
+)
+
+PWNED = "x'); import os; os.system('echo pwned'); ('"
+SCREEN = (1000, 800)
+
+
+@pytest.fixture
+def declared():
+    """Two action types declared on the spot; the registry forgets them afterwards."""
+
+    @dataclass(frozen=True)
+    class Hover(PointAction):
+        type = "hover"
+        aliases = ("mouse_move",)
+        usage = "hover(start_box='(x1,y1)') # move the pointer over an element"
+        description = "Move the mouse pointer to a point without clicking."
+        prompt_kinds = frozenset({"computer"})
+        pyautogui = ("pyautogui.moveTo({x}, {y})",)
+
+    @dataclass(frozen=True)
+    class PickOption(Action):
+        type = "pick_option"
+        x: int = coordinate("x", "the drop-down list")
+        y: int = coordinate("y", "the drop-down list")
+        option: str = described("The visible text of the option to pick.", "")
+        args = (point_arg(), Arg("option", "text", ("option",), match="text"))
+        description = "Open a drop-down list and pick an option by its text."
+        prompt_kinds = frozenset({"computer", "mobile"})
+        pyautogui = ("pyautogui.click({x}, {y})", "pyautogui.write({option})")
+
+    try:
+        yield Hover, PickOption
+    finally:
+        unregister_action("hover")
+        unregister_action("pick_option")
+
+
+def test_the_grammar_reads_and_writes_a_declared_action(declared):
+    hover, pick = declared
+    response = parse_response(
+        "Thought: Show the tooltip.\nAction: hover(start_box='<|box_start|>(500,500)<|box_end|>')"
+        "\n\npick_option(point='<point>100 250</point>', option='Large')",
+        "uitars-1.0",
+        SCREEN,
+    )
+    assert response.actions == (hover(x=500, y=400), pick(x=100, y=200, option="Large"))
+    assert parse_response("mouse_move(start_box='(7,8)')", "pixels", SCREEN).actions == (
+        hover(x=7, y=8),
+    )
+    assert format_action(hover(x=500, y=400), "uitars-1.0", SCREEN) == (
+        "hover(start_box='(500,500)')"
+    )
+    text = format_response("t", [pick(x=10, y=20, option=PWNED)], "pixels", SCREEN)
+    assert parse_response(text, "pixels", SCREEN).actions == (pick(x=10, y=20, option=PWNED),)
+    with pytest.raises(ParseError, match="missing argument 'option'") as info:
+        parse_response("Action: pick_option(start_box='(1,2)')", "pixels", SCREEN)
+    assert info.value.expected == "pick_option(start_box='(x1,y1)', option='...')"
+
+
+def test_dicts_export_and_prompts_pick_it_up(declared):
+    hover, pick = declared
+    assert Action.from_dict({"type": "hover", "x": 3, "y": 4}) == hover(x=3, y=4)
+    assert pick(x=1, y=2, option="A").to_dict() == {
+        "type": "pick_option",
+        "x": 1,
+        "y": 2,
+        "option": "A",
+    }
+    source = to_pyautogui_script([hover(x=5, y=6), pick(x=7, y=8, option=PWNED)], (800, 600))
+    assert "pyautogui.moveTo(5, 6)" in source and "pyautogui.click(7, 8)" in source
+    literals = [n.value for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Constant)]
+    assert PWNED in literals  # model text stays one string literal
+    calls = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)]
+    assert all(ast.unparse(c.func).split(".")[0] in ("pyautogui", "time") for c in calls)
+    with pytest.raises(ValueError, match="outside"):
+        to_pyautogui_script([hover(x=900, y=6)], (800, 600))
+    computer = action_space("uitars-1.0", "computer")
+    line = "hover(start_box='<|box_start|>(x1,y1)<|box_end|>') # move the pointer over an element"
+    assert computer.index(line) < len(computer) - 2
+    assert "pick_option(start_box='(x1,y1)', option='...')" in action_space("uitars-1.5", "mobile")
+    assert [line.split("(")[0] for line in computer[-2:]] == ["finished", "call_user"]
+
+
+def test_tools_offer_it_with_described_arguments(declared):
+    hover, pick = declared
+    seen = []
+    tools = {t.name: t for t in make_action_tools(seen.append, "uitars-1.0", SCREEN)}
+    assert set(tools) == set(ACTION_TYPES) and {"hover", "pick_option"} <= set(tools)
+    assert tools["hover"].description == hover.description
+    schema = tools["pick_option"].tool_call_schema.model_json_schema()
+    assert schema["required"] == ["x", "y", "option"]
+    assert "0..1000" in schema["properties"]["x"]["description"]
+    assert (
+        schema["properties"]["option"]["description"] == "The visible text of the option to pick."
+    )
+    tools["pick_option"].invoke({"x": 500, "y": 500, "option": "Large"})
+    tools["hover"].invoke({"x": 1000, "y": 0})
+    assert seen == [pick(x=500, y=400, option="Large"), hover(x=999, y=0)]
+
+
+def test_matching_reads_the_declared_rules(declared):
+    hover, pick = declared
+    assert "hover" in CLICK_LIKE and "pick_option" not in CLICK_LIKE
+    box = (90, 90, 110, 110)
+    inside = match_action(hover(x=95, y=105), hover(x=100, y=100), box, SCREEN)
+    assert inside.step_correct and inside.grounded is True
+    outside = match_action(hover(x=150, y=100), hover(x=100, y=100), box, SCREEN)
+    assert not outside.step_correct and outside.grounded is False
+    gold = pick(x=100, y=100, option="Extra large")
+    assert match_action(pick(x=101, y=99, option="extra LARGE"), gold, box, SCREEN).step_correct
+    wrong = match_action(pick(x=101, y=99, option="small"), gold, box, SCREEN)
+    assert wrong.type_match and not wrong.step_correct and wrong.grounded is None
+    assert "option" in wrong.detail
+
+
+def test_a_forgotten_type_is_unknown_again():
+    @dataclass(frozen=True)
+    class Wiggle(PointAction):
+        type = "wiggle"
+
+    try:
+        assert parse_response("wiggle(start_box='(1,2)')", "pixels", SCREEN).actions == (
+            Wiggle(x=1, y=2),
+        )
+        assert Wiggle.usage_line() == "wiggle(start_box='(x1,y1)')"  # written from its args
+    finally:
+        unregister_action("wiggle")
+    with pytest.raises(ParseError, match="unknown action 'wiggle'"):
+        parse_response("Action: wiggle(start_box='(1,2)')", "pixels", SCREEN)
+    with pytest.raises(ValueError, match="unknown action type"):
+        Action.from_dict({"type": "wiggle", "x": 1, "y": 2})
+
+
+def test_a_name_cannot_be_declared_twice():
+    with pytest.raises(TypeError, match="'press' is hotkey's"):
+
+        @dataclass(frozen=True)
+        class Press(Action):
+            type = "press"

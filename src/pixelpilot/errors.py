@@ -20,6 +20,8 @@ the old homes of some (``pixelpilot.cli.BadInput``, ``pixelpilot.agent.replay.Re
       FileFormatError        a file that does not follow its format: file, line, problem
         TrajectoryFormatError
       DatasetFormatError     a dataset file an adapter cannot read
+      DataError              training data that cannot be used
+      TrainingDiverged       the loss stayed NaN/inf for too many steps
       DependencyNotInstalled an optional dependency is missing (also an ImportError)
 """
 
@@ -145,6 +147,23 @@ class TrajectoryFormatError(FileFormatError):
 
 class DatasetFormatError(PixelpilotError):
     """A dataset file an adapter cannot read (the message says where and what)."""
+
+
+class DataError(PixelpilotError):
+    """Training data that cannot be used: nothing left after filtering, a missing image."""
+
+
+class TrainingDiverged(PixelpilotError):
+    """The loss was NaN or infinite for too many optimizer steps in a row."""
+
+    def __init__(self, steps: list[int], sample_ids: list[str]) -> None:
+        self.steps = steps
+        self.sample_ids = sample_ids
+        shown = ", ".join(sample_ids[:4]) + (" ..." if len(sample_ids) > 4 else "")
+        super().__init__(
+            f"loss or gradient was NaN/inf for {len(steps)} steps in a row (steps "
+            f"{steps[0]}-{steps[-1]}; last batch: {shown}); lower --lr or check the data"
+        )
 
 
 class DependencyNotInstalled(PixelpilotError, ImportError):

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pixelpilot.errors import PixelpilotError
+from pixelpilot.errors import ConfigError, FileFormatError
 from pixelpilot.eval.metrics import mcnemar, two_proportion_z
 
 
@@ -21,13 +21,13 @@ def load_report(path: str | Path) -> tuple[dict[str, Any], Path]:
     if path.is_dir():
         path = path / "report.json"
     if not path.is_file():
-        raise PixelpilotError(f"{path}: no report.json here")
+        raise ConfigError(f"{path}: no report.json here")
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise PixelpilotError(f"{path}: not valid JSON ({exc})") from None
+        raise FileFormatError(path, None, f"not valid JSON ({exc})") from None
     if not isinstance(report, dict) or report.get("kind") not in ("offline", "online"):
-        raise PixelpilotError(f"{path}: not a pixelpilot evaluation report")
+        raise FileFormatError(path, None, "not a pixelpilot evaluation report")
     return report, path.parent
 
 
@@ -86,7 +86,7 @@ def compare_reports(path_a: str | Path, path_b: str | Path) -> dict[str, Any]:
     ra, da = load_report(path_a)
     rb, db = load_report(path_b)
     if ra["kind"] != rb["kind"]:
-        raise PixelpilotError(f"cannot compare an {ra['kind']} report with an {rb['kind']} one")
+        raise ConfigError(f"cannot compare an {ra['kind']} report with an {rb['kind']} one")
     metrics: dict[str, Any] = {}
     if ra["kind"] == "online":
         pa, pb = _outcomes(ra, da, "success"), _outcomes(rb, db, "success")

@@ -7,12 +7,16 @@ Ray actors with ``backend="ray"``). Every episode is recorded under ``OUT/episod
 result (an error too) is appended to ``OUT/results.jsonl`` as it arrives, so a run that is
 interrupted continues where it stopped. An env that crashes or hangs past the per-step or
 per-episode timeout is restarted and its episode recorded as an error.
+
+The configuration and the model are checked before any episode starts. A rerun into the same
+``OUT`` continues it only with the settings that decide an episode's outcome unchanged
+(``RESUME_KEYS``); it runs again every episode that ended in an infrastructure error, and takes
+over an episode whose trajectory was finished but whose result row was never written.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -22,8 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pixelpilot.errors import PixelpilotError
+from pixelpilot.errors import ConfigError, FileFormatError
 from pixelpilot.eval.metrics import proportion
+from pixelpilot.jsonl import RecordLog, read_records
 
 Progress = Callable[[int, int], None]
 EventHook = Callable[[dict[str, Any]], None]
@@ -47,6 +52,45 @@ class OnlineConfig:
     env_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to envs.make
     policy_factory: str | None = None  # "module:function" -> VLM or Policy (overrides model)
 
+    def validate(self, *, check_model: bool = True) -> None:
+        """``ConfigError`` for an option no run can use; with ``check_model``, also the
+        model's own check (``PolicySpec.check``: a checkpoint folder, a reachable server)."""
+        for option, value, low in (
+            ("--episodes", self.episodes, 1),
+            ("--workers", self.workers, 1),
+            ("--max-steps", self.max_steps, 1),
+            ("--seed", self.seed, 0),
+        ):
+            if not isinstance(value, int) or value < low:
+                raise ConfigError(
+                    f"{option} must be an integer >= {low}, got {value!r}", option=option
+                )
+        for option, value in (
+            ("--step-timeout", self.step_timeout),
+            ("--episode-timeout", self.episode_timeout),
+        ):
+            if not isinstance(value, int | float) or not 0 < value < float("inf"):
+                raise ConfigError(
+                    f"{option} must be a positive number of seconds, got {value!r}", option=option
+                )
+        if self.backend not in ("local", "ray"):
+            raise ConfigError(
+                f"--backend must be local or ray, got {self.backend!r}", option="--backend"
+            )
+        spec = self.policy_spec()
+        if check_model:
+            spec.check()
+
+    def policy_spec(self) -> Any:
+        """The ``PolicySpec`` of ``model`` / ``model_name`` / ``policy_factory``."""
+        from pixelpilot.agent.factory import PolicySpec
+
+        return PolicySpec.parse(self.model, model_name=self.model_name, factory=self.policy_factory)
+
+
+# The settings that decide how an episode turns out: a run resumes only when they match.
+RESUME_KEYS = ("model", "model_name", "policy_factory", "max_steps", "env_kwargs")
+
 
 @dataclass(frozen=True)
 class Job:
@@ -67,23 +111,51 @@ def plan_jobs(config: OnlineConfig) -> list[Job]:
 
     tasks = resolve_tasks(config.tasks)
     if not tasks:
-        raise PixelpilotError(f"no tasks in {config.tasks!r}")
+        raise ConfigError(f"no tasks in {config.tasks!r}", option="TASKS")
     return [Job(t, config.seed + i) for t in tasks for i in range(config.episodes)]
 
 
 def read_results(path: Path) -> dict[str, dict[str, Any]]:
-    """``job key -> result`` of ``results.jsonl``; a line cut short by a crash is ignored."""
+    """``job key -> result`` of ``results.jsonl`` (a later row of a job replaces an earlier
+    one); a line cut short by a crash is skipped, any other bad line is an error."""
     out: dict[str, dict[str, Any]] = {}
-    if not path.is_file():
-        return out
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and "task" in row and "seed" in row:
-            out[f"{row['task']}#{row['seed']}"] = row
+    for number, row in read_records(path):
+        if not isinstance(row.get("task"), str) or not isinstance(row.get("seed"), int):
+            raise FileFormatError(path, number, "a result row needs 'task' and an integer 'seed'")
+        out[f"{row['task']}#{row['seed']}"] = row
     return out
+
+
+def finished_results(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The results that count as done on resume: an infrastructure error (a crash, a
+    timeout, a model that could not load) is not a finished episode and runs again."""
+    return {k: r for k, r in results.items() if r.get("error") is None}
+
+
+def check_resume(config: OnlineConfig, out: Path) -> None:
+    """``ConfigError`` when ``out`` holds a run made with other ``RESUME_KEYS`` settings."""
+    path = out / "config.json"
+    if not path.is_file():
+        return
+    try:
+        before = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FileFormatError(
+            path, None, f"cannot read the earlier run's settings: {exc}"
+        ) from None
+    if not isinstance(before, dict):
+        raise FileFormatError(path, None, "the earlier run's settings are not a JSON object")
+    now = json.loads(json.dumps(asdict(config), default=str))
+    defaults = asdict(OnlineConfig(tasks=""))
+    for key in RESUME_KEYS:
+        was = before.get(key, defaults[key])
+        if was != now[key]:
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(
+                f"{out} holds a run made with {flag} {was!r}, not {now[key]!r}; resume it with "
+                f"the same settings or pass another --out",
+                option=flag,
+            )
 
 
 def error_result(job: Job, error: str, seconds: float = 0.0) -> dict[str, Any]:
@@ -139,23 +211,58 @@ def summarize(config: OnlineConfig, jobs: list[Job], results: dict[str, dict[str
     }
 
 
-class ResultLog:
-    """``results.jsonl``: one line per finished episode, flushed and fsynced."""
+def recover_result(job: Job, out: Path) -> dict[str, Any] | None:
+    """The result row of a job whose trajectory has its end line (the run stopped before
+    writing the row), or ``None`` when the episode has to run (again)."""
+    from pixelpilot.agent.trajectory import read_trajectory
+    from pixelpilot.errors import TrajectoryFormatError
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
-            with open(path, "ab") as f:  # a line cut short by a crash: end it
-                f.write(b"\n")
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+    directory = job.episode_dir(out)
+    if not (directory / "trajectory.jsonl").is_file():
+        return None
+    try:
+        episode = read_trajectory(directory)
+    except TrajectoryFormatError:
+        return None
+    if not episode.finished or episode.task != job.task or episode.seed != job.seed:
+        return None
+    counts: Counter[str] = Counter()
+    for step in episode.steps:
+        counts.update(str(a.get("type", "?")) for a in step.actions)
+    return {
+        "task": job.task,
+        "seed": job.seed,
+        "success": episode.success,
+        "reward": episode.total_reward,
+        "steps": len(episode.steps),
+        "reason": str((episode.end or {}).get("reason", "")),
+        "error": None,
+        "seconds": sum(float(s.timing.get("policy", 0.0)) + float(s.timing.get("env", 0.0))
+                       for s in episode.steps),
+        "actions": dict(counts),
+        "trajectory": str(directory),
+        "recovered": True,
+    }  # fmt: skip
 
-    def append(self, row: dict[str, Any]) -> None:
-        self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
 
-    def close(self) -> None:
-        self._file.close()
+def _continue(jobs: list[Job], out: Path, log: RecordLog) -> tuple[dict, list[Job]]:
+    """The results in ``out`` so far (recovered trajectories appended to ``log``) and the
+    jobs still to run (their unfinished episode folders removed)."""
+    results = read_results(out / "results.jsonl")
+    done = finished_results(results)
+    todo = []
+    for job in jobs:
+        if job.key in done:
+            continue
+        row = recover_result(job, out)
+        if row is not None:
+            log.append(row)
+            results[job.key] = row
+            continue
+        todo.append(job)
+        if job.episode_dir(out).exists():  # cut short by an interrupted run: start again
+            shutil.rmtree(job.episode_dir(out))
+    return results, todo
 
 
 def evaluate_online(
@@ -168,18 +275,18 @@ def evaluate_online(
     from pixelpilot.eval.report import write_reports
     from pixelpilot.eval.workers import make_pool
 
-    if config.backend not in ("local", "ray"):
-        raise PixelpilotError(f"unknown backend {config.backend!r} (local or ray)")
+    config.validate()
     jobs = plan_jobs(config)
     out = Path(config.out) if config.out else Path(tempfile.mkdtemp(prefix="pixelpilot-eval-"))
     out.mkdir(parents=True, exist_ok=True)
+    check_resume(config, out)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
-    results = read_results(out / "results.jsonl")
-    todo = [j for j in jobs if j.key not in results]
-    for job in todo:  # an episode cut short by an interrupted run starts again
-        if job.episode_dir(out).exists():
-            shutil.rmtree(job.episode_dir(out))
-    log = ResultLog(out / "results.jsonl")
+    log = RecordLog(out / "results.jsonl")
+    try:
+        results, todo = _continue(jobs, out, log)
+    except BaseException:
+        log.close()
+        raise
     started = time.perf_counter()
     done = 0
 

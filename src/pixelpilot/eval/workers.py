@@ -1,17 +1,20 @@
 """Worker pools for online evaluation: local spawned processes (default) or Ray actors.
 
-Each worker holds an ``EpisodeRunner``: one Chromium (shared by its MiniWoB envs), the current
-task's env, and the model (loaded once). A pool hands out ``Job``s, watches every running
-episode, and when an env crashes, hangs past the per-step timeout (no step finished) or the
+Each worker holds an ``EpisodeRunner``: an ``AgentFactory`` (``pixelpilot.agent.factory``)
+with one Chromium shared by its MiniWoB envs, the current task's env, and the model (loaded
+once). A pool hands out ``Job``s, watches every running episode, and when an env crashes,
+hangs past the per-step timeout (no step finished since the env was ready) or passes the
 per-episode timeout, kills the worker with its browser, records the episode as an error and
-starts a fresh worker. Local workers use the ``spawn`` start method: Playwright must not be
-inherited through ``fork``.
+starts a fresh worker. Both pools enforce both timeouts: local workers report each step over
+a queue; Ray actors write a heartbeat file under ``OUT/.workers/`` (so on a multi-machine Ray
+cluster, ``OUT`` must be a shared folder for the step timeout and the browser kill to work;
+the episode timeout needs nothing). Local workers use the ``spawn`` start method: Playwright
+must not be inherited through ``fork``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import queue
 import signal
@@ -28,99 +31,48 @@ Record = Callable[[dict[str, Any]], None]
 
 
 class EpisodeRunner:
-    """Runs episodes in one worker; keeps its browser, env and model between jobs."""
+    """Runs episodes in one worker: an ``AgentFactory`` keeps its browser, env and model
+    between jobs."""
 
     def __init__(self, config: OnlineConfig, out: Path) -> None:
+        from pixelpilot.agent.factory import AgentFactory
+
         self.config = config
         self.out = out
-        self.host: Any = None
-        self.env: Any = None
-        self.env_task: str | None = None
-        self.model: Any = None
+        self.factory = AgentFactory(
+            config.policy_spec(),
+            env_kwargs=config.env_kwargs,
+            max_steps=config.max_steps,
+            label=config.model,
+            ask_user=None,
+        )
 
     def pids(self) -> list[int]:
         """This worker's browser processes."""
-        if self.host is not None:
-            return sorted(self.host.pids())
-        if self.env is not None and getattr(self.env, "host", None) is not None:
-            return sorted(self.env.host.pids())
-        return []
-
-    def _get_env(self, task: str) -> Any:
-        from pixelpilot.envs import make
-
-        if self.host is not None and not self.host.alive:
-            self._drop_env()  # the browser died since the last episode: start afresh
-        if self.env is not None and self.env_task == task:
-            return self.env
-        self._drop_env()
-        kwargs = dict(self.config.env_kwargs)
-        kwargs.setdefault("max_steps", self.config.max_steps)
-        if task.startswith("miniwob/"):
-            from pixelpilot.envs.chromium import ChromiumHost
-
-            if self.host is None:
-                self.host = ChromiumHost()
-            self.host.ensure()
-            kwargs["browser"] = self.host
-        self.env, self.env_task = make(task, **kwargs), task
-        return self.env
-
-    def _drop_env(self) -> None:
-        if self.env is not None:
-            with contextlib.suppress(Exception):
-                self.env.close()
-        self.env, self.env_task = None, None
-
-    def _agent(self, env: Any, task: str, emit: Emit, counts: Counter) -> Any:
-        from pixelpilot.agent.loop import Agent
-
-        def on_step(step: Any) -> None:
-            counts.update(a.get("type", "?") for a in step.actions)
-            emit({"kind": "step", "index": step.index})
-
-        common = {
-            "max_steps": self.config.max_steps,
-            "task": task,
-            "ask_user": None,
-            "on_step": on_step,
-            "env_kwargs": dict(self.config.env_kwargs),
-        }
-        if self.config.policy_factory is None and self.config.model == "expert":
-            return Agent(policy=env.expert(), env=env, model="expert", **common)
-        if hasattr(self.model, "generate"):
-            return Agent(self.model, env, model=self.config.model, **common)
-        self.model.reset("")
-        return Agent(policy=self.model, env=env, model=self.config.model, **common)
-
-    def _load_model(self) -> Any:
-        if self.config.policy_factory:
-            module, _, name = self.config.policy_factory.partition(":")
-            return getattr(importlib.import_module(module), name)()
-        from pixelpilot.vlm import load
-
-        if self.config.model_name:
-            return load(self.config.model, model_name=self.config.model_name)
-        return load(self.config.model)
+        return self.factory.pids()
 
     def run(self, job: Job, emit: Emit) -> dict[str, Any]:
         """One episode; any failure becomes an error result and the env is rebuilt next time."""
         start = time.perf_counter()
         counts: Counter = Counter()
+
+        def on_step(step: Any) -> None:
+            counts.update(a.get("type", "?") for a in step.actions)
+            emit({"kind": "step", "index": step.index})
+
         try:
-            env = self._get_env(job.task)
-            if self.model is None and (self.config.policy_factory or self.config.model != "expert"):
-                self.model = self._load_model()  # before the clock of the first step starts
+            self.factory.env_for(job.task)
+            self.factory.load()  # before the clock of the first step starts
             emit({"kind": "start", "pids": self.pids()})
-            agent = self._agent(env, job.task, emit, counts)
+            agent = self.factory.agent(job.task, on_step=on_step)
             res = agent.run(seed=job.seed, out=job.episode_dir(self.out))
         except Exception as exc:  # noqa: BLE001 - recorded as the episode's error
-            self._drop_env()
+            self.factory.drop_env()
             return error_result(job, f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
         error = None
-        if self.host is not None and not self.host.alive:
+        if self.factory.browser_died:
             error = "browser crashed during the episode"
-            self._drop_env()
+            self.factory.drop_env()
         return {
             "task": job.task,
             "seed": job.seed,
@@ -135,11 +87,7 @@ class EpisodeRunner:
         }
 
     def close(self) -> None:
-        self._drop_env()
-        if self.host is not None:
-            with contextlib.suppress(Exception):
-                self.host.close()
-            self.host = None
+        self.factory.close()
 
 
 def kill_pids(pids: list[int]) -> None:
@@ -274,16 +222,20 @@ class LocalPool:
 
 class _RayRunner:
     """The Ray actor: an ``EpisodeRunner`` on the actor's one thread (Playwright's sync API is
-    bound to its thread). Its browser pids go to ``pid_file`` so the pool can kill them."""
+    bound to its thread). Its browser pids go to ``pid_file`` so the pool can kill them, and
+    every event of the running job to ``pid_file`` + ``.beat`` (``job-key wall-time``), the
+    heartbeat the pool's step timeout watches (the pool and its actors share ``out``)."""
 
     def __init__(self, config: OnlineConfig, out: str, pid_file: str) -> None:
         self.runner = EpisodeRunner(config, Path(out))
         self.pid_file = Path(pid_file)
+        self.beat_file = Path(pid_file + ".beat")
 
     def run(self, job: Job) -> dict[str, Any]:
         def emit(event: dict[str, Any]) -> None:
             if event.get("pids"):
                 self.pid_file.write_text(" ".join(map(str, event["pids"])))
+            self.beat_file.write_text(f"{job.key} {time.time()!r}")
 
         return self.runner.run(job, emit)
 
@@ -292,7 +244,8 @@ class _RayRunner:
 
 
 class RayPool:
-    """``workers`` Ray actors; a job past the episode timeout kills its actor (and browser)."""
+    """``workers`` Ray actors; a job with no progress for the step timeout (after its env is
+    ready) or past the episode timeout kills its actor (and browser) and records an error."""
 
     def __init__(self, config: OnlineConfig, out: Path, workers: int) -> None:
         try:
@@ -338,11 +291,30 @@ class RayPool:
                 idle.append(i)
             now = time.monotonic()
             for ref, (i, job, start) in list(running.items()):
-                if now - start > self.config.episode_timeout:
+                why = self._overdue(i, job, now - start)
+                if why:
                     running.pop(ref)
                     self._kill(i)
-                    record(error_result(job, "episode timeout", now - start))
+                    record(error_result(job, why, now - start))
                     idle.append(i)
+
+    def _overdue(self, i: int, job: Job, elapsed: float) -> str | None:
+        """Why the job must be stopped now (a timeout), or ``None``."""
+        cfg = self.config
+        beat = self._last_beat(i, job)
+        if beat is not None and time.time() - beat > cfg.step_timeout:
+            return f"step timeout: no progress for {cfg.step_timeout:g} s (env hung)"
+        if elapsed > cfg.episode_timeout:
+            return f"episode timeout after {cfg.episode_timeout:g} s"
+        return None
+
+    def _last_beat(self, i: int, job: Job) -> float | None:
+        """Wall time of the job's latest event (``None`` before its env is ready)."""
+        try:
+            key, _, when = Path(str(self._pid_file(i)) + ".beat").read_text().partition(" ")
+            return float(when) if key == job.key else None
+        except (OSError, ValueError):
+            return None
 
     def _kill(self, i: int) -> None:
         self.ray.kill(self.actors[i])

@@ -319,7 +319,9 @@ def _progress_bar(label: str) -> Any:
 def eval_offline(
     data: str = typer.Argument(..., help="Data file or directory (see docs/evaluation.md)."),
     format: str = typer.Option(
-        "trajectory", "--format", help="trajectory|screenspot|androidcontrol|mind2web"
+        "trajectory",
+        "--format",
+        help="trajectory|screenspot|screenspot-pro|screenspot-pro-cn|androidcontrol|mind2web",
     ),
     model: str = typer.Option(
         None, "--model", help="Checkpoint, URL, or 'expert' (recorded answers)."

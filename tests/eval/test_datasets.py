@@ -63,3 +63,118 @@ def test_trajectories_of_an_online_run_keep_distinct_ids(trajectory_dir, tmp_pat
         "miniwob__b/seed-00000/1",
     ]
     assert load_samples(root / "miniwob__a" / "seed-00000", "trajectory")[0].id == "seed-00000/0"
+
+
+def _screenspot_pro(root, shrink: int = 1):
+    """A ScreenSpot-Pro folder in the released layout: annotations/<app>.json lists with
+    [x1, y1, x2, y2] boxes in pixels of img_size, images under images/<app>/."""
+    from PIL import Image
+
+    records = {
+        "vscode_macos": [
+            ("text", [100, 50, 140, 70], "Dev", "macos", "vscode"),
+            ("icon", [10, 10, 18, 18], "Dev", "macos", "vscode"),
+        ],
+        "photoshop_windows": [
+            ("icon", [300, 200, 340, 260], "Creative", "windows", "photoshop"),
+        ],
+    }
+    (root / "annotations").mkdir(parents=True)
+    for app, rows in records.items():
+        (root / "images" / app).mkdir(parents=True)
+        data = []
+        for i, (ui_type, bbox, group, platform, application) in enumerate(rows):
+            name = f"{app}/shot_{i}.png"
+            Image.new("RGB", (400 // shrink, 300 // shrink), "white").save(root / "images" / name)
+            data.append(
+                {
+                    "img_filename": name,
+                    "bbox": bbox,
+                    "instruction": f"open item {i} of {application}",
+                    "instruction_cn": f"打开{application}的第{i}项",
+                    "id": f"{app}_{i}",
+                    "application": application,
+                    "platform": platform,
+                    "img_size": [400, 300],
+                    "ui_type": ui_type,
+                    "group": group,
+                }
+            )
+        (root / "annotations" / f"{app}.json").write_text(json.dumps(data, ensure_ascii=False))
+    return root
+
+
+def test_screenspot_pro_reads_x1_y1_x2_y2_boxes_in_its_release_layout(tmp_path):
+    root = _screenspot_pro(tmp_path / "ScreenSpot-Pro")
+    samples = {s.id: s for s in load_samples(root, "screenspot-pro")}
+    assert sorted(samples) == ["photoshop_windows_0", "vscode_macos_0", "vscode_macos_1"]
+    s = samples["vscode_macos_0"]
+    assert s.target == (100, 50, 140, 70) and s.gold == ({"type": "click", "x": 120, "y": 60},)
+    assert s.screen == (400, 300) and s.task == "vscode"
+    assert s.instruction == "open item 0 of vscode"
+    assert s.meta["breakdown"] == {
+        "group": "Dev",
+        "ui_type": "text",
+        "platform": "macos",
+        "group/ui_type": "Dev/text",
+    }
+    # the plain screenspot adapter would read the same bbox as [x, y, w, h]: a wrong target
+    plain = json.loads((root / "annotations" / "vscode_macos.json").read_text())
+    (root / "images" / "as-screenspot.json").write_text(json.dumps(plain))
+    wrong = load_samples(root / "images" / "as-screenspot.json", "screenspot")[0]
+    assert wrong.target == (100, 50, 240, 120) != s.target
+    one_file = load_samples(root / "annotations" / "photoshop_windows.json", "screenspot-pro")
+    assert [x.id for x in one_file] == ["photoshop_windows_0"]
+    assert one_file[0].target == (300, 200, 340, 260)
+    cn = load_samples(root, "screenspot-pro-cn")
+    assert cn[0].instruction.startswith("打开")
+
+
+def test_screenspot_pro_boxes_follow_resized_images_and_bad_records_are_errors(tmp_path):
+    root = _screenspot_pro(tmp_path / "half", shrink=2)
+    s = {x.id: x for x in load_samples(root, "screenspot-pro")}["photoshop_windows_0"]
+    assert s.screen == (200, 150) and s.target == (150, 100, 170, 130)
+    bad = tmp_path / "bad.json"
+    (tmp_path / "a.png").write_bytes((root / "images/vscode_macos/shot_0.png").read_bytes())
+    record = {"img_filename": "a.png", "bbox": [50, 50, 10, 10], "instruction": "x"}
+    record |= {"group": "Dev", "ui_type": "icon", "platform": "macos"}
+    bad.write_text(json.dumps([record]))
+    with pytest.raises(DatasetFormatError, match=r"bad.json:1: bbox must be \[x1, y1, x2, y2\]"):
+        load_samples(bad, "screenspot-pro")
+    bad.write_text(json.dumps([{**record, "bbox": [1, 1, 5, 5], "img_size": [0, 3]}]))
+    with pytest.raises(DatasetFormatError, match="img_size"):
+        load_samples(bad, "screenspot-pro")
+    del record["ui_type"]
+    bad.write_text(json.dumps([{**record, "bbox": [1, 1, 5, 5]}]))
+    with pytest.raises(DatasetFormatError, match="missing 'ui_type'"):
+        load_samples(bad, "screenspot-pro")
+
+
+def test_screenspot_pro_report_breaks_down_by_group_and_ui_type(tmp_path):
+    from pixelpilot.eval.offline import OfflineConfig, evaluate_offline
+
+    root = _screenspot_pro(tmp_path / "ScreenSpot-Pro")
+    answers = {
+        "vscode_macos_0": (120, 60),
+        "vscode_macos_1": (30, 30),
+        "photoshop_windows_0": (320, 210),
+    }
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text(
+        "".join(
+            json.dumps({"id": k, "response": f"({x},{y})", "frame": "pixels"}) + "\n"
+            for k, (x, y) in answers.items()
+        )
+    )
+    out = tmp_path / "out"
+    config = OfflineConfig(str(root), "screenspot-pro", predictions=str(preds), out=str(out))
+    report = evaluate_offline(config)
+    assert report["step_success_rate"]["k"] == 2 and report["samples"] == 3
+    by = report["per_breakdown"]
+    assert {k: v["samples"] for k, v in by["group"].items()} == {"Creative": 1, "Dev": 2}
+    assert by["ui_type"]["text"]["step_success_rate"]["k"] == 1
+    assert by["ui_type"]["icon"]["step_success_rate"]["k"] == 1
+    assert by["group/ui_type"]["Dev/icon"]["step_success_rate"]["k"] == 0
+    assert set(report["per_task"]) == {"vscode", "photoshop"}
+    markdown = (out / "report.md").read_text()
+    assert "## Per group" in markdown and "## Per ui_type" in markdown and "Dev/icon" in markdown

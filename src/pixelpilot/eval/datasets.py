@@ -4,6 +4,11 @@ Formats (defined plainly in ``docs/evaluation.md``; paths inside a file are rela
 
 - ``trajectory``: pixelpilot episode directories; every recorded step with an action is a sample;
 - ``screenspot``: JSON list / JSONL of ``{"img_filename", "instruction", "bbox": [x, y, w, h]}``;
+- ``screenspot-pro`` (``screenspot-pro-cn``: its Chinese instructions): the released
+  ScreenSpot-Pro layout, ``annotations/*.json`` lists of ``{"id", "img_filename", "img_size",
+  "bbox": [x1, y1, x2, y2], "instruction", "instruction_cn", "ui_type", "group", "platform",
+  "application"}`` with image paths relative to ``images/``; DATA is the dataset folder or one
+  annotation file;
 - ``androidcontrol``: JSONL, one episode a line: ``{"episode_id", "goal", "screenshots": [...],
   "actions": [{"action_type": ...}], "step_instructions": [...]}``;
 - ``mind2web``: JSON list / JSONL of steps ``{"annotation_id", "confirmed_task", "screenshot",
@@ -20,7 +25,14 @@ from pixelpilot.agent.sample import StepSample
 from pixelpilot.errors import DatasetFormatError
 from pixelpilot.tools.frames import CoordinateFrame
 
-FORMATS = ("trajectory", "screenspot", "androidcontrol", "mind2web")
+FORMATS = (
+    "trajectory",
+    "screenspot",
+    "screenspot-pro",
+    "screenspot-pro-cn",
+    "androidcontrol",
+    "mind2web",
+)
 
 
 Sample = StepSample  # the step sample lives in pixelpilot.agent.sample
@@ -36,6 +48,8 @@ def load_samples(path: str | Path, fmt: str) -> list[Sample]:
     loader = {
         "trajectory": _load_trajectories,
         "screenspot": _load_screenspot,
+        "screenspot-pro": _load_screenspot_pro,
+        "screenspot-pro-cn": lambda p: _load_screenspot_pro(p, "instruction_cn"),
         "androidcontrol": _load_androidcontrol,
         "mind2web": _load_mind2web,
     }[fmt]
@@ -177,6 +191,69 @@ def _load_screenspot(path: Path) -> list[Sample]:
                 target=box,
             )
         )
+    return samples
+
+
+# --- screenspot-pro -----------------------------------------------------------------------
+
+
+def _screenspot_pro_files(path: Path) -> list[tuple[Path, Path]]:
+    """(annotation file, image folder) pairs: a dataset folder with ``annotations/`` and
+    ``images/``, a folder of annotation files, or one annotation file."""
+    if path.is_file():
+        root = path.parent.parent if path.parent.name == "annotations" else path.parent
+        images = root / "images"
+        return [(path, images if images.is_dir() else path.parent)]
+    folder = path / "annotations" if (path / "annotations").is_dir() else path
+    images = path / "images" if (path / "images").is_dir() else folder
+    return [(f, images) for f in sorted(folder.glob("*.json"))]
+
+
+def _xyxy_box(value: Any, size: tuple[int, int], declared: Any, where: str) -> tuple[int, ...]:
+    """The ``[x1, y1, x2, y2]`` box in pixels of the image as stored (``img_size`` may name
+    the size the box was drawn on; a resized image gets the box scaled)."""
+    box = _xywh_box(value, where, "xyxy")
+    if box[2] < box[0] or box[3] < box[1]:
+        raise DatasetFormatError(f"{where}: bbox must be [x1, y1, x2, y2] with x1 <= x2, y1 <= y2")
+    if declared is None:
+        return box
+    if not (
+        isinstance(declared, list)
+        and len(declared) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in declared)
+    ):
+        raise DatasetFormatError(f"{where}: img_size must be [width, height] in pixels")
+    sx, sy = size[0] / declared[0], size[1] / declared[1]
+    return (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))
+
+
+def _load_screenspot_pro(path: Path, instruction_key: str = "instruction") -> list[Sample]:
+    samples = []
+    for file, images in _screenspot_pro_files(path):
+        for number, obj in _records(file):
+            where = f"{file}:{number}"
+            image, size = _image(images, _need(obj, "img_filename", where), where)
+            box = _xyxy_box(_need(obj, "bbox", where), size, obj.get("img_size"), where)
+            x, y = _centre(box)
+            # what the ScreenSpot-Pro leaderboard reports accuracy by (its eval script's groups)
+            labels = {k: str(_need(obj, k, where)) for k in ("group", "ui_type", "platform")}
+            labels["group/ui_type"] = f"{labels['group']}/{labels['ui_type']}"
+            application = str(obj.get("application") or file.stem)
+            sample_id = str(obj.get("id", f"{file.stem}/{number}"))
+            samples.append(
+                Sample(
+                    id=sample_id,
+                    episode=sample_id,
+                    task=application,
+                    step=0,
+                    image=image,
+                    instruction=str(_need(obj, instruction_key, where)),
+                    gold=({"type": "click", "x": x, "y": y},),
+                    screen=size,
+                    target=box,
+                    meta={"breakdown": labels, "application": application},
+                )
+            )
     return samples
 
 

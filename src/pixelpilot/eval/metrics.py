@@ -107,4 +107,18 @@ def step_metrics(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     out["per_action_type"] = {k: _group_metrics(v) for k, v in sorted(by_type.items())}
     out["per_task"] = {k: _group_metrics(v) for k, v in sorted(by_task.items())}
     out["confusion"] = {g: dict(sorted(p.items())) for g, p in sorted(confusion.items())}
+    out["per_breakdown"] = _breakdowns(rows)
     return out
+
+
+def _breakdowns(rows: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Metrics per value of every extra grouping a row names in ``breakdown`` (a dataset's own
+    categories, e.g. ScreenSpot-Pro's group and ui_type), in the order first seen."""
+    groups: dict[str, dict[str, list]] = {}
+    for r in rows:
+        for key, value in (r.get("breakdown") or {}).items():
+            groups.setdefault(str(key), defaultdict(list))[str(value)].append(r)
+    return {
+        key: {v: _group_metrics(rs) for v, rs in sorted(values.items())}
+        for key, values in groups.items()
+    }

@@ -30,7 +30,7 @@ class OfflineConfig:
     """One offline evaluation; the CLI's flags map one to one onto these fields."""
 
     data: str  # a file or directory in ``format``
-    format: str = "trajectory"  # trajectory | screenspot | androidcontrol | mind2web
+    format: str = "trajectory"  # one of pixelpilot.eval.datasets.FORMATS
     model: str | None = None  # checkpoint dir / URL / "expert" (the recorded answers)
     predictions: str | None = None  # a JSONL of {"id", "response"[, "frame"]} to score instead
     frame: str | None = None  # frame of the predictions file's answers (default: uitars-1.5)
@@ -175,6 +175,7 @@ def score(
                 **result.to_dict(),
                 "pred": [a.to_dict() for a in actions] if actions else None,
                 "gold": list(s.gold),
+                "breakdown": dict(s.meta.get("breakdown") or {}),  # extra groupings (metrics)
             }
         )
     return rows

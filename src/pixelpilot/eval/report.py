@@ -77,10 +77,15 @@ def tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
             for k, v in rows.items()
         ]
 
+    extra = [
+        (f"Per {key}", [key, *cols], group(values))
+        for key, values in (report.get("per_breakdown") or {}).items()
+    ]
     return [
         ("Summary", ["metric", "value [95% CI] (k/n)"], summary),
         ("Per action type", ["gold type", *cols], group(report.get("per_action_type", {}))),
         ("Per task", ["task", *cols], group(report.get("per_task", {}))),
+        *extra,
     ]
 
 

@@ -100,8 +100,9 @@ def step_success(vlm: Any, samples: Sequence[Any], config: Any) -> dict[str, flo
     }
 
 
-def train_sft(config: SFTConfig) -> TrainResult:
-    """Run supervised fine-tuning (alone, or as one process of ``accelerate launch``)."""
+def train_sft(config: SFTConfig, *, stop_after: int | None = None) -> TrainResult:
+    """Run supervised fine-tuning (alone, or as one process of ``accelerate launch``);
+    ``stop_after`` stops early with a checkpoint, as a preempted job would."""
     from pathlib import Path
 
     from pixelpilot.train.distributed import default_device, init_from_env, shutdown
@@ -120,7 +121,7 @@ def train_sft(config: SFTConfig) -> TrainResult:
             key_extra=f"{config.prompt_kind}:{config.step_instructions}",
         )
         trainer = Trainer(config, vlm, SFTObjective(vlm, config, cache), split, where)
-        return trainer.run(Path(resume) if resume else None)
+        return trainer.run(Path(resume) if resume else None, stop_after)
     finally:
         shutdown(where)
 

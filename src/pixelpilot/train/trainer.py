@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +150,7 @@ class Trainer:
         self.seconds = 0.0
         self.history: list[dict[str, Any]] = []
         self.validation: dict[str, float] = {}
+        self._last_ids: list[str] = []
 
     # -- state -----------------------------------------------------------------------------
 
@@ -223,10 +225,11 @@ class Trainer:
             self.bad.append(self.step + 1)
         self.optimizer.zero_grad(set_to_none=True)
         lr = self.scheduler.get_last_lr()[0]
-        self.scheduler.step()
+        with warnings.catch_warnings():  # a skipped first step warns about the order
+            warnings.simplefilter("ignore", UserWarning)
+            self.scheduler.step()
         seconds["optimizer"] = time.perf_counter() - t0
-        if len(self.bad) >= self.config.max_bad_steps:
-            raise TrainingDiverged(self.bad, [s.id for b in micro for s in b])
+        self._last_ids = [s.id for b in micro for s in b]
         return {
             "loss": loss, "lr": lr, "grad_norm": float(norm), "samples": int(samples),
             "skipped": not finite, **{k: v for k, v in extra.items()}, "seconds": seconds,
@@ -234,7 +237,9 @@ class Trainer:
 
     # -- the run ---------------------------------------------------------------------------
 
-    def run(self, resume_from: Path | None = None) -> TrainResult:
+    def run(self, resume_from: Path | None = None, stop_after: int | None = None) -> TrainResult:
+        """Train to the last step (or stop after step ``stop_after`` with a checkpoint, as a
+        preempted job would, without the final export)."""
         if resume_from is not None:
             self.restore(resume_from)
         per_step = self.config.batch_size * self.config.grad_accum * self.where.world
@@ -252,6 +257,11 @@ class Trainer:
                           "samples_per_second": record["samples"] / max(elapsed, 1e-9)}  # fmt: skip
                 self._log(record)
                 bar.update(self.step, record)
+                if len(self.bad) >= self.config.max_bad_steps:
+                    raise TrainingDiverged(self.bad, self._last_ids)
+                if stop_after is not None and stop_after <= self.step < self.total:
+                    self.save()
+                    return self._result("")
                 self._maybe_checkpoint_and_validate()
         return self._finish()
 
@@ -285,6 +295,9 @@ class Trainer:
         final = ""
         if self.where.main:
             final = str(ckpt.export_model(self.vlm, self.out, self.config.merge))
+        return self._result(final)
+
+    def _result(self, final: str) -> TrainResult:
         losses = [r["loss"] for r in self.history if not r.get("skipped")]
         return TrainResult(
             steps=self.step,

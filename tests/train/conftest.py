@@ -1,0 +1,33 @@
+"""Shared fixtures of the training tests: expert recordings of MiniWoB tasks (real Chromium)
+and the tiny Qwen2.5-VL checkpoint."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def record(out: Path, tasks: str, episodes: int, seed: int = 0) -> Path:
+    """Expert episodes of ``tasks`` recorded by the real agent loop under ``out``."""
+    cmd = [sys.executable, "-m", "pixelpilot.cli", "record", tasks, "--expert", "--json",
+           "--episodes", str(episodes), "--seed", str(seed), "--out", str(out)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def click_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight one-step expert episodes: click-test and click-button, seeds 0-3."""
+    out = tmp_path_factory.mktemp("train-data") / "click"
+    return record(out, "miniwob/click-test,miniwob/click-button", 4)
+
+
+@pytest.fixture(scope="session")
+def tiny_xs() -> str:
+    from pixelpilot.vlm.tiny import build_tiny
+
+    return str(build_tiny(arch="qwen2_5_vl", size="xs"))

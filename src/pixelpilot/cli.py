@@ -445,7 +445,11 @@ def eval_compare(
 @model_app.command("tiny")
 def model_tiny(
     out: str = typer.Argument(..., help="Folder to write the checkpoint to."),
-    arch: str = typer.Option("qwen2_5_vl", help="qwen2_5_vl | qwen2_vl | chameleon | kimi_vl"),
+    arch: str = typer.Option(
+        "qwen2_5_vl",
+        help="qwen2_5_vl | qwen2_vl | kimi_k25 | chameleon | kimi_vl (remote-code test "
+        "fixture, xs only)",
+    ),
     size: str = typer.Option("xs", help="xs (~1M) | s (~5M) | m (~20M parameters)."),
     seed: int = typer.Option(0, help="Seed of the random weights and the tokenizer corpus."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),

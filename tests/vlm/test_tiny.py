@@ -49,6 +49,8 @@ def test_bad_arch_and_size():
         build_tiny(None, "llama", "xs")
     with pytest.raises(ModelError, match="unknown tiny size"):
         build_tiny(None, "qwen2_5_vl", "xl")
+    with pytest.raises(ModelError, match="remote-code loading test fixture"):
+        build_tiny(None, "kimi_vl", "s")
 
 
 def test_cli_model_tiny_json(tmp_path, capsys):

@@ -2,7 +2,10 @@
 
 ``build_tiny(out, arch, size, seed)`` writes an ordinary checkpoint folder (config.json,
 model.safetensors, tokenizer files, preprocessor_config.json, chat template) that
-``HFVLM`` loads like a real one. The tokenizer is a byte-level BPE trained in code on the
+``HFVLM`` loads like a real one. Architectures: Qwen2.5-VL, Qwen2-VL, Kimi K2.5
+(``kimi_k25``, see ``pixelpilot.vlm.kimi_k25``) and Chameleon, on transformers' own classes;
+``kimi_vl`` is not an architecture but the one remote-code fixture (size xs only) that tests
+the ``trust_remote_code`` loading path. The tokenizer is a byte-level BPE trained in code on the
 UI-TARS action language; the special tokens and chat format are the family's own. Builds are
 deterministic for a seed and cached, so tests can ask for one in well under a second after the
 first build.
@@ -305,6 +308,11 @@ def build_tiny(
         raise ModelError(f"unknown tiny arch {arch!r}; choose one of {', '.join(ARCHS)}")
     if size not in SIZES:
         raise ModelError(f"unknown tiny size {size!r}; choose one of {', '.join(SIZES)}")
+    if arch == "kimi_vl" and size != "xs":
+        raise ModelError(
+            "kimi_vl is the remote-code loading test fixture and is built at size xs only; "
+            "the Kimi architecture to train is --arch kimi_k25"
+        )
     _require()
     if not cache:
         if out is None:

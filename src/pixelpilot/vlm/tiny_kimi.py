@@ -1,9 +1,11 @@
-"""The tiny Kimi-VL checkpoint: a ``trust_remote_code`` folder (config + modeling files).
+"""The remote-code test fixture: a tiny Kimi-VL-style ``trust_remote_code`` folder.
 
-The folder holds the files of ``pixelpilot/vlm/kimi_remote`` next to its weights, with
-``auto_map`` entries in config.json, preprocessor_config.json and processor_config.json, as a
-Kimi-VL checkpoint does; ``HFVLM`` loads it with ``AutoModelForCausalLM`` /
-``AutoProcessor`` and ``trust_remote_code=True``.
+This is not an architecture pixelpilot offers (that is ``kimi_k25``, on transformers' own
+classes); it exists to test the loading path of checkpoints that ship their own code, such as
+``moonshotai/Kimi-VL-*``. The folder holds the files of ``pixelpilot/vlm/kimi_remote`` next
+to its weights, with ``auto_map`` entries in config.json, preprocessor_config.json and
+processor_config.json, as a Kimi-VL checkpoint does; ``HFVLM`` loads it with
+``AutoModelForCausalLM`` / ``AutoProcessor`` and ``trust_remote_code=True``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """``BrowserEnv``: any page in sandboxed headless Chromium, driven by real mouse and keyboard.
 
-``make("browser", url=URL, instruction="...", allow=[...], viewport=(w, h))``. Every request
-outside the page's own origin (for ``file://`` pages: its folder) and the ``allow`` list is
-aborted and counted in ``info["blocked_requests"]``. Reward is 0: a plain page defines no task.
+``make("browser", url=URL, instruction="...", allow=[...], viewport=(w, h))``. The page may
+reach its own origin (for ``file://`` pages: its folder) and the ``allow`` list, nothing else:
+Chromium runs in its own network namespace whose only way out is an allow-list proxy
+(``pixelpilot.envs.netproxy``). Refusals are counted in
+``info["blocked_requests"]``. Reward is 0: a plain page defines no task.
 Subclasses (MiniWoB) override the episode hooks ``_open_episode``, ``_task_state``.
 """
 
@@ -20,6 +22,7 @@ import numpy as np
 
 from pixelpilot.envs.base import Policy
 from pixelpilot.envs.chromium import ChromiumHost
+from pixelpilot.envs.netproxy import NETWORK_SCHEMES, AllowList, Route, origin
 from pixelpilot.envs.spaces import ActionSpace, observation_space, to_action
 from pixelpilot.errors import EnvError, ParseError
 from pixelpilot.tools.actions import Action
@@ -50,62 +53,46 @@ def playwright_key(name: str) -> str:
     return name
 
 
-def _rule(entry: str) -> tuple[str, str]:
-    """An allow-list entry -> ("origin", scheme://host:port) or ("prefix", url prefix)."""
-    parts = urlsplit(entry)
-    if parts.scheme in ("http", "https", "ws", "wss") and parts.path in ("", "/"):
-        return ("origin", _origin(entry))
-    return ("prefix", entry)
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(parts.scheme, 0)
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
-
-
 class Sandbox:
-    """Decides which requests a page may make; counts and remembers the blocked ones."""
+    """Page-level accounting of what the allow list refuses: requests the page's context asks
+    for are checked here (refused ones are aborted and remembered), and so are, by the proxy,
+    the ones this never sees (redirect hops, workers, WebSockets, beacons). Information, not
+    the wall: the wall is the jail's network namespace, whose only way out is the proxy."""
 
     def __init__(self, allow: Iterable[str]) -> None:
-        self.rules = [_rule(entry) for entry in allow]
-        self.blocked: list[str] = []
+        self.allow = AllowList(allow)
+        self.route: Route | None = None  # the context's way out through the host's proxy
+        self.refused: list[str] = []
+
+    @property
+    def blocked(self) -> list[str]:
+        """What was refused since the context opened: here, then by the proxy."""
+        return self.refused + (self.route.blocked if self.route is not None else [])
 
     def allows(self, url: str) -> bool:
-        if url.startswith(("data:", "blob:", "about:")):
-            return True
-        for kind, value in self.rules:
-            if kind == "origin" and "://" in url and _origin(url) == value:
-                return True
-            if kind == "prefix" and url.startswith(value):
-                return True
-        return False
+        return self.allow.allows(url)
 
     def handle_route(self, route: Any) -> None:
         url = route.request.url
         if self.allows(url):
             route.continue_()
         else:
-            self.blocked.append(url)
+            self.refused.append(url)
             route.abort("blockedbyclient")
 
-    def handle_websocket(self, ws: Any) -> None:
-        if self.allows(ws.url):
-            ws.connect_to_server()
-        else:
-            self.blocked.append(ws.url)
-            ws.close()
-
     def install(self, context: Any) -> None:
+        # WebSockets are not routed: Playwright would open a routed WebSocket from its driver,
+        # outside the jail. They go through the proxy, which checks them.
         context.route("**/*", self.handle_route)
-        context.route_web_socket("**/*", self.handle_websocket)
 
 
 def page_rules(url: str) -> list[str]:
     """What a page may load by default: its own origin, or its folder for ``file://``."""
     if url.startswith("file://"):
         return [url.rsplit("/", 1)[0] + "/"]
-    return [_origin(url)]
+    if urlsplit(url).scheme in NETWORK_SCHEMES:
+        return [origin(url)]
+    return []
 
 
 class BrowserEnv(gymnasium.Env):
@@ -165,12 +152,17 @@ class BrowserEnv(gymnasium.Env):
     # -- plumbing ------------------------------------------------------------------------------
     def _new_context(self) -> None:
         self._close_context()
-        self.sandbox.blocked.clear()
+        self.sandbox.refused.clear()
+        options: dict[str, Any] = {}
+        if self.sandbox.allow.networked:  # else no proxy: no network at all
+            self.sandbox.route = self.host.open_route(self.sandbox.allow)
+            options["proxy"] = {"server": self.sandbox.route.server}
         self.context = self.host.new_context(
             viewport={"width": self.viewport[0], "height": self.viewport[1]},
             device_scale_factor=1,
             accept_downloads=False,
             service_workers="block",
+            **options,
         )
         self.sandbox.install(self.context)
         self.page = self.context.new_page()
@@ -188,6 +180,8 @@ class BrowserEnv(gymnasium.Env):
                 self.context.close()
             except Exception:  # noqa: BLE001 - the browser may already be gone
                 pass
+        if self.sandbox.route is not None:
+            self.host.close_route(self.sandbox.route)  # its count stays readable until reopened
         self.context = self.page = self._cdp = None
 
     def _screenshot(self) -> np.ndarray:

@@ -93,6 +93,28 @@ def encode_prompts(vlm: Any, conversations: Sequence[Conversation]) -> Any:
     return batch.to(vlm.device)
 
 
+def collate_prompts(encodings: Sequence[dict[str, Any]], pad_id: int, device: Any) -> dict:
+    """One left-padded batch from per-prompt encodings (``HFVLM.encode_prompt``: one row each,
+    no padding): token-aligned tensors are left-padded, image tensors concatenated."""
+    import torch
+
+    rows = [enc["input_ids"].shape[-1] for enc in encodings]
+    length = max(rows)
+    out: dict[str, Any] = {}
+    for key in encodings[0]:
+        values = [enc[key] for enc in encodings]
+        aligned = all(v.dim() == 2 and v.shape == (1, n) for v, n in zip(values, rows, strict=True))
+        if aligned:
+            fill = pad_id if key == "input_ids" else 0
+            padded = [
+                torch.cat([v.new_full((1, length - v.shape[1]), fill), v], dim=1) for v in values
+            ]
+            out[key] = torch.cat(padded).to(device)
+        else:
+            out[key] = torch.cat(values).to(device)
+    return out
+
+
 def _rope_module(model: Any) -> Any:
     """The module with a multimodal ``get_rope_index`` (Qwen2-VL family), or None."""
     cached = getattr(model, "_pixelpilot_rope_module", False)

@@ -15,7 +15,7 @@ import pytest
 from pixelpilot.envs.desktop import DesktopEnv
 from pixelpilot.envs.display import XDisplay
 from pixelpilot.envs.registry import make
-from pixelpilot.errors import EnvError, ParseError
+from pixelpilot.errors import EnvError, InvalidAction
 
 
 def _descendants(pid: int) -> list[int]:
@@ -65,7 +65,8 @@ def test_observation_info_and_actions(form_env: DesktopEnv) -> None:
     obs, info = form_env.reset(seed=3)
     assert obs["screenshot"].shape == (600, 800, 3) and obs["screenshot"].dtype == np.uint8
     assert obs in form_env.observation_space
-    assert set(info) >= {"task", "seed", "step", "success", "action_error", "agent_done", "extras"}
+    assert set(info) == {"task", "seed", "step", "success", "agent_done", "extras"}
+    assert (info["task"], info["seed"], info["success"]) == ("desktop/form-fill", 3, None)
     extras = info["extras"]
     assert extras["focused"] == "Sign-up form"
     assert [w["title"] for w in extras["windows"]] == ["Sign-up form"]
@@ -85,16 +86,17 @@ def test_bad_actions(form_env: DesktopEnv) -> None:
     _, _, terminated, _, info = form_env.step(
         {"type": "drag", "x1": 5000, "y1": 3, "x2": 1, "y2": 900}
     )
-    assert info["action_error"] is None and not terminated  # clamped onto the screen
+    assert not terminated and info["step"] == 1  # clamped onto the screen
     assert form_env.unwrapped.display.send(op="position") == [1, 599]
-    _, _, _, _, info = form_env.step({"type": "press_home"})
-    assert info["action_error"] == "press_home: not available on the desktop"
-    with pytest.raises(ParseError, match="x: coordinate must not be negative"):
+    with pytest.raises(InvalidAction, match="press_home is not available in desktop/form-fill"):
+        form_env.step({"type": "press_home"})
+    with pytest.raises(InvalidAction, match="x: coordinate must not be negative"):
         form_env.step({"type": "click", "x": -1, "y": 3})
-    with pytest.raises(ParseError, match="y: missing in click"):
+    with pytest.raises(InvalidAction, match="y: missing in click") as refused:
         form_env.step({"type": "click", "x": 1})
+    assert refused.value.action == {"type": "click", "x": 1}
     _, reward, terminated, _, info = form_env.step({"type": "finished", "content": ""})
-    assert terminated and reward == 0.0 and info["success"] is False
+    assert terminated and reward == 0.0 and info["success"] is False and info["step"] == 2
     assert info["agent_done"] == "finished" and form_env.unwrapped.timing_ms["step"] > 0
 
 
@@ -145,9 +147,9 @@ def test_close_leaves_no_process_and_crash_is_reported() -> None:
     with env:
         env.reset(seed=0)
         display = env.unwrapped.display
-        first_pids = display.pids() + env.unwrapped.sandbox.pids()
+        first_pids = display.pids() + env.unwrapped.jail.pids()
         assert len(first_pids) == 4 and all(_alive(p) for p in first_pids)
-        inside = _descendants(env.unwrapped.sandbox.pids()[0])
+        inside = _descendants(env.unwrapped.jail.pids()[0])
         names = {Path(f"/proc/{p}/comm").read_text().strip() for p in inside}
         assert {"xterm", "bash"} <= names  # the app and its shell, inside bwrap
         first_pids += inside
@@ -157,8 +159,8 @@ def test_close_leaves_no_process_and_crash_is_reported() -> None:
             env.step({"type": "wait"})
         obs, info = env.reset(seed=1)  # a fresh server
         assert info["extras"]["windows"] and obs["screenshot"].any()
-        pids = env.unwrapped.display.pids() + env.unwrapped.sandbox.pids()
-        pids += _descendants(env.unwrapped.sandbox.pids()[0])
+        pids = env.unwrapped.display.pids() + env.unwrapped.jail.pids()
+        pids += _descendants(env.unwrapped.jail.pids()[0])
         tmpdir = env.unwrapped.display.tmpdir
         home = env.unwrapped.home
         assert (home / ".app.log").exists()

@@ -42,7 +42,7 @@ def run_expert(env: Any, seed: int) -> dict[str, Any]:
 
 
 def test_registry_lists_the_suite() -> None:
-    assert list_tasks("desktop") == TASKS
+    assert list_tasks("desktop") == ["desktop", *TASKS]  # the bare desktop and the tasks
     assert suites()["desktop"] == TASKS
 
 

@@ -4,8 +4,9 @@
 reach its own origin (for ``file://`` pages: its folder) and the ``allow`` list, nothing else:
 Chromium runs in its own network namespace whose only way out is an allow-list proxy
 (``pixelpilot.envs.netproxy``). Refusals are counted in
-``info["blocked_requests"]``. Reward is 0: a plain page defines no task.
-Subclasses (MiniWoB) override the episode hooks ``_open_episode``, ``_task_state``.
+``info["blocked_requests"]``. Reward is 0 and ``info["success"]`` is
+``None``: a plain page defines no task. The env contract (seeding, validation, truncation,
+``info``) is ``PixelEnv``'s; subclasses (MiniWoB) override ``_open_episode`` and ``_judge``.
 """
 
 from __future__ import annotations
@@ -17,14 +18,12 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-import gymnasium
 import numpy as np
 
-from pixelpilot.envs.base import Policy
 from pixelpilot.envs.chromium import ChromiumHost
+from pixelpilot.envs.core import PixelEnv
 from pixelpilot.envs.netproxy import NETWORK_SCHEMES, AllowList, Route, origin
-from pixelpilot.envs.spaces import ActionSpace, observation_space, to_action
-from pixelpilot.errors import EnvError, ParseError
+from pixelpilot.errors import EnvError
 from pixelpilot.tools.actions import Action
 
 _PW_KEYS = {
@@ -95,10 +94,11 @@ def page_rules(url: str) -> list[str]:
     return []
 
 
-class BrowserEnv(gymnasium.Env):
+class BrowserEnv(PixelEnv):
     """A web page in headless Chromium; actions are real input at screenshot pixels."""
 
-    metadata = {"render_modes": ["rgb_array"]}
+    task_id = "browser"
+    sample_input = True  # action_space.sample() gives real clicks, typing, ... on the page
     wait_seconds = 0.5
     long_press_seconds = 0.6
     scroll_pixels = 100
@@ -115,12 +115,11 @@ class BrowserEnv(gymnasium.Env):
         executable_path: str | None = None,
         render_mode: str | None = None,
     ) -> None:
+        self._contract_init(max_steps=max_steps, render_mode=render_mode)
         self.url = url
         self.instruction = instruction
         self.viewport = (int(viewport[0]), int(viewport[1]))
         self.clip = (0, 0, *self.viewport)  # x, y, width, height of the screenshot on the page
-        self.max_steps = int(max_steps)
-        self.render_mode = render_mode
         self.allow = [*page_rules(url), *allow]
         self.sandbox = Sandbox(self.allow)
         self._owns_host = browser is None
@@ -128,26 +127,13 @@ class BrowserEnv(gymnasium.Env):
         self.context: Any = None
         self.page: Any = None
         self._cdp: Any = None
-        self._steps = 0
-        self._seed: int | None = None
-        self._last_obs: dict[str, Any] | None = None
-        self.timing_ms: dict[str, float] = {}  # of the last reset/step (kept out of info)
-        self._declare_spaces()
-
-    def _declare_spaces(self) -> None:
-        w, h = self.clip[2], self.clip[3]
-        self.observation_space = observation_space((w, h))
-        self.action_space = ActionSpace((w, h), sample_input=True)
+        self._declare_screen(self.clip[2:])
 
     # -- episode hooks (overridden by task suites) --------------------------------------------
     def _open_episode(self, seed: int) -> None:
         """Fresh context and page at the start URL."""
         self._new_context()
         self._goto(self.url)
-
-    def _task_state(self) -> dict[str, Any]:
-        """{"reward": float, "done": bool, "reason": str | None} of the task after a step."""
-        return {"reward": 0.0, "done": False, "reason": None}
 
     # -- plumbing ------------------------------------------------------------------------------
     def _new_context(self) -> None:
@@ -212,97 +198,34 @@ class BrowserEnv(gymnasium.Env):
         return {"screenshot": self._screenshot(), "instruction": self.instruction}
 
     def _extras(self) -> dict[str, Any]:
-        return {"url": self.page.url, "title": self.page.title(), "seed": self._seed}
+        return {"url": self.page.url, "title": self.page.title(), "seed": self.episode_seed}
 
-    def _info(self, **more: Any) -> dict[str, Any]:
+    def _env_info(self) -> dict[str, Any]:
         return {
-            "extras": self._extras(),
             "blocked_requests": len(self.sandbox.blocked),
             "blocked_urls": list(self.sandbox.blocked[-20:]),
-            "step": self._steps,
-            **more,
         }
 
-    def _crashed(self, exc: Exception, doing: str) -> EnvError:
+    def _failure(self, exc: Exception, doing: str) -> EnvError:
         if not self.host.alive:
             return EnvError(f"the browser crashed while {doing}; call reset() to start again")
         return EnvError(f"browser error while {doing}: {str(exc).splitlines()[0]}")
 
-    # -- gymnasium API -------------------------------------------------------------------------
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        super().reset(seed=seed)
-        self._seed = int(seed) if seed is not None else int(self.np_random.integers(2**31))
-        self._steps = 0
+    # -- PixelEnv hooks ------------------------------------------------------------------------
+    def _start(self, seed: int, options: dict[str, Any]) -> None:
         if self.page is not None and (not self.host.alive or self.page.is_closed()):
             self._close_context()  # the browser died: start from a fresh context
         self.host.ensure()
-        t0 = time.perf_counter()
-        try:
-            self._open_episode(self._seed)
-            obs = self._observe()
-            info = self._info()
-            self.timing_ms = {"reset": (time.perf_counter() - t0) * 1000}
-        except EnvError:
-            raise
-        except Exception as exc:
-            raise self._crashed(exc, "starting an episode") from exc
-        self._last_obs = obs
-        return obs, info
+        self._open_episode(seed)
 
-    def step(
-        self, action: Action | dict[str, Any]
-    ) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
-        if self.page is None:
-            raise EnvError("step() before reset()")
-        try:
-            act = to_action(action)
-        except ValueError as exc:
-            raise ParseError(f"invalid action: {exc}") from exc
-        self._steps += 1
-        t0 = time.perf_counter()
-        try:
-            self._execute(act)
-            t1 = time.perf_counter()
-            state = self._task_state()
-            obs = self._observe()
-            t2 = time.perf_counter()
-            self.timing_ms = {"action": (t1 - t0) * 1000, "observe": (t2 - t1) * 1000}
-            agent_done = act.type if act.type in ("finished", "call_user") else None
-            info = self._info(
-                raw_reward=state["reward"],
-                task_done=state["done"],
-                reward_reason=state["reason"],
-                agent_done=agent_done,
-            )
-        except EnvError:
-            raise
-        except Exception as exc:
-            raise self._crashed(exc, f"executing {act.type}") from exc
-        terminated = bool(state["done"] or agent_done)
-        truncated = not terminated and self._steps >= self.max_steps
-        self._last_obs = obs
-        return obs, float(state["reward"]), terminated, truncated, info
-
-    def render(self) -> np.ndarray | None:
-        if self.render_mode == "rgb_array" and self._last_obs is not None:
-            return self._last_obs["screenshot"]
-        return None
+    def _act(self, action: Action) -> None:
+        self._execute(action)
 
     def close(self) -> None:
+        self._started = False
         self._close_context()
         if self._owns_host:
             self.host.close()
-
-    def __enter__(self) -> BrowserEnv:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def expert(self) -> Policy:
-        raise EnvError(f"{type(self).__name__} has no scripted expert for this task")
 
     # -- input -----------------------------------------------------------------------------------
     def _point(self, x: int, y: int) -> tuple[float, float]:
@@ -351,8 +274,8 @@ class BrowserEnv(gymnasium.Env):
                 keyboard.up(key)
         elif kind == "wait":
             time.sleep(self.wait_seconds)
-        # finished / call_user end the episode (see step); open_app, press_home and
-        # press_back have no meaning in a single browser page and do nothing here.
+        # finished / call_user end the episode (PixelEnv.step); open_app, press_home and
+        # press_back mean nothing in a browser page and are refused before they get here.
 
 
 # -- provider ("browser" namespace: one task, any URL) -------------------------------------------

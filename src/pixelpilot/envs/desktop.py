@@ -1,45 +1,37 @@
 """``DesktopEnv``: a Gymnasium env over a private X display with sandboxed applications.
 
-Raw observation: ``{"screenshot": uint8 (h, w, 3), "instruction": str}``. ``info`` carries
-``task``, ``seed``, ``step``, ``success``, ``action_error`` (``None`` or why an action was not
-executed) and ``extras`` = ``{"windows": [{"title", "x", "y", "width", "height"}, ...],
-"focused": title or None, "display": ":N"}``.
+The env contract (seeding, action validation, truncation, ``info``, timing) is ``PixelEnv``'s
+(``pixelpilot.envs.core``): an action the desktop cannot execute (``open_app``, ``press_home``,
+``press_back``) raises ``InvalidAction`` like any invalid one. ``info["extras"]`` =
+``{"windows": [{"title", "x", "y", "width", "height"}, ...], "focused": title or None,
+"display": ":N"}``. A plain desktop has no task (``info["success"]`` stays ``None``). A dead X
+server raises ``EnvError``; the next ``reset()`` starts a new one.
 
-``step`` takes a pixelpilot ``Action`` or its canonical dict; an invalid one raises
-``ParseError`` naming the field, coordinates off screen are clamped onto it. An action the
-desktop has no meaning for (``open_app``, ``press_home``, ``press_back``) is not executed and
-reported in ``info["action_error"]``. ``finished``/``call_user`` end the episode
-(``info["agent_done"]`` names which). Timings of the last reset/step are in ``timing_ms``.
-A dead X server raises ``EnvError``; the next ``reset()`` starts a new one.
-
-Subclasses (the tasks in ``pixelpilot.envs.desktop_tasks``) override ``_setup`` (launch apps,
-return the instruction), ``check_success`` (the checker) and ``expert``.
+Subclasses (the tasks in ``pixelpilot.envs.desktop_tasks``) set ``has_checker`` and override
+``_setup`` (launch apps, return the instruction), ``check_success`` (the checker) and ``expert``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
-from pixelpilot.envs.base import Policy
+from pixelpilot.envs.core import PixelEnv, TaskState
 from pixelpilot.envs.display import XDisplay
-from pixelpilot.envs.sandbox import Sandbox, runtime_paths
-from pixelpilot.envs.spaces import ActionSpace, observation_space, to_action
-from pixelpilot.errors import EnvError, ParseError
+from pixelpilot.envs.sandbox import Jail, runtime_paths
+from pixelpilot.errors import EnvError
 from pixelpilot.tools.actions import TERMINAL_ACTIONS, Action
 
 _SCROLL = {"up": (0, 5), "down": (0, -5), "left": (-5, 0), "right": (5, 0)}
 _BUTTONS = {"click": ("left", 1), "left_double": ("left", 2), "right_single": ("right", 1)}
 
 
-class DesktopEnv(gym.Env):
+class DesktopEnv(PixelEnv):
     """A desktop in a private Xvfb + openbox, with ``apps`` (argv lists) run in bubblewrap.
 
     ``screen`` is (width, height). By default the env starts its own X server and never looks
@@ -49,8 +41,7 @@ class DesktopEnv(gym.Env):
     before the screenshot, ``wait_seconds`` what a ``wait`` action waits.
     """
 
-    metadata = {"render_modes": ["rgb_array"]}
-    task_name = "desktop"
+    task_id = "desktop"
 
     def __init__(
         self,
@@ -66,10 +57,10 @@ class DesktopEnv(gym.Env):
         network: bool = False,
         render_mode: str | None = None,
     ) -> None:
-        self.screen = (int(screen[0]), int(screen[1]))
+        self._contract_init(max_steps=max_steps, render_mode=render_mode)
+        self._declare_screen(screen)
         self.instruction = instruction
         self.apps = [list(a) for a in apps]
-        self.max_steps = max_steps
         self.settle = settle
         self.wait_seconds = wait_seconds
         if display is not None and not use_existing_display:
@@ -79,91 +70,46 @@ class DesktopEnv(gym.Env):
             )
         self.use_existing_display: bool | str = (display or True) if use_existing_display else False
         self.network = network
-        self.render_mode = render_mode
-        self.action_space = ActionSpace(self.screen)
-        self.observation_space = observation_space(self.screen)
         self.display: XDisplay | None = None
-        self.sandbox: Sandbox | None = None
-        self.seed_used: int | None = None
-        self._steps = 0
+        self.jail: Jail | None = None
         self._solved = False
-        self._last_shot: np.ndarray | None = None
-        self.timing_ms: dict[str, float] = {}  # of the last reset/step (kept out of info)
         self.last_action_time = 0.0  # wall clock when the last action was done (for experts)
 
-    # ---- Gymnasium API ----------------------------------------------------------------------
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        started = time.perf_counter()
-        super().reset(seed=seed)
-        self.seed_used = seed
-        self._steps = 0
+    # ---- PixelEnv hooks ----------------------------------------------------------------------
+    def _start(self, seed: int, options: dict[str, Any]) -> None:
         self._solved = False
         self._ensure_display()
-        self._new_sandbox()
+        self._new_jail()
         assert self.display is not None
         self.display.send(op="move", x=self.screen[0] - 1, y=self.screen[1] - 1)
-        self.instruction = self._setup(self.np_random, options or {})
+        # the episode's generator: the same as ``np_random`` after ``reset(seed=seed)``
+        self.instruction = self._setup(np.random.default_rng(seed), options)
         time.sleep(self.settle)
-        obs, info = self._observe(), self._info(None)
-        info["agent_done"] = None
-        self.timing_ms = {"reset": (time.perf_counter() - started) * 1000}
-        return obs, info
 
-    def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
-        if self.display is None or self.sandbox is None:
-            raise EnvError("step() before reset()")
-        try:
-            act = self._clamp(to_action(action))
-        except (ValueError, TypeError) as exc:
-            raise ParseError(f"invalid action {action!r}: {exc}") from exc
-        started = time.perf_counter()
-        self._steps += 1
-        error = self._execute(act)
+    def _act(self, action: Action) -> None:
+        if self.display is None or self.jail is None:
+            raise EnvError("no episode running; call reset()")
+        self._execute(action)
         self.last_action_time = time.time()
         time.sleep(self.settle)
+
+    def _judge(self, action: Action) -> TaskState:
+        if not self.has_checker:
+            return TaskState()
         was = self._solved
-        done = act.type in TERMINAL_ACTIONS
-        self._solved = was or self._check(wait=done)
-        terminated = self._solved or done
-        truncated = not terminated and self._steps >= self.max_steps
+        self._solved = was or self._check(wait=action.type in TERMINAL_ACTIONS)
         reward = 1.0 if self._solved and not was else 0.0
-        obs, info = self._observe(), self._info(error)
-        info["agent_done"] = act.type if done else None
-        self.timing_ms = {"step": (time.perf_counter() - started) * 1000}
-        return obs, reward, terminated, truncated, info
-
-    def _clamp(self, act: Action) -> Action:
-        """The action with every coordinate moved onto the screen."""
-        w, h = self.screen
-        limits = {"x": w, "x1": w, "x2": w, "y": h, "y1": h, "y2": h}
-        moved = {
-            name: min(getattr(act, name), top - 1)
-            for name, top in limits.items()
-            if hasattr(act, name) and getattr(act, name) >= top
-        }
-        return dataclasses.replace(act, **moved) if moved else act
-
-    def render(self) -> np.ndarray | None:
-        if self.render_mode == "rgb_array":
-            return self._last_shot.copy() if self._last_shot is not None else None
-        return None
+        return TaskState(reward, self._solved, True if self._solved else None)
 
     def close(self) -> None:
         """Stop the apps, the window manager and the X server; remove the temporary home."""
-        if self.sandbox is not None:
-            self.sandbox.close()
-            self.sandbox = None
+        self._started = False
+        if self.jail is not None:
+            self.jail.close()
+            self.jail = None
         if self.display is not None:
             self.display.close()
             self.display = None
-
-    def __enter__(self) -> DesktopEnv:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __del__(self) -> None:
         try:
@@ -184,21 +130,18 @@ class DesktopEnv(gym.Env):
         """The task's checker; a plain desktop has none."""
         return False
 
-    def expert(self) -> Policy:
-        raise EnvError(f"{self.task_name} has no scripted expert")
-
     # ---- helpers for tasks ------------------------------------------------------------------
     @property
     def home(self) -> Path:
         """The sandbox home of this episode (where apps write their state)."""
-        if self.sandbox is None or self.sandbox.home is None:
+        if self.jail is None or self.jail.home is None:
             raise EnvError("no episode running; call reset()")
-        return self.sandbox.home
+        return self.jail.home
 
     def launch(self, argv: Sequence[str]) -> None:
-        """Start an application inside the episode's sandbox."""
-        assert self.sandbox is not None
-        self.sandbox.spawn(list(argv), log=self.home / ".app.log")
+        """Start an application inside the episode's jail."""
+        assert self.jail is not None
+        self.jail.spawn(list(argv), log=self.home / ".app.log")
 
     def wait_for(self, predicate: Any, what: str, timeout: float = 15.0) -> Any:
         """Poll ``predicate`` until it returns a truthy value; ``EnvError`` after ``timeout``."""
@@ -234,20 +177,19 @@ class DesktopEnv(gym.Env):
                 self.display = None
                 raise
 
-    def _new_sandbox(self) -> None:
-        if self.sandbox is not None:
-            self.sandbox.close()
+    def _new_jail(self) -> None:
+        if self.jail is not None:
+            self.jail.close()
         assert self.display is not None
-        home = Path(tempfile.mkdtemp(prefix="pixelpilot-home-"))
-        self.sandbox = Sandbox(
-            home=home,
+        self.jail = Jail(
+            home=Path(tempfile.mkdtemp(prefix="pixelpilot-home-")),
+            own_home=True,
             display=self.display.name,
             xauthority=self.display.xauthority,
             network=self.network,
             env={"SHELL": "/bin/bash"},
             ro_paths=runtime_paths(),
         )
-        self.sandbox._own_home = True
 
     def _check(self, wait: bool) -> bool:
         deadline = time.monotonic() + (1.0 if wait else 0.0)
@@ -258,7 +200,7 @@ class DesktopEnv(gym.Env):
                 return False
             time.sleep(0.1)
 
-    def _execute(self, act: Action) -> str | None:
+    def _execute(self, act: Action) -> None:
         assert self.display is not None
         d = self.display
         kind = act.type
@@ -280,30 +222,19 @@ class DesktopEnv(gym.Env):
                 d.send(op="hotkey", keys=["enter"])
         elif kind == "wait":
             time.sleep(self.wait_seconds)
-        elif kind in TERMINAL_ACTIONS:
-            pass
-        else:
-            return f"{kind}: not available on the desktop"
-        return None
+        # finished / call_user end the episode (PixelEnv.step); the types the desktop cannot
+        # execute are refused by PixelEnv.validate before they get here.
 
     def _observe(self) -> dict[str, Any]:
         assert self.display is not None
-        self._last_shot = self.display.screenshot()
-        return {"screenshot": self._last_shot.copy(), "instruction": self.instruction}
+        return {"screenshot": self.display.screenshot(), "instruction": self.instruction}
 
-    def _info(self, error: str | None) -> dict[str, Any]:
+    def _extras(self) -> dict[str, Any]:
         assert self.display is not None
         wins = self.windows()
         focused = next((w["title"] for w in wins if w.get("focused")), None)
         listed = [{k: w[k] for k in ("title", "x", "y", "width", "height")} for w in wins]
-        return {
-            "task": self.task_name,
-            "seed": self.seed_used,
-            "step": self._steps,
-            "success": self._solved,
-            "action_error": error,
-            "extras": {"windows": listed, "focused": focused, "display": self.display.name},
-        }
+        return {"windows": listed, "focused": focused, "display": self.display.name}
 
 
 def _windows(display: XDisplay) -> list[dict[str, Any]]:

@@ -4,7 +4,8 @@ No Selenium: the task page runs in ``BrowserEnv``'s sandboxed Chromium (only the
 ``html`` folder may be loaded) and the episode follows the MiniWoB protocol: seed
 ``Math.seedrandom``, raise ``core.EPISODE_MAX_TIME``, ``core.startEpisodeReal()``, wait for
 ``WOB_TASK_READY``; the reward is ``WOB_RAW_REWARD_GLOBAL`` and the episode ends with
-``WOB_DONE_GLOBAL``. The screenshot is the 160x210 task area (``#wrap``).
+``WOB_DONE_GLOBAL`` (``info["success"]``: the raw reward is positive). The screenshot is the
+160x210 task area (``#wrap``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 from pixelpilot.envs.base import Policy
 from pixelpilot.envs.browser import BrowserEnv
 from pixelpilot.envs.chromium import ChromiumHost
+from pixelpilot.envs.core import TaskState
 from pixelpilot.errors import DependencyNotInstalled, EnvError
+from pixelpilot.tools.actions import Action
 
 TASK_SIZE = (160, 210)  # width, height of #wrap
 VIEWPORT = (400, 420)
@@ -67,6 +70,8 @@ class MiniWoBEnv(BrowserEnv):
     restart of the loaded page, fastest), ``"page"`` (reload the page) or ``"context"`` (a fresh
     browser context and page)."""
 
+    has_checker = True
+
     def __init__(
         self,
         task: str,
@@ -83,6 +88,8 @@ class MiniWoBEnv(BrowserEnv):
         if reload not in RELOAD_MODES:
             raise EnvError(f"reload must be one of {', '.join(RELOAD_MODES)}, got {reload!r}")
         self.task = task
+        self.task_id = f"miniwob/{task}"
+        self._state: dict[str, Any] = {}
         self.reload = reload
         self.episode_ms = int(episode_seconds * 1000)
         root = html_dir().as_uri()
@@ -97,7 +104,7 @@ class MiniWoBEnv(BrowserEnv):
             render_mode=render_mode,
         )
         self.clip = (0, 0, *TASK_SIZE)
-        self._declare_spaces()
+        self._declare_screen(TASK_SIZE)
 
     def _open_episode(self, seed: int) -> None:
         fresh = self.page is None or self.reload != "none"
@@ -117,12 +124,23 @@ class MiniWoBEnv(BrowserEnv):
             self.page.wait_for_function("() => WOB_TASK_READY", polling="raf", timeout=10_000)
         self.instruction = self.page.evaluate("() => core.getUtterance()")
 
-    def _task_state(self) -> dict[str, Any]:
+    def _judge(self, action: Action) -> TaskState:
         reward, done, reason = self.page.evaluate(_STATE)
-        return {"reward": float(reward or 0.0), "done": bool(done), "reason": reason}
+        reward = float(reward or 0.0)
+        self._state = {"raw_reward": reward, "task_done": bool(done), "reward_reason": reason}
+        return TaskState(reward, bool(done), (reward > 0) if done else None, reason)
+
+    def _start(self, seed: int, options: dict[str, Any]) -> None:
+        self._state = {"raw_reward": 0.0, "task_done": False, "reward_reason": None}
+        super()._start(seed, options)
+
+    def _env_info(self) -> dict[str, Any]:
+        """The browser's keys and MiniWoB's own: ``raw_reward``, ``task_done``,
+        ``reward_reason`` (of the last step; 0.0, False, None after reset)."""
+        return {**super()._env_info(), **self._state}
 
     def _extras(self) -> dict[str, Any]:
-        return {"url": self.url, "task": f"miniwob/{self.task}", "seed": self._seed}
+        return {"url": self.url, "task": self.task_id, "seed": self.episode_seed}
 
     def expert(self) -> Policy:
         """The task's scripted expert (reads the DOM, answers in the UI-TARS action language)."""

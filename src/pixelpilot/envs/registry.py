@@ -1,10 +1,12 @@
 """Task ids -> envs, resolved lazily.
 
-A task id is ``namespace/name`` (``miniwob/click-button``, ``desktop/terminal-echo``) or a bare
-namespace that needs no name (``browser``). Each namespace points at a provider module, imported
-only when one of its tasks is asked for. A provider module defines:
+The registry owns every env id: a task id is ``namespace/name`` (``miniwob/click-button``,
+``desktop/form-fill``) or a bare namespace (``browser``: any URL, ``make("browser", url=...)``;
+``desktop``: an empty desktop, ``make("desktop", instruction=...)``). Each namespace points at a
+provider module, imported only when one of its ids is asked for. A provider module defines:
 
-- ``task_names() -> list[str]``: the names it serves (without the namespace);
+- ``task_names() -> list[str]``: the names it serves (without the namespace; ``""`` is the bare
+  namespace);
 - ``make_env(name: str, **kwargs) -> gymnasium.Env``;
 - ``SUITES: dict[str, list[str]]`` (optional): suite name -> full task ids.
 """

@@ -30,14 +30,21 @@ _SAMPLED_KEYS = (("tab",), ("shift", "tab"), ("backspace",), ("enter",), ("ctrl"
 
 
 class ActionSpace(spaces.Space):
-    """Pixelpilot actions in screen pixels of a ``size`` = (width, height) screen."""
+    """Pixelpilot actions in screen pixels of a ``size`` = (width, height) screen; ``types``
+    (when given) are the action types the env executes, and ``contains`` refuses the rest."""
 
     def __init__(
-        self, size: tuple[int, int], seed: int | None = None, *, sample_input: bool = False
+        self,
+        size: tuple[int, int],
+        seed: int | None = None,
+        *,
+        sample_input: bool = False,
+        types: frozenset[str] | None = None,
     ) -> None:
         super().__init__(shape=None, dtype=None, seed=seed)
         self.size = (int(size[0]), int(size[1]))
         self.sample_input = sample_input
+        self.types = frozenset(types) if types is not None else None
 
     @property
     def is_np_flattenable(self) -> bool:
@@ -71,6 +78,8 @@ class ActionSpace(spaces.Space):
             action = to_action(x)
         except (ValueError, TypeError):
             return False
+        if self.types is not None and action.type not in self.types:
+            return False
         return self.on_screen(action)
 
     def on_screen(self, action: Action) -> bool:
@@ -84,7 +93,9 @@ class ActionSpace(spaces.Space):
         return f"ActionSpace({self.size[0]}x{self.size[1]})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ActionSpace) and other.size == self.size
+        return (
+            isinstance(other, ActionSpace) and other.size == self.size and other.types == self.types
+        )
 
 
 class InstructionSpace(spaces.Space):

@@ -45,7 +45,8 @@ def position(rng: np.random.Generator, span: int, size: int, margin: int = 20) -
 class DesktopTask(DesktopEnv):
     """A desktop task: ``_episode`` sets the episode up; ``plan`` is the expert's next step."""
 
-    task_name = "desktop/task"
+    task_id = "desktop/task"
+    has_checker = True
     description = ""
 
     def __init__(self, **kwargs: Any) -> None:

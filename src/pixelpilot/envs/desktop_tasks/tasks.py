@@ -58,7 +58,7 @@ def _pick(rng: np.random.Generator, items: list[Any]) -> Any:
 class TerminalFile(DesktopTask):
     """Type a shell command in xterm that writes a file with given content."""
 
-    task_name = "desktop/terminal-file"
+    task_id = "desktop/terminal-file"
     description = "create a file from a terminal (xterm)"
     title = "Terminal"
 
@@ -72,10 +72,12 @@ class TerminalFile(DesktopTask):
         x, y = position(rng, w, 660), position(rng, h, 400)
         self.params = {"name": name, "text": text}
         argv = [xterm, "-T", self.title, "-fa", "DejaVu Sans Mono", "-fs", "11"]
-        argv += ["-geometry", f"80x22+{x}+{y}", "-bg", "white", "-fg", "black", "-e", "bash"]
+        argv += ["-geometry", f"80x22+{x}+{y}", "-bg", "white", "-fg", "black", "-e", "env"]
+        ready = self.home / ".shell-ready"  # bash touches it before its first prompt
+        argv += [f"PROMPT_COMMAND=: > {ready}; unset PROMPT_COMMAND", "bash"]
         self.launch(argv)
         self.wait_for(lambda: self.window(self.title), "the terminal window")
-        self.wait_for(lambda: (self.home / ".bash_history").exists() or True, "the shell")
+        self.wait_for(ready.exists, "the shell's first prompt")
         return f"In the terminal, create a file named {name} in the home folder containing {text}"
 
     def check_success(self) -> bool:
@@ -106,7 +108,7 @@ class TerminalFile(DesktopTask):
 class FormFill(DesktopTask):
     """Fill a small Tk form (names may hold non-ASCII letters) and submit it."""
 
-    task_name = "desktop/form-fill"
+    task_id = "desktop/form-fill"
     description = "fill and submit a Tk form"
     title = "Sign-up form"
 
@@ -146,7 +148,7 @@ class FormFill(DesktopTask):
 class MenuSelect(DesktopTask):
     """Choose an item from a drop-down menu."""
 
-    task_name = "desktop/menu-select"
+    task_id = "desktop/menu-select"
     description = "open a menu and choose an item"
     title = "Notes"
 
@@ -178,7 +180,7 @@ class MenuSelect(DesktopTask):
 class DragToBox(DesktopTask):
     """Drag a coloured token into a dashed target box."""
 
-    task_name = "desktop/drag-to-box"
+    task_id = "desktop/drag-to-box"
     description = "drag an item into a box"
     title = "Sorting board"
 
@@ -214,7 +216,7 @@ class DragToBox(DesktopTask):
 class CopyCode(DesktopTask):
     """Select an order code in a read-only field and copy it to the clipboard."""
 
-    task_name = "desktop/copy-code"
+    task_id = "desktop/copy-code"
     description = "select text and copy it to the clipboard"
     title = "Order status"
 
@@ -264,7 +266,7 @@ class CopyCode(DesktopTask):
 class DialogClose(DesktopTask):
     """Answer an 'unsaved changes' dialog with the named button."""
 
-    task_name = "desktop/dialog-close"
+    task_id = "desktop/dialog-close"
     description = "close a dialog with the right button"
     title = "Editor"
     dialog_title = "Unsaved changes"
@@ -307,6 +309,6 @@ class DialogClose(DesktopTask):
 
 
 TASKS: dict[str, type[DesktopTask]] = {
-    cls.task_name.split("/", 1)[1]: cls
+    cls.task_id.split("/", 1)[1]: cls
     for cls in (TerminalFile, FormFill, MenuSelect, DragToBox, CopyCode, DialogClose)
 }

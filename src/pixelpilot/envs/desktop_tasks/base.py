@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pixelpilot.envs.base import Box, Observation, PolicyOutput
+from pixelpilot.envs.base import BasePolicy, Box, Observation, PolicyOutput
 from pixelpilot.envs.desktop import DesktopEnv
 from pixelpilot.tools.actions import Action, Click
 
@@ -106,11 +106,9 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-class ScriptedExpert:
+class ScriptedExpert(BasePolicy):
     """The task's expert as a ``Policy``: answers in the UI-TARS action language (frame
     ``uitars-1.5`` at the screen size) and marks the box of the element it acts on."""
-
-    frame = "uitars-1.5"
 
     def __init__(self, env: DesktopTask) -> None:
         self.env = env
@@ -126,5 +124,5 @@ class ScriptedExpert:
         self.memory["steps"] = self.memory.get("steps", 0) + 1
         self.memory["last"] = action.type
         self.memory["keys"] = list(getattr(action, "keys", ()))
-        text = format_response(thought, [action], self.frame, self.env.screen)
+        text = format_response(thought, [action], self.coords, self.env.screen)
         return PolicyOutput(text, box)

@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from pixelpilot.tools.grammar import Response
 
 
-Box = tuple[int, int, int, int]  # x1, y1, x2, y2 in screen pixels, inclusive
+# x1, y1, x2, y2 in screen pixels, inclusive (a plain tuple, not gymnasium.spaces.Box)
+ScreenBox = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class PolicyOutput:
     """
 
     text: str
-    target: Box | None = None
+    target: ScreenBox | None = None
     response: Response | None = None
     attempts: tuple[dict[str, str], ...] = ()
     timing: Mapping[str, float] = field(default_factory=dict)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pixelpilot.envs.base import BasePolicy, Box, Observation, PolicyOutput
+from pixelpilot.envs.base import BasePolicy, Observation, PolicyOutput, ScreenBox
 from pixelpilot.errors import EnvError
 from pixelpilot.tools import Action, Click, Finished, Type, format_response
 
@@ -77,7 +77,7 @@ _SHAPE_JS = """() => {
 
 @dataclass(frozen=True)
 class Target:
-    box: Box  # the element's box on screen
+    box: ScreenBox  # the element's box on screen
     point: tuple[int, int]  # where to click it (visible, nearest the centre)
 
 
@@ -85,7 +85,7 @@ class Target:
 class Step:
     thought: str
     action: Action
-    target: Box
+    target: ScreenBox
 
 
 def _quoted(text: str) -> list[str]:

@@ -16,22 +16,22 @@ from typing import Any
 
 import numpy as np
 
-from pixelpilot.envs.base import BasePolicy, Box, Observation, PolicyOutput
+from pixelpilot.envs.base import BasePolicy, Observation, PolicyOutput, ScreenBox
 from pixelpilot.envs.desktop import DesktopEnv
 from pixelpilot.tools.actions import Action, Click
 
 TKAPP = Path(__file__).with_name("tkapp.py")
 
 # What the expert does next: a thought, the action, and the box of the element acted on.
-Plan = tuple[str, Action, Box | None]
+Plan = tuple[str, Action, ScreenBox | None]
 
 
-def centre(box: Box | list[int]) -> tuple[int, int]:
+def centre(box: ScreenBox | list[int]) -> tuple[int, int]:
     x1, y1, x2, y2 = box
     return (x1 + x2) // 2, (y1 + y2) // 2
 
 
-def click(thought: str, box: Box | list[int]) -> Plan:
+def click(thought: str, box: ScreenBox | list[int]) -> Plan:
     x, y = centre(box)
     return thought, Click(x=x, y=y), tuple(int(v) for v in box)  # type: ignore[return-value]
 

@@ -520,6 +520,23 @@ def _register_sft() -> None:
 _register_sft()
 
 
+def _register_grpo() -> None:
+    from pixelpilot.train.grpo import GRPOConfig
+
+    def run(config: Any) -> Any:
+        from pixelpilot.train.grpo import train_grpo
+
+        return train_grpo(config)
+
+    register_train_command(
+        "grpo", GRPOConfig, run,
+        "GRPO on recorded steps (DATA), or on live rollouts in the envs (--online TASKS).",
+    )  # fmt: skip
+
+
+_register_grpo()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and map errors to exit codes and one-line messages."""
     try:

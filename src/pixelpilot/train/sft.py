@@ -111,9 +111,9 @@ def train_sft(config: SFTConfig, *, stop_after: int | None = None) -> TrainResul
     where = init_from_env(config.device)
     try:
         split = load_split(config)
-        resume = _prepare_out(config, where)
         _seed(config.seed)
         vlm = load_trainable(config, default_device(config.device, where))
+        resume = _prepare_out(config, where)  # after every input check: nothing written before
         cache = PromptCache(
             vlm,
             lambda s: conversation_for(s, vlm.profile, config),

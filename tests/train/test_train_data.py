@@ -1,0 +1,99 @@
+"""Training data: filters, the split by episode, image checks, the prompt cache."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pixelpilot.errors import PixelpilotError
+from pixelpilot.train.config import SFTConfig
+from pixelpilot.train.data import DataError, PromptCache, batches, conversation_for, load_split
+
+
+def cfg(data: Path, **kw: object) -> SFTConfig:
+    return SFTConfig(**({"data": str(data), "model": "m", "out": "o"} | kw))
+
+
+def copy_with_one_failure(src: Path, dst: Path) -> str:
+    """A copy of ``src`` whose first click-test episode ended in failure."""
+    shutil.copytree(src, dst)
+    episode = sorted(dst.glob("miniwob-click-test/seed-*"))[0]
+    path = episode / "trajectory.jsonl"
+    lines = path.read_text().splitlines()
+    end = json.loads(lines[-1])
+    end["success"] = False
+    path.write_text("\n".join([*lines[:-1], json.dumps(end)]) + "\n")
+    return episode.relative_to(dst).as_posix()
+
+
+def test_only_successful_episodes_train_by_default(click_data: Path, tmp_path: Path) -> None:
+    failed = copy_with_one_failure(click_data, tmp_path / "d")
+    split = load_split(cfg(tmp_path / "d"))
+    assert len(split.train) == 7 and failed not in {s.episode for s in split.train}
+    assert split.counts["loaded"] == 8 and split.counts["successful"] == 7
+    assert len(load_split(cfg(tmp_path / "d", include_failed=True)).train) == 8
+
+
+def test_filters_by_task_and_action_type(click_data: Path) -> None:
+    split = load_split(cfg(click_data, tasks="miniwob/click-test"))
+    assert {s.task for s in split.train} == {"miniwob/click-test"}
+    with pytest.raises(DataError, match="none in the data"):
+        load_split(cfg(click_data, tasks="miniwob/nope"))
+    with pytest.raises(DataError, match="no sample left"):
+        load_split(cfg(click_data, action_types="type,scroll"))
+    assert len(load_split(cfg(click_data, action_types="click")).train) == 8
+
+
+def test_split_by_episode_is_deterministic_and_disjoint(click_data: Path) -> None:
+    a = load_split(cfg(click_data, val_fraction=0.25))
+    b = load_split(cfg(click_data, val_fraction=0.25, seed=7))
+    assert [s.id for s in a.val] == [s.id for s in b.val] and len(a.val) == 2
+    assert not {s.episode for s in a.train} & {s.episode for s in a.val}
+
+
+def test_errors_for_bad_data(click_data: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PixelpilotError, match="no samples"):
+        load_split(cfg(tmp_path / "empty"))
+    copy_with_one_failure(click_data, tmp_path / "all-failed")
+    for path in (tmp_path / "all-failed").glob("*/seed-*/trajectory.jsonl"):
+        lines = path.read_text().splitlines()
+        end = json.loads(lines[-1]) | {"success": False}
+        path.write_text("\n".join([*lines[:-1], json.dumps(end)]) + "\n")
+    with pytest.raises(DataError, match="no step of a successful episode"):
+        load_split(cfg(tmp_path / "all-failed"))
+    shutil.copytree(click_data, tmp_path / "no-image")
+    next((tmp_path / "no-image").glob("*/seed-*/step-0000.png")).unlink()
+    with pytest.raises(PixelpilotError, match="missing|not found"):
+        load_split(cfg(tmp_path / "no-image"))
+
+
+def test_batches_are_seeded_epochs_and_resumable() -> None:
+    it = batches(5, 2, seed=3)
+    first = [next(it) for _ in range(5)]
+    assert sorted(sum((b for _, b in first[:2]), []) + first[2][1][:1]) == [0, 1, 2, 3, 4]
+    assert [e for e, _ in first] == [0, 0, 0, 1, 1]
+    later = batches(5, 2, seed=3, start=3)
+    assert next(later) == first[3]
+
+
+def test_prompt_cache_builds_once_and_reuses_disk(
+    click_data: Path, tiny_xs: str, tmp_path: Path
+) -> None:
+    from pixelpilot.vlm import load
+
+    vlm = load(tiny_xs)
+    config = cfg(click_data)
+    sample = load_split(config).train[0]
+    build = lambda s: conversation_for(s, vlm.profile, config)  # noqa: E731
+    cache = PromptCache(vlm, build, str(tmp_path / "cache"))
+    first = cache.get(sample)
+    assert cache.get(sample) is first and (cache.hits, cache.misses) == (1, 1)
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
+    again = PromptCache(vlm, build, str(tmp_path / "cache"))
+    loaded = again.get(sample)
+    assert (again.hits, again.misses) == (1, 0)
+    assert all(bool((loaded[k] == first[k]).all()) for k in first)

@@ -1,0 +1,71 @@
+"""The agent, offline evaluation and training show a model the same prompt for a recorded step,
+and the SFT target, read back with the model's profile, lands on the recorded pixel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.train.conftest import record
+
+from pixelpilot.eval.datasets import load_samples
+
+
+@pytest.fixture(scope="module")
+def sequence_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two-step expert episodes (click-button-sequence), so the prompt has history."""
+    return record(tmp_path_factory.mktemp("seq") / "d", "miniwob/click-button-sequence", 1)
+
+
+def test_agent_offline_and_training_prompts_are_equal(sequence_data: Path, tiny_xs: str) -> None:
+    from PIL import Image
+
+    from pixelpilot.agent.policy import VLMPolicy
+    from pixelpilot.agent.sample import rewrite_answer
+    from pixelpilot.envs.base import Observation
+    from pixelpilot.eval.offline import conversation as offline_conversation
+    from pixelpilot.train.config import SFTConfig
+    from pixelpilot.train.data import PromptCache, conversation_for
+    from pixelpilot.vlm import load
+
+    vlm = load(tiny_xs)
+    sample = max(load_samples(sequence_data, "trajectory"), key=lambda s: s.step)
+    assert sample.step == 1 and len(sample.history) == 1
+    # the agent: the episode so far as its own history (answers in its own frame)
+    policy = VLMPolicy(vlm)
+    policy.reset(sample.instruction)
+    answer, shot = sample.history[0]
+    mine = rewrite_answer(answer, sample.coords, vlm.profile.coords, sample.screen)
+    assert mine != answer  # the tiny model's pixel limits differ from the recording's
+    with Image.open(shot) as im:
+        policy.remember(im.convert("RGB"), mine)
+    with Image.open(sample.image) as im:
+        agent = policy.conversation(Observation(im.convert("RGB"), sample.screen))
+    offline = offline_conversation(sample, vlm.profile)
+    config = SFTConfig(data=str(sequence_data), model=tiny_xs, out="unused")
+    training = conversation_for(sample, vlm.profile, config)
+    texts = {vlm.prompt_text(c) for c in (agent, offline, training)}
+    assert len(texts) == 1
+    cached = PromptCache(vlm, lambda s: training).get(sample)
+    for enc in (vlm.encode_prompt(agent), vlm.encode_prompt(offline)):
+        assert set(enc) == set(cached)
+        assert all(bool((enc[k] == cached[k]).all()) for k in enc)
+
+
+def test_sft_target_parses_back_to_the_recorded_pixel(sequence_data: Path, tiny_xs: str) -> None:
+    from pixelpilot.tools.frames import CoordinateFrame
+    from pixelpilot.train.data import parse_for, target_for
+    from pixelpilot.vlm import load
+
+    profile = load(tiny_xs).profile
+    for sample in load_samples(sequence_data, "trajectory"):
+        text = target_for(sample, profile)
+        back = parse_for(sample, text, profile).actions[0].to_dict()
+        gold = sample.gold[0]
+        # one model unit of the tiny model's frame, in screen pixels
+        mw, mh = CoordinateFrame.of(profile.coords).model_size(sample.screen)
+        ux, uy = sample.screen[0] / mw, sample.screen[1] / mh
+        assert abs(back["x"] - gold["x"]) <= ux / 2 + 1 and abs(back["y"] - gold["y"]) <= uy / 2 + 1
+        x1, y1, x2, y2 = sample.target
+        assert x1 <= back["x"] <= x2 and y1 <= back["y"] <= y2
+        assert text.startswith("Thought: ") and sample.gold_response.split("\n")[0] in text

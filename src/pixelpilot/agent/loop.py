@@ -143,12 +143,11 @@ def _jsonable_info(info: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in info.items() if not k.startswith("_") and k != "extras"}
 
 
-def env_success(info: dict[str, Any], terminated: bool, total_reward: float) -> bool:
-    """The env's verdict: ``info["success"]`` when it gives one, else a positive total reward
-    at termination (MiniWoB's convention)."""
-    if "success" in info:
-        return bool(info["success"])
-    return terminated and total_reward > 0
+def env_success(info: dict[str, Any]) -> bool:
+    """The env's verdict, as the env contract states it (``pixelpilot.envs.core``):
+    ``info["success"]`` is ``True`` once the task is solved, ``False`` when the episode ended
+    unsolved, ``None`` while undecided or for an env without a task (not a success)."""
+    return info.get("success") is True
 
 
 class Agent:
@@ -256,7 +255,7 @@ class Agent:
     ) -> EpisodeResult:
         """Run up to ``max_steps`` steps from ``observation`` (step indices from ``start``),
         then finish ``writer``. The policy must already be reset."""
-        total, reason, info, terminated = total_reward, "max_steps", {}, False
+        total, reason, info = total_reward, "max_steps", {}
         steps = start
         for index in range(start, start + self.max_steps):
             step, outcome = self._step(index, observation)
@@ -271,7 +270,6 @@ class Agent:
                 self._note(f"The previous action failed: {outcome.error}")
             if outcome.observation is not None:
                 observation = outcome.observation
-            terminated = terminated or outcome.terminated
             if outcome.stop == "finished":
                 reason = "finished"
                 break
@@ -284,7 +282,7 @@ class Agent:
                     reason = "needs_user"
                     break
                 self._note(f"The user answered: {answer}")
-        success = env_success(info, terminated, total)
+        success = env_success(info)
         if writer is not None:
             writer.finish(success, total, reason=reason, info=_jsonable_info(info))
         trajectory = writer.directory if writer is not None else None

@@ -1,10 +1,12 @@
-"""Throughput of batched vs one-by-one generation on the tiny `s` Qwen2.5-VL checkpoint.
+"""Throughput of batched vs one-by-one generation on the tiny `s` checkpoints.
 
 Eight conversations, each a 160x210 screenshot and a short instruction; greedy decoding of
-a fixed number of new tokens (EOS disabled so every row decodes the same count). Prints the
-figures and writes them to its own section of docs/benchmarks.md.
+a fixed number of new tokens (EOS disabled so every row decodes the same count), for each
+architecture in ``--archs`` (default: Qwen2.5-VL and kimi_k25). Prints the figures and writes
+them to its own section of docs/benchmarks.md.
 
-    .venv/bin/python bench/bench_generation.py [--tokens 32] [--repeats 3] [--no-write]
+    .venv/bin/python bench/bench_generation.py [--archs qwen2_5_vl,kimi_k25] [--tokens 32]
+        [--repeats 3] [--no-write]
 """
 
 from __future__ import annotations
@@ -49,8 +51,37 @@ def run(vlm: HFVLM, convs: list[Conversation], tokens: int, batched: bool) -> tu
     return n / wall, n / cpu
 
 
+def measure(arch: str, tokens: int, repeats: int) -> tuple[int, list[str], str]:
+    """Parameter count, table rows and the speed-up line of one architecture."""
+    vlm = HFVLM(build_tiny(None, arch, "s", 0), batch_size=8)
+    vlm.model.generation_config.eos_token_id = None  # decode exactly --tokens per row
+    vlm._eos_ids = lambda: []  # type: ignore[method-assign]
+    convs = conversations()
+    run(vlm, convs[:2], 4, True)  # warm-up
+    single, batched = [], []
+    for _ in range(repeats):  # interleaved, so both see the same machine load
+        single.append(run(vlm, convs, tokens, False))
+        batched.append(run(vlm, convs, tokens, True))
+    rows = []
+    for name, runs in (("one-by-one", single), ("batched (8)", batched)):
+        wall = statistics.median(r[0] for r in runs)
+        cpu = statistics.median(r[1] for r in runs)
+        each = ", ".join(f"{r[0]:.0f}" for r in runs)
+        rows.append(f"| {arch} | {name} | {wall:.0f} | {each} | {cpu:.0f} |")
+    ratio = [
+        statistics.median(r[i] for r in batched) / statistics.median(r[i] for r in single)
+        for i in (0, 1)
+    ]
+    speedup = (
+        f"{arch}: batched over one-by-one {ratio[0]:.2f}x wall-clock, "
+        f"{ratio[1]:.2f}x per CPU second."
+    )
+    return sum(p.numel() for p in vlm.model.parameters()), rows, speedup
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--archs", default="qwen2_5_vl,kimi_k25")
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -60,34 +91,18 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    vlm = HFVLM(build_tiny(None, "qwen2_5_vl", "s", 0), batch_size=8)
-    vlm.model.generation_config.eos_token_id = None  # decode exactly --tokens per row
-    vlm._eos_ids = lambda: []  # type: ignore[method-assign]
-    convs = conversations()
-    run(vlm, convs[:2], 4, True)  # warm-up
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    single, batched = [], []
-    for _ in range(args.repeats):  # interleaved, so both see the same machine load
-        single.append(run(vlm, convs, args.tokens, False))
-        batched.append(run(vlm, convs, args.tokens, True))
     lines = [
-        "| mode | tokens / s (wall, median) | runs | tokens / CPU-s (median) |",
-        "|---|---|---|---|",
+        "| model | mode | tokens / s (wall, median) | runs | tokens / CPU-s (median) |",
+        "|---|---|---|---|---|",
     ]
-    for name, runs in (("one-by-one", single), ("batched (8)", batched)):
-        wall = statistics.median(r[0] for r in runs)
-        cpu = statistics.median(r[1] for r in runs)
-        each = ", ".join(f"{r[0]:.0f}" for r in runs)
-        lines.append(f"| {name} | {wall:.0f} | {each} | {cpu:.0f} |")
-    ratio = [
-        statistics.median(r[i] for r in batched) / statistics.median(r[i] for r in single)
-        for i in (0, 1)
-    ]
-    lines += [
-        "",
-        f"Speed-up of batched over one-by-one: {ratio[0]:.2f}x wall-clock, "
-        f"{ratio[1]:.2f}x per CPU second.",
-    ]
+    models, speedups = [], []
+    for arch in args.archs.split(","):
+        n, rows, speedup = measure(arch, args.tokens, args.repeats)
+        models.append(f"`{arch}` ({n:,} parameters)")
+        lines += rows
+        speedups.append(speedup)
+    lines += ["", *speedups]
     print("\n".join(lines))
     if args.no_write:
         return
@@ -96,14 +111,14 @@ def main() -> None:
             START,
             "## Generation throughput (vlm)",
             "",
-            f"Command: `.venv/bin/python bench/bench_generation.py --tokens {args.tokens} "
-            f"--repeats {args.repeats} --threads {args.threads}`  ",
+            f"Command: `.venv/bin/python bench/bench_generation.py --archs {args.archs} "
+            f"--tokens {args.tokens} --repeats {args.repeats} --threads {args.threads}`  ",
             f"Machine: {os.cpu_count()} cores, no GPU, torch {torch.__version__}, "
             f"{platform.python_implementation()} {platform.python_version()}; load average "
             f"{load:.1f} at the start (shared machine)  ",
             f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC  ",
-            f"Model: tiny `s` Qwen2.5-VL ({sum(p.numel() for p in vlm.model.parameters()):,} "
-            f"parameters, fp32, sdpa); 8 conversations with a 160x210 screenshot each; greedy, "
+            f"Models: tiny `s` {', '.join(models)}, fp32, sdpa; "
+            "8 conversations with a 160x210 screenshot each; greedy, "
             f"{args.tokens} new tokens per conversation; {args.repeats} interleaved runs of each "
             "mode. "
             "Tokens per CPU-second (this process's CPU time) are less sensitive to other jobs.",

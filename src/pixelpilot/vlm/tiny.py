@@ -28,6 +28,7 @@ from pixelpilot.vlm.tokenizer_corpus import corpus
 ARCHS = ("qwen2_5_vl", "qwen2_vl", "kimi_k25", "chameleon", "kimi_vl")
 SIZES = ("xs", "s", "m")
 BUILDER_VERSION = "2"  # bump when the built files change, to refresh caches
+KIMI_K25_VERSION = "2"  # the same, for kimi_k25 checkpoints only
 
 # Qwen2-VL family special tokens, in the family's order.
 QWEN_SPECIAL = (
@@ -321,7 +322,8 @@ def build_tiny(
         target.mkdir(parents=True, exist_ok=True)
         _write(target, arch, size, seed)
         return target
-    key = f"{arch}-{size}-{seed}-v{BUILDER_VERSION}"
+    version = BUILDER_VERSION + (f".{KIMI_K25_VERSION}" if arch == "kimi_k25" else "")
+    key = f"{arch}-{size}-{seed}-v{version}"
     cached = _cache_root() / key
     if not (cached / "config.json").exists():
         cached.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from pixelpilot.envs import make
 from pixelpilot.envs.browser import BrowserEnv, Sandbox
 from pixelpilot.envs.chromium import ChromiumHost
 from pixelpilot.envs.spaces import ActionSpace
-from pixelpilot.errors import EnvError, InvalidAction
+from pixelpilot.errors import ConfigError, EnvError, InvalidAction
 from pixelpilot.tools import Click, Drag, Hotkey, Scroll, Type
 
 pytestmark = pytest.mark.skipif(
@@ -215,7 +215,7 @@ def test_bad_actions_fail_clearly(env) -> None:
     env.reset(seed=0)
     with pytest.raises(InvalidAction, match="unknown action type 'jump'"):
         env.step({"type": "jump"})
-    with pytest.raises(EnvError, match="needs url"):
+    with pytest.raises(ConfigError, match="needs url"):
         make("browser")
 
 

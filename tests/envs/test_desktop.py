@@ -15,7 +15,7 @@ import pytest
 from pixelpilot.envs.desktop import DesktopEnv
 from pixelpilot.envs.display import XDisplay
 from pixelpilot.envs.registry import make
-from pixelpilot.errors import EnvError, InvalidAction
+from pixelpilot.errors import ConfigError, EnvError, InvalidAction
 
 
 def _descendants(pid: int) -> list[int]:
@@ -127,7 +127,7 @@ def test_x_server_is_private(form_env: DesktopEnv) -> None:
 
 
 def test_refuses_existing_display_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(EnvError, match="use_existing_display=True"):
+    with pytest.raises(ConfigError, match="use_existing_display=True"):
         DesktopEnv(display=":0")
     with XDisplay((320, 240)) as user:  # stands in for the desktop of the person running us
         monkeypatch.setenv("DISPLAY", user.name)

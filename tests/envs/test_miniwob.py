@@ -13,7 +13,7 @@ from gymnasium.utils.env_checker import check_env
 from pixelpilot.envs import Observation, PolicyOutput, make, resolve_tasks, suites
 from pixelpilot.envs.chromium import ChromiumHost
 from pixelpilot.envs.miniwob import EXPERT_TASKS, TASK_SIZE, MiniWoBEnv, task_names
-from pixelpilot.errors import EnvError
+from pixelpilot.errors import ConfigError, EnvError
 from pixelpilot.tools import Click, parse_response
 
 pytestmark = pytest.mark.skipif(
@@ -118,7 +118,7 @@ def test_no_expert_for_other_tasks(host: ChromiumHost) -> None:
     with make("miniwob/drag-box", browser=host) as env:
         with pytest.raises(EnvError, match="no scripted expert"):
             env.unwrapped.expert()
-    with pytest.raises(EnvError, match="reload must be one of"):
+    with pytest.raises(ConfigError, match="reload must be one of"):
         make("miniwob/click-test", reload="sometimes")
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from pixelpilot.envs import list_tasks, make, resolve_tasks, suites
-from pixelpilot.errors import EnvError, UnknownTaskError
+from pixelpilot.errors import ConfigError, UnknownTaskError
 
 
 def test_miniwob_ids_and_suites() -> None:
@@ -39,7 +39,7 @@ def test_resolve_tasks_mixes_ids_and_suites_without_duplicates() -> None:
 
 
 def test_browser_needs_a_url() -> None:
-    with pytest.raises(EnvError, match="needs url"):
+    with pytest.raises(ConfigError, match="needs url"):
         make("browser")
 
 

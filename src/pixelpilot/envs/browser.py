@@ -23,7 +23,7 @@ import numpy as np
 from pixelpilot.envs.chromium import ChromiumHost
 from pixelpilot.envs.core import PixelEnv
 from pixelpilot.envs.netproxy import NETWORK_SCHEMES, AllowList, Route, origin
-from pixelpilot.errors import EnvError
+from pixelpilot.errors import ConfigError, EnvError
 from pixelpilot.tools.actions import Action
 
 _PW_KEYS = {
@@ -285,5 +285,5 @@ def task_names() -> list[str]:
 
 def make_env(name: str, **kwargs: Any) -> BrowserEnv:
     if "url" not in kwargs:
-        raise EnvError('make("browser") needs url=...; e.g. make("browser", url="https://...")')
+        raise ConfigError('make("browser") needs url=...; e.g. make("browser", url="https://...")')
     return BrowserEnv(**kwargs)

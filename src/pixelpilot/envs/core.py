@@ -37,7 +37,7 @@ import gymnasium
 import numpy as np
 
 from pixelpilot.envs.spaces import ActionSpace, observation_space, to_action
-from pixelpilot.errors import EnvError, InvalidAction, PixelpilotError
+from pixelpilot.errors import ConfigError, EnvError, InvalidAction, PixelpilotError
 from pixelpilot.tools.actions import TERMINAL_ACTIONS, Action
 
 # What a screen with a mouse and a keyboard can execute (no phone buttons, no app launcher).
@@ -93,9 +93,9 @@ class PixelEnv(gymnasium.Env):
 
     def _contract_init(self, *, max_steps: int, render_mode: str | None) -> None:
         if int(max_steps) < 1:
-            raise EnvError(f"max_steps must be at least 1, got {max_steps}")
+            raise ConfigError(f"max_steps must be at least 1, got {max_steps}", option="max_steps")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise EnvError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+            raise ConfigError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.max_steps = int(max_steps)
         self.render_mode = render_mode
         self.timing_ms = {}

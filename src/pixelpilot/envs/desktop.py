@@ -24,7 +24,7 @@ import numpy as np
 from pixelpilot.envs.core import PixelEnv, TaskState
 from pixelpilot.envs.display import XDisplay
 from pixelpilot.envs.sandbox import Jail, runtime_paths
-from pixelpilot.errors import EnvError
+from pixelpilot.errors import ConfigError, EnvError
 from pixelpilot.tools.actions import TERMINAL_ACTIONS, Action
 
 _SCROLL = {"up": (0, 5), "down": (0, -5), "left": (-5, 0), "right": (5, 0)}
@@ -64,7 +64,7 @@ class DesktopEnv(PixelEnv):
         self.settle = settle
         self.wait_seconds = wait_seconds
         if display is not None and not use_existing_display:
-            raise EnvError(
+            raise ConfigError(
                 f"refusing to use the existing display {display}: DesktopEnv starts its own; "
                 "pass use_existing_display=True to act on it anyway"
             )

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from pixelpilot.errors import DependencyNotInstalled, EnvError
+from pixelpilot.errors import ConfigError, DependencyNotInstalled, EnvError
 
 _ENV_LOCK = threading.Lock()  # guards the brief XAUTHORITY swap while a client connects
 
@@ -190,7 +190,7 @@ class XDisplay:
     ) -> None:
         self.size = (int(size[0]), int(size[1]))
         if self.size[0] < 64 or self.size[1] < 64:
-            raise EnvError(f"screen size {self.size[0]}x{self.size[1]} is too small (min 64x64)")
+            raise ConfigError(f"screen size {self.size[0]}x{self.size[1]} is too small (min 64x64)")
         self.window_manager = window_manager
         self.use_existing_display = use_existing_display
         self.start_timeout = start_timeout
@@ -220,7 +220,7 @@ class XDisplay:
         name = self.use_existing_display
         name = os.environ.get("DISPLAY", "") if name is True else str(name)
         if not name:
-            raise EnvError("use_existing_display=True but DISPLAY is not set")
+            raise ConfigError("use_existing_display=True but DISPLAY is not set")
         self.name = name
         auth = os.environ.get("XAUTHORITY") or str(Path.home() / ".Xauthority")
         self.xauthority = Path(auth)

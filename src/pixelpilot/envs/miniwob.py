@@ -18,7 +18,7 @@ from pixelpilot.envs.base import Policy
 from pixelpilot.envs.browser import BrowserEnv
 from pixelpilot.envs.chromium import ChromiumHost
 from pixelpilot.envs.core import TaskState
-from pixelpilot.errors import DependencyNotInstalled, EnvError
+from pixelpilot.errors import ConfigError, DependencyNotInstalled, EnvError, UnknownTaskError
 from pixelpilot.tools.actions import Action
 
 TASK_SIZE = (160, 210)  # width, height of #wrap
@@ -84,9 +84,9 @@ class MiniWoBEnv(BrowserEnv):
         render_mode: str | None = None,
     ) -> None:
         if task not in _names():
-            raise EnvError(f"unknown MiniWoB task {task!r}")
+            raise UnknownTaskError(f"miniwob/{task}")
         if reload not in RELOAD_MODES:
-            raise EnvError(f"reload must be one of {', '.join(RELOAD_MODES)}, got {reload!r}")
+            raise ConfigError(f"reload must be one of {', '.join(RELOAD_MODES)}, got {reload!r}")
         self.task = task
         self.task_id = f"miniwob/{task}"
         self._state: dict[str, Any] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -165,3 +166,24 @@ def test_a_name_cannot_be_declared_twice():
         @dataclass(frozen=True)
         class Press(Action):
             type = "press"
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium")
+def test_an_env_without_its_executor_refuses_it_by_name(declared, tmp_path):
+    """Executors stay per env: until an env lists the type it can perform, the env contract
+    refuses the action before anything happens, naming the type."""
+    from pixelpilot.envs import make
+    from pixelpilot.errors import InvalidAction
+
+    page = tmp_path / "page.html"
+    page.write_text("<button>OK</button>")
+    with make("browser", url=page.as_uri()) as env:
+        env.reset(seed=0)
+        assert "hover" not in env.unwrapped.supported_actions
+        action = {"type": "hover", "x": 5, "y": 5}
+        with pytest.raises(InvalidAction, match="hover is not available") as info:
+            env.step(action)
+        assert info.value.action is action
+        assert action not in env.action_space
+        _, _, _, _, after = env.step({"type": "wait"})
+        assert after["step"] == 1  # the refused action was not a step

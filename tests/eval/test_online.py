@@ -177,3 +177,104 @@ def test_tiny_checkpoint_runs_online_through_the_cli(tmp_path):
     for row in report["results"]:
         episode = read_trajectory(row["trajectory"])
         assert episode.header["model"] == str(ckpt) and 1 <= len(episode.steps) <= 2
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--model", "/nonexistent"], "no checkpoint folder '/nonexistent'"),
+        (["--model", "http://127.0.0.1:{port}/v1"], "cannot reach the model server"),
+        (["--seed", "-1"], "--seed must be an integer >= 0, got -1"),
+        (["--step-timeout", "-1"], "--step-timeout must be a positive number"),
+        (["--episode-timeout", "0"], "--episode-timeout must be a positive number"),
+        (["--episodes", "0"], "--episodes must be an integer >= 1"),
+    ],
+)
+def test_unusable_options_fail_before_any_episode(tmp_path, capsys, options, message):
+    from pixelpilot.cli import main
+
+    out = tmp_path / "run"
+    options = [o.format(port=_free_port()) for o in options]
+    argv = ["eval", "online", "miniwob/click-test", *options, "--out", str(out), "--json"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert captured.out == "" and not out.exists()  # nothing started, nothing written
+
+
+def test_resume_refuses_an_out_made_with_another_model_or_settings(tmp_path):
+    from pixelpilot.errors import ConfigError
+
+    base = dict(tasks="miniwob/click-test", episodes=1, seed=0, max_steps=3, out=str(tmp_path))
+    evaluate_online(OnlineConfig(**base))
+    other = OnlineConfig(
+        **base, model="slow-centre", policy_factory=f"{__name__}:slow_centre_model"
+    )
+    with pytest.raises(ConfigError, match="made with --model 'expert', not 'slow-centre'"):
+        evaluate_online(other)
+    with pytest.raises(ConfigError, match="--max-steps 3, not 5"):
+        evaluate_online(OnlineConfig(**{**base, "max_steps": 5}))
+    assert len(read_results(tmp_path / "results.jsonl")) == 1  # nothing was added
+
+
+def flaky_model():
+    """A scripted model that cannot load while PIXELPILOT_TEST_BROKEN_MODEL is set."""
+    if os.environ.get("PIXELPILOT_TEST_BROKEN_MODEL"):
+        raise RuntimeError("the model server went away")
+    return slow_centre_model()
+
+
+def test_infrastructure_errors_are_run_again_on_resume(tmp_path, monkeypatch):
+    cfg = OnlineConfig(
+        "miniwob/click-test", episodes=1, seed=0, max_steps=1, out=str(tmp_path),
+        model="flaky", policy_factory=f"{__name__}:flaky_model",
+    )  # fmt: skip
+    monkeypatch.setenv("PIXELPILOT_TEST_BROKEN_MODEL", "1")
+    broken = evaluate_online(cfg)
+    assert broken["errors"] == 1 and "went away" in broken["results"][0]["error"]
+    monkeypatch.delenv("PIXELPILOT_TEST_BROKEN_MODEL")
+    again = evaluate_online(cfg)
+    assert again["resumed"] == 0 and again["errors"] == 0 and again["episodes"] == 1
+    assert again["results"][0]["steps"] == 1 and again["results"][0]["error"] is None
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 2  # history kept
+
+
+KILL_AFTER_END_LINE = """
+import os, sys
+from pixelpilot.eval.online import OnlineConfig, evaluate_online
+from pixelpilot.jsonl import RecordLog
+
+def die(self, row):  # the worker wrote the episode's end line; the row never reaches disk
+    os._exit(9)
+
+RecordLog.append = die
+evaluate_online(OnlineConfig("miniwob/click-test", episodes=2, seed=3, out=sys.argv[1]))
+"""
+
+
+def test_a_finished_episode_without_its_result_row_is_recovered(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_AFTER_END_LINE, str(out)], capture_output=True, timeout=120
+    )
+    assert proc.returncode == 9, proc.stderr.decode()
+    assert read_results(out / "results.jsonl") == {}
+    episode_dir = out / "episodes" / "miniwob__click-test" / "seed-00003"
+    assert read_trajectory(episode_dir).finished
+    mtime = (episode_dir / "trajectory.jsonl").stat().st_mtime_ns
+    report = evaluate_online(OnlineConfig("miniwob/click-test", episodes=2, seed=3, out=str(out)))
+    assert report["resumed"] == 1 and report["episodes"] == 2 and report["errors"] == 0
+    row = next(r for r in report["results"] if r["seed"] == 3)
+    assert row["recovered"] and row["success"] and row["steps"] >= 1
+    assert row["trajectory"] == str(episode_dir)
+    assert (episode_dir / "trajectory.jsonl").stat().st_mtime_ns == mtime  # not run again
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2

@@ -31,3 +31,41 @@ def test_ray_backend_matches_local_backend(local_ray, tmp_path):
             b["steps"],
         )
         assert Path(a["trajectory"], "trajectory.jsonl").is_file()
+
+
+def hanging_model():
+    """A model that never answers (a server that stopped responding mid-episode)."""
+    import time
+
+    from pixelpilot.vlm import ModelProfile, ScriptedVLM
+
+    def answer(conv):
+        time.sleep(3600)
+        return "Action: finished()"
+
+    return ScriptedVLM(answer, ModelProfile(name="hang", frame="pixels"))
+
+
+@pytest.fixture
+def ray_with_tests_importable():
+    """Local Ray whose workers can import this module (for the policy factory)."""
+    here = str(Path(__file__).parent)
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": here}},
+    )  # fmt: skip
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="no chromium")
+def test_ray_pool_enforces_the_step_timeout(ray_with_tests_importable, tmp_path):
+    cfg = OnlineConfig(
+        "miniwob/click-test", episodes=1, backend="ray", step_timeout=5, episode_timeout=600,
+        model="hang", policy_factory=f"{__name__}:hanging_model", out=str(tmp_path),
+    )  # fmt: skip
+    report = evaluate_online(cfg)
+    row = report["results"][0]
+    assert row["error"].startswith("step timeout: no progress for 5 s")
+    assert row["seconds"] < 120  # long before the episode timeout

@@ -187,3 +187,52 @@ def test_an_env_without_its_executor_refuses_it_by_name(declared, tmp_path):
         assert action not in env.action_space
         _, _, _, _, after = env.step({"type": "wait"})
         assert after["step"] == 1  # the refused action was not a step
+
+
+def _strategy(cls, screen):
+    """Actions of ``cls`` drawn from its declaration alone (fields, arguments, choices)."""
+    import dataclasses
+
+    from hypothesis import strategies as st
+
+    kinds = {name: arg.kind for arg in cls.args for name in arg.fields}
+    keys = st.sampled_from(["ctrl", "shift", "alt", "enter", "a", "z", "1", "+", "/", "f5"])
+    fields = {}
+    for f in dataclasses.fields(cls):
+        if "axis" in f.metadata:
+            fields[f.name] = st.integers(0, screen[0 if f.metadata["axis"] == "x" else 1] - 1)
+        elif kinds.get(f.name) == "keys":
+            fields[f.name] = st.lists(keys, min_size=1, max_size=3).map(tuple)
+        elif f.metadata.get("choices"):
+            fields[f.name] = st.sampled_from(f.metadata["choices"])
+        else:
+            fields[f.name] = st.text(max_size=20)
+    return st.fixed_dictionaries(fields)
+
+
+def test_every_declared_type_round_trips_and_matches_itself(declared):
+    """A property test derived from the declarations: every registered type (the built-in
+    ones and the two declared here) survives format -> parse, to_dict -> from_dict, export,
+    and matches itself."""
+    from hypothesis import HealthCheck, assume, given, settings
+    from hypothesis import strategies as st
+
+    screen = (640, 480)
+    classes = list(ACTION_TYPES.values())
+    assert {"hover", "pick_option"} <= set(ACTION_TYPES)
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def check(data):
+        cls = data.draw(st.sampled_from(classes))
+        try:
+            action = cls(**data.draw(_strategy(cls, screen)))
+        except ValueError:
+            assume(False)
+        text = format_response(None, [action], "pixels", screen)
+        assert parse_response(text, "pixels", screen).actions == (action,), text
+        assert Action.from_dict(action.to_dict()) == action
+        compile(to_pyautogui_script([action], screen), "script.py", "exec")
+        assert match_action(action, action.to_dict(), None, screen).step_correct
+
+    check()

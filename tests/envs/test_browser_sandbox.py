@@ -346,3 +346,23 @@ def test_redirects_within_the_allowed_origin_still_work(site: Site, host: Chromi
         assert info["extras"]["title"] == "arrived"
         text = env.page.evaluate(f"() => fetch('{url}').then(r => r.text())")
         assert "arrived" in text
+
+
+def test_a_file_page_has_no_network_at_all(
+    tmp_path: Path, host: ChromiumHost, listener: Listener
+) -> None:
+    ws = f"ws://127.0.0.1:{listener.port}/ws"
+    worker = f"""const s = new WebSocket('{ws}');
+    s.onopen = () => postMessage('open'); s.onerror = () => postMessage('error');"""
+    page = tmp_path / "task.html"
+    page.write_text(f"""<!doctype html><body><script>
+    const blob = URL.createObjectURL(new Blob([{worker!r}], {{type: 'text/javascript'}}));
+    const w = new Worker(blob);
+    w.onmessage = (e) => window.done = e.data;
+    </script></body>""")
+    with BrowserEnv(page.as_uri(), "t", viewport=(320, 240), browser=host) as env:
+        env.reset(seed=0)
+        assert env.sandbox.route is None  # no proxy for a file:// page: nothing leads out
+        assert _done(env) == "error"
+        _quiet(listener)
+    assert listener.accepts == []

@@ -31,7 +31,6 @@ from pixelpilot.errors import DependencyNotInstalled, EnvError
 
 CHROMIUM_PATH = os.environ.get("PIXELPILOT_CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = (
-    "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
@@ -230,6 +229,7 @@ class ChromiumHost:
                 executable_path=str(self._wrapper),
                 args=[*LAUNCH_ARGS, *self.extra_args],
                 headless=True,
+                chromium_sandbox=True,  # Chromium's own sandbox works inside the jail
             )
         except Exception as exc:
             raise EnvError(f"Chromium failed to start: {str(exc).splitlines()[0]}") from exc

@@ -258,13 +258,13 @@ class AllowListProxy:
             first, headers = _split_head(head)
             method, target, version = (first.split(" ") + ["", "", ""])[:3]
             if method == "CONNECT":
-                self._tunnel(conn, route, target)
+                self._tunnel(conn, route, target, rest)
             else:
                 self._forward(conn, route, method, target, version, headers, rest)
         except OSError:
             conn.close()
 
-    def _tunnel(self, conn: socket.socket, route: Route, target: str) -> None:
+    def _tunnel(self, conn: socket.socket, route: Route, target: str, rest: bytes) -> None:
         where = _authority(target)
         if where is None or not route.allow.allows_tunnel(*where):
             route.blocked.append(f"CONNECT {target}")
@@ -278,6 +278,8 @@ class AllowListProxy:
             conn.close()
             return
         conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        if rest:  # bytes the client sent without waiting for the answer
+            upstream.sendall(rest)
         conn.settimeout(None)
         upstream.settimeout(None)
         relay(conn, upstream)

@@ -22,12 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pixelpilot.errors import PixelpilotError
+from pixelpilot.errors import DataError
 from pixelpilot.eval.datasets import Sample, load_samples
-
-
-class DataError(PixelpilotError):
-    """Training data that cannot be used: nothing left after filtering, a missing image."""
 
 
 @dataclass(frozen=True)

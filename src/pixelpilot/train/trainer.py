@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pixelpilot.errors import PixelpilotError
+from pixelpilot.errors import TrainingDiverged
 from pixelpilot.train import checkpoint as ckpt
 from pixelpilot.train.data import DataSplit, batches
 from pixelpilot.train.distributed import (
@@ -42,19 +42,6 @@ from pixelpilot.train.distributed import (
     gather_objects,
     shard,
 )
-
-
-class TrainingDiverged(PixelpilotError):
-    """The loss was NaN or infinite for too many optimizer steps in a row."""
-
-    def __init__(self, steps: list[int], sample_ids: list[str]) -> None:
-        self.steps = steps
-        self.sample_ids = sample_ids
-        shown = ", ".join(sample_ids[:4]) + (" ..." if len(sample_ids) > 4 else "")
-        super().__init__(
-            f"loss or gradient was NaN/inf for {len(steps)} steps in a row (steps "
-            f"{steps[0]}-{steps[-1]}; last batch: {shown}); lower --lr or check the data"
-        )
 
 
 @dataclass

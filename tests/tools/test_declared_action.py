@@ -160,12 +160,21 @@ def test_a_forgotten_type_is_unknown_again():
         Action.from_dict({"type": "wiggle", "x": 1, "y": 2})
 
 
-def test_a_name_cannot_be_declared_twice():
+def test_a_name_cannot_be_declared_twice_nor_an_argument_without_its_field():
     with pytest.raises(TypeError, match="'press' is hotkey's"):
 
         @dataclass(frozen=True)
         class Press(Action):
             type = "press"
+
+    with pytest.raises(TypeError, match="args name 'label', which is not a field"):
+
+        @dataclass(frozen=True)
+        class Tag(Action):
+            type = "tag"
+            args = (Arg("label", "text", ("label",)),)
+
+    assert "tag" not in ACTION_TYPES and "press" == ACTION_TYPES["hotkey"].aliases[0]
 
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium")

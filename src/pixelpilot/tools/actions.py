@@ -44,7 +44,6 @@ def _check_text(name: str, value: Any) -> str:
 
 
 MatchRule = Literal["point", "text", "same", "name", "set"]
-PromptKind = Literal["computer", "mobile", "grounding"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +111,10 @@ def _register(cls: type[Action]) -> None:
             raise TypeError(f"{cls.__name__}: action name {name!r} is {ACTION_NAMES[name]}'s")
     if cls.type in ACTION_TYPES:
         raise TypeError(f"{cls.__name__}: action type {cls.type!r} is already declared")
+    declared = {name for c in cls.__mro__ for name in getattr(c, "__annotations__", {})}
+    unknown = [name for arg in cls.args for name in arg.fields if name not in declared]
+    if unknown:
+        raise TypeError(f"{cls.__name__}: args name {unknown[0]!r}, which is not a field")
     ACTION_TYPES[cls.type] = cls
     ACTION_NAMES.update(dict.fromkeys(names, cls.type))
 

@@ -419,7 +419,6 @@ def eval_online(
         episode_timeout=episode_timeout,
         out=out,
     )
-    cfg.validate()  # every option and the model, before any episode starts
     bar, update = _progress_bar("online")
     with bar:
         report = evaluate_online(cfg, progress=update)

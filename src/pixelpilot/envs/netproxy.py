@@ -326,6 +326,7 @@ class AllowListProxy:
                     break
                 upstream.sendall(chunk)
                 left -= len(chunk)
+            conn.settimeout(None)  # the answer may stream for as long as the page reads it
             self._respond(conn, upstream)
 
     @staticmethod
@@ -337,6 +338,7 @@ class AllowListProxy:
             _answer(conn, "502 Bad Gateway")
             conn.close()
             return
+        upstream.settimeout(None)  # a body may stream slowly (server-sent events)
         first, headers = _split_head(head)
         kept = [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP]
         conn.sendall(_join_head(first, kept) + rest)

@@ -145,3 +145,130 @@ def test_status_line_prints_model_text_literally():
     text = buffer.getvalue()
     assert "press [/bold] then [red]x" in text
     assert "bad [/i]" in text and "type([/])" in text
+
+
+# --- bad input anywhere (options, files) is one line and exit 2, never exit 1 ------------
+
+
+def _one_error_line(capsys, args):
+    code = main(args)
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2, captured.err
+    assert captured.out == "" and len(lines) == 1 and lines[0].startswith("error: ")
+    assert "internal failure" not in lines[0] and "Traceback" not in captured.err
+    return lines[0]
+
+
+@pytest.fixture()
+def episode(tmp_path):
+    """A one-step MiniWoB recording written by the real writer (no browser needed)."""
+    from PIL import Image
+
+    from pixelpilot.agent.trajectory import Step, TrajectoryWriter
+
+    header = {"task": "miniwob/click-button", "env": "miniwob/click-button", "env_kwargs": {},
+              "seed": 0, "model": "expert", "frame": "pixels", "screen": [160, 210]}  # fmt: skip
+    with TrajectoryWriter(tmp_path / "ep", header) as writer:
+        step = Step(
+            index=0,
+            screenshot="step-0000.png",
+            response="Action: click(start_box='(5,6)')",
+            actions=({"type": "click", "x": 5, "y": 6},),
+            target=(0, 0, 10, 10),
+        )
+        writer.append(step, Image.new("RGB", (160, 210), "white"))
+    return tmp_path / "ep"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["record", "miniwob/click-button", "--expert", "--out", "FILE"],
+        ["run", "--env", "miniwob/click-button", "--model", "expert", "--out", "FILE"],
+        ["eval", "online", "miniwob/click-button", "--episodes", "1", "--out", "FILE"],
+        ["eval", "offline", "EP", "--model", "expert", "--out", "FILE"],
+        ["replay", "EP", "--out", "FILE"],
+        ["model", "tiny", "FILE"],
+        ["view", "EP", "--out", "DIR"],
+        ["record", "miniwob/click-button", "--expert", "--seed", "-1", "--out", "NEW"],
+        ["run", "--env", "miniwob/click-button", "--model", "expert", "--seed", "-1"],
+        ["model", "tiny", "NEW", "--seed", "-1"],
+        ["parse", "Action: wait()", "--screen", "9" * 400 + "x" + "9" * 400],
+        ["parse", "Action: wait()", "--screen", "20000x100"],
+    ],
+    ids=lambda a: " ".join(a)[:60],
+)
+def test_bad_options_exit_2_before_any_work(capsys, tmp_path, episode, args):
+    (tmp_path / "file").write_text("keep me")
+    names = {"FILE": tmp_path / "file", "DIR": tmp_path, "EP": episode, "NEW": tmp_path / "new"}
+    line = _one_error_line(capsys, [str(names.get(a, a)) for a in args])
+    assert any(word in line for word in ("--out", "'out'", "--seed", "--screen")), line
+    assert (tmp_path / "file").read_text() == "keep me" and not (tmp_path / "new").exists()
+
+
+def _edit(episode, line, edit):
+    path = episode / "trajectory.jsonl"
+    lines = path.read_text().splitlines()
+    obj = json.loads(lines[line])
+    edit(obj)
+    lines[line] = json.dumps(obj)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _png_claiming(width, height):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * ((width + 7) // 8 + 1) * 4)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _nested(episode):
+    path = episode / "trajectory.jsonl"
+    lines = path.read_text().splitlines()
+    lines[1] = "[" * 100_000 + "]" * 100_000
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _point_outside(episode, symlink):
+    import shutil
+
+    shutil.copy(episode / "step-0000.png", episode.parent / "secret.png")
+    if symlink:
+        (episode / "step-0000.png").unlink()
+        (episode / "step-0000.png").symlink_to(episode.parent / "secret.png")
+    else:
+        _edit(episode, 1, lambda s: s.update(screenshot="../secret.png"))
+
+
+HOSTILE = {
+    "infinite target": lambda ep: _edit(ep, 1, lambda s: s.update(target=[1e999, 0, 0, 0])),
+    "deep nesting": _nested,
+    "action without x": lambda ep: _edit(
+        ep, 1, lambda s: s.update(actions=[{"type": "click", "y": 1}])
+    ),
+    "unknown action": lambda ep: _edit(ep, 1, lambda s: s.update(actions=[{"type": "explode"}])),
+    "malformed screen": lambda ep: _edit(ep, 0, lambda h: h.update(screen="160x210")),
+    "garbage png": lambda ep: (ep / "step-0000.png").write_bytes(b"not a png at all" * 8),
+    "oversized png": lambda ep: (ep / "step-0000.png").write_bytes(_png_claiming(40_000, 40_000)),
+    "screenshot outside": lambda ep: _point_outside(ep, symlink=False),
+    "screenshot symlinked out": lambda ep: _point_outside(ep, symlink=True),
+}
+
+
+@pytest.mark.parametrize("damage", list(HOSTILE))
+@pytest.mark.parametrize("command", ["view", "replay", "eval offline"])
+def test_hostile_trajectories_exit_2_with_file_and_line(capsys, episode, damage, command):
+    HOSTILE[damage](episode)
+    args = {"view": ["view"], "replay": ["replay"], "eval offline": ["eval", "offline"]}[command]
+    extra = ["--model", "expert"] if command == "eval offline" else []
+    line = _one_error_line(capsys, [*args, str(episode), *extra])
+    assert "trajectory.jsonl:" in line
+    assert not (episode / "view.html").exists()

@@ -39,7 +39,10 @@ def emit_json(obj: Any) -> None:
 
 
 def parse_screen(value: str) -> tuple[int, int]:
-    """``'1280x720'`` -> ``(1280, 720)``; ``BadInput`` otherwise."""
+    """``'1280x720'`` -> ``(1280, 720)``; ``BadInput`` otherwise (sides up to
+    ``pixelpilot.untrusted.MAX_SCREEN_SIDE``)."""
+    from pixelpilot.untrusted import MAX_SCREEN_SIDE
+
     try:
         w, h = value.lower().split("x")
         size = (int(w), int(h))
@@ -47,7 +50,27 @@ def parse_screen(value: str) -> tuple[int, int]:
         raise BadInput(f"--screen must look like 1280x720, got {value!r}") from None
     if size[0] <= 0 or size[1] <= 0:
         raise BadInput(f"--screen must be positive, got {value!r}")
+    if max(size) > MAX_SCREEN_SIDE:
+        raise BadInput(f"--screen sides must be at most {MAX_SCREEN_SIDE}, got {value[:40]!r}")
     return size
+
+
+def out_folder(value: str | None) -> str | None:
+    """Callback of every output-folder option: an existing file there is bad input (exit 2)."""
+    from pathlib import Path
+
+    if value and Path(value).exists() and not Path(value).is_dir():
+        raise typer.BadParameter(f"{value} is an existing file, not a folder")
+    return value
+
+
+def out_file(value: str | None) -> str | None:
+    """Callback of an output-file option: an existing folder there is bad input (exit 2)."""
+    from pathlib import Path
+
+    if value and Path(value).is_dir():
+        raise typer.BadParameter(f"{value} is a folder, not a file")
+    return value
 
 
 # --- tools: parse -------------------------------------------------------------------------
@@ -146,8 +169,10 @@ def run_command(
     ),
     model_name: str | None = typer.Option(None, "--model-name", help="Model name on a server."),
     max_steps: int = typer.Option(15, "--max-steps", min=1),
-    seed: int = typer.Option(0, "--seed"),
-    out: str | None = typer.Option(None, "--out", help="Trajectory folder (default: runs/...)."),
+    seed: int = typer.Option(0, "--seed", min=0),
+    out: str | None = typer.Option(
+        None, "--out", help="Trajectory folder (default: runs/...).", callback=out_folder
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Run the agent on one task and record the episode."""
@@ -201,9 +226,11 @@ def record_command(
     model: str | None = typer.Option(None, "--model", help="A model instead of --expert."),
     model_name: str | None = typer.Option(None, "--model-name"),
     episodes: int = typer.Option(1, "--episodes", min=1),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     max_steps: int = typer.Option(15, "--max-steps", min=1),
-    out: str = typer.Option(..., "--out", help="Folder: OUT/<task>/seed-<k>/ per episode."),
+    out: str = typer.Option(
+        ..., "--out", help="Folder: OUT/<task>/seed-<k>/ per episode.", callback=out_folder
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Record episodes (expert or model) as trajectories, one folder per episode."""
@@ -245,6 +272,11 @@ def record_command(
     console.print(f"mean success {summary['mean_success']:.0%}; trajectories in {out}")
 
 
+_REPLAY_ALLOW = typer.Option(
+    None, "--allow", help="Origin a browser recording may open (repeat for each)."
+)
+
+
 @app.command("replay")
 def replay_command(
     directory: str = typer.Argument(..., help="An episode folder."),
@@ -254,7 +286,13 @@ def replay_command(
     model: str | None = typer.Option(None, "--model"),
     model_name: str | None = typer.Option(None, "--model-name"),
     max_steps: int = typer.Option(15, "--max-steps", min=1),
-    out: str | None = typer.Option(None, "--out", help="Record the replay as a trajectory."),
+    out: str | None = typer.Option(
+        None, "--out", help="Record the replay as a trajectory.", callback=out_folder
+    ),
+    allow: list[str] | None = _REPLAY_ALLOW,
+    trust_url: bool = typer.Option(
+        False, "--trust-recorded-url", help="Open a browser recording's URL and allow-list."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Re-execute a recorded episode in a fresh env and report divergences."""
@@ -270,7 +308,15 @@ def replay_command(
             raise BadInput("--from-step hands over to a model: a checkpoint or a server URL")
         policy.check()
         vlm = load_model(policy)
-    report = replay(directory, from_step=from_step, vlm=vlm, max_steps=max_steps, out=out)
+    report = replay(
+        directory,
+        from_step=from_step,
+        vlm=vlm,
+        max_steps=max_steps,
+        out=out,
+        allow=allow or (),
+        trust_url=trust_url,
+    )
     data = report.to_dict()
     if as_json:
         emit_json(data)
@@ -286,7 +332,9 @@ def replay_command(
 @app.command("view")
 def view_command(
     directory: str = typer.Argument(..., help="An episode folder or a folder of episodes."),
-    out: str | None = typer.Option(None, "--out", help="HTML file (default DIR/view.html)."),
+    out: str | None = typer.Option(
+        None, "--out", help="HTML file (default DIR/view.html).", callback=out_file
+    ),
 ) -> None:
     """Write a self-contained HTML viewer and print its path."""
     from pixelpilot.agent.viewer import write_view
@@ -328,7 +376,9 @@ def eval_offline(
     ),
     predictions: str = typer.Option(None, "--predictions", help="Score saved answers (JSONL)."),
     frame: str = typer.Option(None, "--frame", help="Frame of --predictions answers without one."),
-    out: str = typer.Option(None, "--out", help="Output dir: predictions, scores, reports."),
+    out: str = typer.Option(
+        None, "--out", help="Output dir: predictions, scores, reports.", callback=out_folder
+    ),
     limit: int = typer.Option(None, "--limit", help="Evaluate the first N samples only."),
     batch_size: int = typer.Option(4, "--batch-size", help="Conversations per model call."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
@@ -399,7 +449,9 @@ def eval_online(
     max_steps: int = typer.Option(15, "--max-steps", help="Step limit per episode."),
     step_timeout: float = typer.Option(60.0, "--step-timeout", help="Seconds per step."),
     episode_timeout: float = typer.Option(300.0, "--episode-timeout", help="Seconds per episode."),
-    out: str = typer.Option(None, "--out", help="Output dir: episodes, results, reports."),
+    out: str = typer.Option(
+        None, "--out", help="Output dir: episodes, results, reports.", callback=out_folder
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     """Run the agent on a task suite (task x seed), in parallel, and report success rates."""
@@ -443,14 +495,14 @@ def eval_compare(
 
 @model_app.command("tiny")
 def model_tiny(
-    out: str = typer.Argument(..., help="Folder to write the checkpoint to."),
+    out: str = typer.Argument(..., help="Folder to write the checkpoint to.", callback=out_folder),
     arch: str = typer.Option(
         "qwen2_5_vl",
         help="qwen2_5_vl | qwen2_vl | kimi_k25 | chameleon | kimi_vl (remote-code test "
         "fixture, xs only)",
     ),
     size: str = typer.Option("xs", help="xs (~1M) | s (~5M) | m (~20M parameters)."),
-    seed: int = typer.Option(0, help="Seed of the random weights and the tokenizer corpus."),
+    seed: int = typer.Option(0, min=0, help="Seed of the random weights and the tokenizer corpus."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Build a tiny random-init checkpoint of a real VLM architecture (no download)."""

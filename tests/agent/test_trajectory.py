@@ -353,3 +353,11 @@ def test_a_png_broken_after_its_header_fails_to_load_with_a_format_error(tmp_pat
     episode = read_trajectory(tmp_path)
     with pytest.raises(TrajectoryFormatError, match="not a readable image"):
         episode.load_screenshot(0)
+
+
+def test_writer_into_a_file_is_a_format_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("keep me")
+    for where in (tmp_path / "file", tmp_path / "file" / "seed-0"):
+        with pytest.raises(TrajectoryFormatError, match="a file is where the episode folder goes"):
+            TrajectoryWriter(where, HEADER)
+    assert (tmp_path / "file").read_text() == "keep me"

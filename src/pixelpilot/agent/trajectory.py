@@ -197,7 +197,12 @@ class TrajectoryWriter:
     ) -> None:
         self.directory = Path(directory)
         self.path = self.directory / FILE_NAME
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise TrajectoryFormatError(
+                self.directory, None, "a file is where the episode folder goes"
+            ) from None
         if self.path.exists():
             raise TrajectoryFormatError(str(self.path), None, "a trajectory already exists here")
         missing = [k for k in HEADER_KEYS if k not in header and k != "started_at"]

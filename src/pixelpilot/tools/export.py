@@ -15,9 +15,9 @@ settings ``{wait_seconds}`` and ``{hold_seconds}``; three format specs speak pya
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Iterable
-from typing import Any
 
 from pixelpilot.tools.actions import Action
 from pixelpilot.tools.frames import Screen
@@ -75,45 +75,51 @@ def to_pyautogui_script(
     return "\n".join(lines) + "\n"
 
 
-class _Statements(string.Formatter):
-    """Fills an action's templates; strings can only come out as literals."""
+_SETTINGS = {"wait_seconds": WAIT_SECONDS, "hold_seconds": LONG_PRESS_SECONDS}
 
-    def __init__(self, action: Action) -> None:
-        self.action = action
-        self.settings = {"wait_seconds": WAIT_SECONDS, "hold_seconds": LONG_PRESS_SECONDS}
 
-    def get_value(self, key: Any, args: Any, kwargs: Any) -> Any:
-        if key in self.settings:
-            return self.settings[key]
-        return getattr(self.action, str(key))
+@functools.cache
+def _pieces(template: str) -> tuple[tuple[str, str | None, str], ...]:
+    """(literal text, field name or None, format spec) runs of a template, parsed once."""
+    out = []
+    for text, name, spec, conversion in string.Formatter().parse(template):
+        if conversion:
+            raise ValueError(
+                f"{template!r}: no !{conversion}; every string is written as a literal"
+            )
+        out.append((text, name, spec or ""))
+    return tuple(out)
 
-    def convert_field(self, value: Any, conversion: str | None) -> Any:
-        return value  # no !s / !r: format_field decides how every value is written
 
-    def format_field(self, value: Any, format_spec: str) -> str:
-        if format_spec == "keys":
-            return ", ".join(repr(pyautogui_key(str(k))) for k in value)
-        if format_spec in ("wheel", "clicks"):
-            vertical = value in ("up", "down")
-            if format_spec == "wheel":
-                return "scroll" if vertical else "hscroll"
-            return str((1 if value in ("up", "right") else -1) * SCROLL_CLICKS)
-        if format_spec or isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ValueError(f"{self.action.type}: cannot export {value!r} as {format_spec!r}")
-        return repr(value)
+def _value(action: Action, name: str, spec: str) -> str:
+    """One filled-in placeholder: strings only ever as Python literals."""
+    value = _SETTINGS[name] if name in _SETTINGS else getattr(action, name)
+    if spec == "keys":
+        return ", ".join(repr(pyautogui_key(str(k))) for k in value)
+    if spec == "wheel":
+        return "scroll" if value in ("up", "down") else "hscroll"
+    if spec == "clicks":
+        return str((1 if value in ("up", "right") else -1) * SCROLL_CLICKS)
+    if spec or isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{action.type}: cannot export {value!r} as {spec!r}")
+    return repr(value)
 
 
 def _statements(action: Action) -> list[str]:
     if not action.pyautogui:
         return [f"# {action.type}() has no pyautogui form; skipped"]
-    writer = _Statements(action)
     lines = []
     for template in action.pyautogui:
         if isinstance(template, tuple):
             flag, template = template
             if not getattr(action, flag):
                 continue
-        lines.append(writer.format(template))
+        lines.append(
+            "".join(
+                text + (_value(action, name, spec) if name is not None else "")
+                for text, name, spec in _pieces(template)
+            )
+        )
     return lines
 
 

@@ -170,7 +170,8 @@ def typer_signature(
     for f in fields:
         helptext = f.metadata.get("help", "")
         if f.name in positional:
-            default = typer.Argument(..., help=helptext, metavar=f.name.upper())
+            required = f.metadata.get("cli_default", ...)  # a field may make it optional
+            default = typer.Argument(required, help=helptext, metavar=f.name.upper())
         else:
             default = typer.Option(f.default, help=helptext)
         params.append(

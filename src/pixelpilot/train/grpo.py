@@ -47,6 +47,14 @@ from pixelpilot.train.trainer import StepLoss, Trainer, TrainResult
 class GRPOConfig(TrainConfig):
     """Group relative policy optimisation (see the module docstring)."""
 
+    data: str = field(
+        default="",
+        metadata={
+            "help": "Training data: a file or folder in --format (as eval offline reads); "
+            "leave out with --online.",
+            "cli_default": "",
+        },
+    )
     lr: float = opt(1e-6, "Peak learning rate (AdamW).")
     group: int = opt(8, "Answers sampled per prompt (G).")
     num_iterations: int = opt(1, "Optimisation passes (optimizer updates) per generated batch.")
@@ -82,8 +90,8 @@ class GRPOConfig(TrainConfig):
         "Online: the seed range rollouts draw from (keep it apart from evaluation seeds).",
     )
     episode_steps: int = opt(8, "Online: step limit of one rollout episode.")
-    episodes_per_step: int = opt(
-        2, "Online: task/seed groups per optimizer step (each G episodes)."
+    online_reward: str = opt(
+        "success", "Online: episode reward, success (1/0 from the env) or env (its raw reward)."
     )
 
     def validate(self) -> None:
@@ -98,13 +106,17 @@ class GRPOConfig(TrainConfig):
             (0 < self.top_p <= 1, "top_p", "--top-p must be in (0, 1]"),
             (self.max_resample >= 0, "max_resample", "--max-resample must be >= 0"),
             (self.episode_steps >= 1, "episode_steps", "--episode-steps must be >= 1"),
-            (self.episodes_per_step >= 1, "episodes_per_step", "--episodes-per-step must be >= 1"),
+            (self.online_reward in ("success", "env"), "online_reward",
+             "--online-reward must be success or env"),
             (not (self.online and self.data), "online", "give DATA or --online TASKS, not both"),
         ]  # fmt: skip
         for ok, name, message in checks:
             if not ok:
                 raise ConfigError(message, option=name)
         self.loss_settings()  # epsilon, beta, max_new_tokens
+        from pixelpilot.train.rewards import parse_reward_spec
+
+        parse_reward_spec(self.reward)  # an unknown reward fails before the model loads
 
     def loss_settings(self) -> LossSettings:
         return LossSettings(
@@ -439,9 +451,18 @@ class GRPOTrainer(Trainer):
             ),  # fmt: skip
         )
 
+    _passes: list[list[Any]] | None = None
+
+    def _micro_batches(self, indices: list[int]) -> list[list[Any]]:
+        """The micro-batches the objective prepared (dynamic sampling and online rollouts
+        change what a step trains on), once prepared."""
+        return self._passes if self._passes is not None else super()._micro_batches(indices)
+
     def train_step(self, indices: list[int]) -> dict[str, Any]:
         objective: GRPOObjective = self.objective  # type: ignore[assignment]
+        self._passes = None
         prepared = objective.prepare(self._micro_batches(indices), self.step, self.where)
+        self._passes = [[g.sample for g in b["groups"]] for b in objective.batches]
         records = []
         for _ in range(self.config.num_iterations):
             objective.begin_pass()
@@ -478,13 +499,13 @@ def _reward_trend(history: Sequence[dict[str, Any]]) -> tuple[float, float]:
     return (values[0], values[-1]) if values else (float("nan"), float("nan"))
 
 
-def train_grpo(config: GRPOConfig) -> GRPOResult:
+def train_grpo(config: GRPOConfig, *, stop_after: int | None = None) -> GRPOResult:
     """Run GRPO on recorded steps, or on live rollouts with ``--online`` (alone, or as one
-    process of ``accelerate launch``)."""
+    process of ``accelerate launch``); ``stop_after`` stops early with a checkpoint."""
     if config.online:
         from pixelpilot.train.grpo_online import train_online
 
-        return train_online(config)
+        return train_online(config, stop_after=stop_after)
     from pathlib import Path
 
     from pixelpilot.train.data import PromptCache, conversation_for, load_split
@@ -509,7 +530,7 @@ def train_grpo(config: GRPOConfig) -> GRPOResult:
         objective = GRPOObjective(vlm, config, cache, rewards, reference_model(config, vlm))
         objective.pool = split.train
         trainer = GRPOTrainer(config, vlm, objective, split, where)
-        result = trainer.run(Path(resume) if resume else None)
+        result = trainer.run(Path(resume) if resume else None, stop_after)
         return GRPOResult(result, *_reward_trend(result.history))
     finally:
         shutdown(where)

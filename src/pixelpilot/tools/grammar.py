@@ -5,7 +5,9 @@ into a ``Response`` whose actions are in screen pixels; ``format_action`` and
 ``format_response`` write actions back in a model's coordinate frame. The parser is a small
 hand-written scanner: model output is never evaluated. Anything it cannot read raises
 ``ParseError`` saying what was expected and where; it raises nothing else for any text.
-The accepted grammar is documented in ``docs/action-language.md``.
+The accepted grammar is documented in ``docs/action-language.md``. Which calls exist, their
+aliases and arguments, and how each is written back come from the action classes'
+declarations (``pixelpilot.tools.actions``); nothing here lists action types.
 """
 
 from __future__ import annotations

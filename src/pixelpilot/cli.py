@@ -388,6 +388,9 @@ def eval_offline(
     ),
     kind: str = typer.Option("computer", "--kind", help="Prompt kind: computer|mobile|grounding."),
     step_instructions: bool = typer.Option(False, "--step-instructions", help="Low-level mode."),
+    allow_outside_images: bool = typer.Option(
+        False, "--allow-outside-images", help="Read image paths that leave the data folder."
+    ),
     language: str = typer.Option(
         "English", "--language", help="Language the prompt asks the model to think in."
     ),
@@ -430,6 +433,7 @@ def eval_offline(
         step_instructions=step_instructions,
         language=language,
         rules=match_rules,
+        allow_outside_images=allow_outside_images,
     )
     bar, update = _progress_bar("offline")
     with bar:

@@ -178,3 +178,110 @@ def test_screenspot_pro_report_breaks_down_by_group_and_ui_type(tmp_path):
     assert set(report["per_task"]) == {"vscode", "photoshop"}
     markdown = (out / "report.md").read_text()
     assert "## Per group" in markdown and "## Per ui_type" in markdown and "Dev/icon" in markdown
+
+
+# --- data files are untrusted: images stay in their folder, numbers are finite -------------
+
+
+def _screenspot_row(name, bbox=(1, 2, 3, 4)):
+    return {"img_filename": name, "instruction": "x", "bbox": list(bbox)}
+
+
+def _data_with_image(tmp_path, name, fmt="screenspot"):
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    if fmt == "screenspot":
+        row = _screenspot_row(name)
+    else:
+        row = {"annotation_id": "t", "confirmed_task": "x", "screenshot": name,
+               "operation": {"op": "CLICK"}, "bbox": [1, 2, 3, 4]}  # fmt: skip
+    path = data / "data.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    return path
+
+
+@pytest.fixture
+def outside_png(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), "red").save(tmp_path / "outside.png")
+    return tmp_path / "outside.png"
+
+
+@pytest.mark.parametrize("fmt", ["screenspot", "mind2web"])
+@pytest.mark.parametrize("how", ["dotdot", "absolute", "symlink"])
+def test_image_paths_stay_in_the_data_folder_unless_allowed(tmp_path, outside_png, fmt, how):
+    name = {"dotdot": "../outside.png", "absolute": str(outside_png), "symlink": "link.png"}[how]
+    path = _data_with_image(tmp_path, name, fmt)
+    if how == "symlink":
+        (path.parent / "link.png").symlink_to(outside_png)
+    with pytest.raises(DatasetFormatError, match="leads out of .*--allow-outside-images"):
+        load_samples(path, fmt)
+    samples = load_samples(path, fmt, allow_outside_images=True)
+    assert samples[0].image == str(outside_png) and samples[0].screen == (40, 30)
+    with pytest.raises(DatasetFormatError, match="leads out of"):
+        load_samples(path, fmt)  # the permission was for that one load only
+
+
+def test_a_symlink_within_the_data_folder_is_fine(tmp_path):
+    from PIL import Image
+
+    path = _data_with_image(tmp_path, "link.png")
+    Image.new("RGB", (40, 30)).save(path.parent / "real.png")
+    (path.parent / "link.png").symlink_to(path.parent / "real.png")
+    assert load_samples(path, "screenspot")[0].image == str(path.parent / "real.png")
+
+
+def _png_claiming(width, height):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * ((width + 7) // 8 + 1) * 4)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"garbage" * 20, _png_claiming(40_000, 40_000), _png_claiming(9_000, 9_000)],
+    ids=["garbage", "bomb", "over-area"],
+)
+def test_unusable_images_are_format_errors(tmp_path, content):
+    path = _data_with_image(tmp_path, "shot.png")
+    (path.parent / "shot.png").write_bytes(content)
+    with pytest.raises(DatasetFormatError, match="data.jsonl:1: image shot.png is not usable"):
+        load_samples(path, "screenspot")
+
+
+def test_deep_nesting_and_infinite_boxes_are_format_errors(tmp_path):
+    from PIL import Image
+
+    data = tmp_path / "data.json"
+    data.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DatasetFormatError, match="nested too deeply"):
+        load_samples(data, "screenspot")
+    data = tmp_path / "data.jsonl"
+    data.write_text("{}\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(DatasetFormatError, match="data.jsonl:2: JSON nested too deeply"):
+        load_samples(data, "mind2web")
+    Image.new("RGB", (40, 30)).save(tmp_path / "a.png")
+    data.write_text('{"img_filename": "a.png", "instruction": "x", "bbox": [1e999, 0, 1, 1]}\n')
+    with pytest.raises(DatasetFormatError, match="bbox must hold finite numbers"):
+        load_samples(data, "screenspot")
+
+
+def test_eval_offline_refuses_outside_images_with_exit_2(tmp_path, outside_png, capsys):
+    from pixelpilot.cli import main
+
+    path = _data_with_image(tmp_path, "../outside.png")
+    args = ["eval", "offline", str(path), "--format", "screenspot", "--model", "expert", "--json"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "leads out of" in err[0] and "--allow-outside-images" in err[0]
+    assert main([*args, "--allow-outside-images"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] == 1

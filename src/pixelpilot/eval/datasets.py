@@ -1,6 +1,10 @@
 """Dataset adapters: each offline-evaluation format becomes a list of ``Sample`` steps.
 
-Formats (defined plainly in ``docs/evaluation.md``; paths inside a file are relative to it):
+Formats (defined plainly in ``docs/evaluation.md``; paths inside a file are relative to it,
+and a data file is untrusted: an image path that leads out of its folder, through ``..``, an
+absolute path or a symlink, is refused unless ``allow_outside_images=True``, the CLI's
+``--allow-outside-images``; an image must open and stay within ``pixelpilot.untrusted``'s size
+limits):
 
 - ``trajectory``: pixelpilot episode directories; every recorded step with an action is a sample;
 - ``screenspot``: JSON list / JSONL of ``{"img_filename", "instruction", "bbox": [x, y, w, h]}``;
@@ -18,9 +22,12 @@ Formats (defined plainly in ``docs/evaluation.md``; paths inside a file are rela
 from __future__ import annotations
 
 import json
+import math
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+from pixelpilot import untrusted
 from pixelpilot.agent.sample import StepSample
 from pixelpilot.errors import DatasetFormatError
 from pixelpilot.tools.frames import CoordinateFrame
@@ -37,9 +44,13 @@ FORMATS = (
 
 Sample = StepSample  # the step sample lives in pixelpilot.agent.sample
 
+# Whether image paths may lead out of their data folder; set by load_samples for one load.
+_OUTSIDE_IMAGES: ContextVar[bool] = ContextVar("allow_outside_images", default=False)
 
-def load_samples(path: str | Path, fmt: str) -> list[Sample]:
-    """Read ``path`` in format ``fmt``; ``DatasetFormatError`` on bad data."""
+
+def load_samples(path: str | Path, fmt: str, *, allow_outside_images: bool = False) -> list[Sample]:
+    """Read ``path`` in format ``fmt``; ``DatasetFormatError`` on bad data. Image paths must
+    stay inside the data file's folder unless ``allow_outside_images``."""
     path = Path(path)
     if fmt not in FORMATS:
         raise DatasetFormatError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
@@ -53,7 +64,11 @@ def load_samples(path: str | Path, fmt: str) -> list[Sample]:
         "androidcontrol": _load_androidcontrol,
         "mind2web": _load_mind2web,
     }[fmt]
-    samples = loader(path)
+    token = _OUTSIDE_IMAGES.set(allow_outside_images)
+    try:
+        samples = loader(path)
+    finally:
+        _OUTSIDE_IMAGES.reset(token)
     if not samples:
         raise DatasetFormatError(f"{path}: no samples in {fmt} format")
     ids = [s.id for s in samples]
@@ -71,6 +86,8 @@ def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DatasetFormatError(f"{path}: not valid JSON ({exc})") from None
+        except RecursionError:
+            raise DatasetFormatError(f"{path}: JSON nested too deeply") from None
         items = list(enumerate(data, start=1))
     else:
         items = []
@@ -81,6 +98,8 @@ def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
                 items.append((number, json.loads(line)))
             except json.JSONDecodeError as exc:
                 raise DatasetFormatError(f"{path}:{number}: not valid JSON ({exc})") from None
+            except RecursionError:
+                raise DatasetFormatError(f"{path}:{number}: JSON nested too deeply") from None
     for number, obj in items:
         if not isinstance(obj, dict):
             raise DatasetFormatError(f"{path}:{number}: expected a JSON object")
@@ -94,15 +113,29 @@ def _need(obj: dict[str, Any], key: str, where: str) -> Any:
 
 
 def _image(base: Path, name: Any, where: str) -> tuple[str, tuple[int, int]]:
+    """The resolved path and size of image ``name`` (relative to ``base``), which must stay
+    inside ``base`` (unless ``load_samples`` allows outside images) and open as an image
+    within the size limits."""
     from PIL import Image
 
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str) or not name or "\0" in name:
         raise DatasetFormatError(f"{where}: image path must be a string")
-    path = (base / name).resolve()
+    path = base / name
     if not path.is_file():
         raise DatasetFormatError(f"{where}: image {name} not found")
-    with Image.open(path) as im:
-        return str(path), im.size
+    try:
+        path = path.resolve() if _OUTSIDE_IMAGES.get() else untrusted.inside(path, base)
+    except ValueError:
+        raise DatasetFormatError(
+            f"{where}: image {name} leads out of {base} (--allow-outside-images reads it)"
+        ) from None
+    try:
+        with Image.open(path) as im:
+            untrusted.check_image_size(*im.size)
+            return str(path), im.size
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        problem = " ".join(str(exc).split()) or type(exc).__name__
+        raise DatasetFormatError(f"{where}: image {name} is not usable ({problem})") from None
 
 
 def _xywh_box(value: Any, where: str, fmt: str = "xywh") -> tuple[int, int, int, int]:
@@ -112,6 +145,8 @@ def _xywh_box(value: Any, where: str, fmt: str = "xywh") -> tuple[int, int, int,
         a, b, c, d = (float(v) for v in value)
     except (TypeError, ValueError):
         raise DatasetFormatError(f"{where}: bbox must be a list of 4 numbers") from None
+    if not all(math.isfinite(v) for v in (a, b, c, d)):
+        raise DatasetFormatError(f"{where}: bbox must hold finite numbers")
     if fmt == "xywh":
         c, d = a + c, b + d
     return (round(a), round(b), round(c), round(d))

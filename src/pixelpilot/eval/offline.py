@@ -42,6 +42,7 @@ class OfflineConfig:
     language: str = "English"  # the language the prompt asks the model to think in
     step_instructions: bool = False  # AndroidControl "low" level: append the step instruction
     rules: MatchRules = field(default_factory=MatchRules)
+    allow_outside_images: bool = False  # dataset image paths may leave the data file's folder
 
 
 def conversation(
@@ -217,7 +218,9 @@ def evaluate_offline(
     config: OfflineConfig, vlm: Any = None, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Run one offline evaluation and return its report (also written to ``config.out``)."""
-    samples = load_samples(config.data, config.format)
+    samples = load_samples(
+        config.data, config.format, allow_outside_images=config.allow_outside_images
+    )
     if config.limit is not None:
         samples = samples[: max(0, config.limit)]
     out = Path(config.out) if config.out else None

@@ -258,7 +258,7 @@ def test_unusable_images_are_format_errors(tmp_path, content):
         load_samples(path, "screenspot")
 
 
-def test_deep_nesting_and_infinite_boxes_are_format_errors(tmp_path):
+def test_deep_nesting_bad_text_and_infinite_boxes_are_format_errors(tmp_path):
     from PIL import Image
 
     data = tmp_path / "data.json"
@@ -269,6 +269,9 @@ def test_deep_nesting_and_infinite_boxes_are_format_errors(tmp_path):
     data.write_text("{}\n" + "[" * 100_000 + "]" * 100_000 + "\n")
     with pytest.raises(DatasetFormatError, match="data.jsonl:2: JSON nested too deeply"):
         load_samples(data, "mind2web")
+    data.write_bytes(b'{"img_filename": "\xa1"}\n')
+    with pytest.raises(DatasetFormatError, match="data.jsonl: not UTF-8 text"):
+        load_samples(data, "screenspot")
     Image.new("RGB", (40, 30)).save(tmp_path / "a.png")
     data.write_text('{"img_filename": "a.png", "instruction": "x", "bbox": [1e999, 0, 1, 1]}\n')
     with pytest.raises(DatasetFormatError, match="bbox must hold finite numbers"):

@@ -79,7 +79,12 @@ def load_samples(path: str | Path, fmt: str, *, allow_outside_images: bool = Fal
 
 def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(line or index, object) pairs of a JSON list or a JSONL file."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetFormatError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:

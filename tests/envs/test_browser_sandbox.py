@@ -366,3 +366,26 @@ def test_a_file_page_has_no_network_at_all(
         _quiet(listener)
         assert listener.accepts == []
         assert env.sandbox.route is None  # no proxy for a file:// page: nothing leads out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--user-data-dir=/"],
+        ["--user-data-dir=/tmp/playwright_chromiumdev_profile-x/../../etc"],
+        ["--user-data-dir=/tmp/playwright_chromiumdev_profile-x/sub"],
+        ["--user-data-dir=/tmp/playwright_chromiumdev_profile-"],
+    ],
+    ids=["none", "root", "dotdot", "nested", "bare-prefix"],
+)
+def test_the_jail_binds_only_a_playwright_profile_folder(tmp_path: Path, args: list[str]) -> None:
+    import subprocess
+
+    from pixelpilot.envs.chromium import write_wrapper
+
+    marker = tmp_path / "ran"
+    wrapper = write_wrapper(tmp_path, "/usr/bin/touch", tmp_path / "proxy.sock")
+    proc = subprocess.run([str(wrapper), *args, str(marker)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "expected a Playwright profile folder" in proc.stderr
+    assert not marker.exists()

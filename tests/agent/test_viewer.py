@@ -202,3 +202,14 @@ def test_screenshots_outside_the_episode_are_never_embedded(tmp_path: Path, caps
     assert main(["view", str(tmp_path / "ep")]) == 2
     assert "leads out of" in capsys.readouterr().err
     assert not (tmp_path / "ep" / "view.html").exists()
+
+
+def test_the_html_goes_where_asked_and_never_into_a_folder(tmp_path: Path) -> None:
+    from pixelpilot.errors import ConfigError
+
+    _episode(tmp_path / "ep", 1)
+    path = write_view(tmp_path / "ep", tmp_path / "new" / "deeper" / "v.html")
+    assert path.read_text().startswith("<!doctype html>")
+    (tmp_path / "ep" / "view.html").mkdir()
+    with pytest.raises(ConfigError, match="is a folder"):
+        write_view(tmp_path / "ep")

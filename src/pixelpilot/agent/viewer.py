@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelpilot.agent.trajectory import Episode, Step, is_episode_dir, iter_episodes
-from pixelpilot.errors import TrajectoryFormatError
+from pixelpilot.errors import ConfigError, TrajectoryFormatError
 from pixelpilot.tools.actions import Action
 
 _CSS = """
@@ -215,10 +215,15 @@ def render_html(root: str | Path) -> str:
 
 
 def write_view(root: str | Path, out: str | Path | None = None) -> Path:
-    """Write the viewer for ``root`` (default ``ROOT/view.html``) and return its path."""
+    """Write the viewer for ``root`` (default ``ROOT/view.html``, folders made as needed) and
+    return its path; ``ConfigError`` when a folder is where the file goes."""
     root = Path(root)
     path = Path(out) if out is not None else root / "view.html"
-    path.write_text(render_html(root), encoding="utf-8")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not the HTML file to write", option="--out")
+    page = render_html(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
     return path
 
 

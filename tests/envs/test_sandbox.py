@@ -79,11 +79,13 @@ def test_no_capabilities_no_root_and_own_pid_namespace(tmp_path: Path) -> None:
             ["sh", "-c", "grep CapEff /proc/self/status; id -u; ls /proc | grep -c '^[0-9]'"]
         )
         remount = box.run(["mount", "-o", "remount,rw", "/"])
+        nested = box.run(["unshare", "--user", "true"])
     cap, uid, nprocs = done.stdout.split("\n")[:3]
     assert cap.split()[1] == "0000000000000000"
     assert uid == "1000"
     assert int(nprocs) < 6  # bwrap's init, sh, grep/ls: not the host's processes
     assert remount.returncode != 0
+    assert nested.returncode != 0  # no user namespace of its own: no capabilities to regain
 
 
 def test_only_our_x_display_is_reachable(xdisplay: XDisplay, tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ actions, observe and judge.
   can tell. So on the last step of an episode it is ``True``, ``False`` or (no task) ``None``.
 - ``step()`` before ``reset()``, and a broken browser or X server, raise ``EnvError``.
 - ``timing_ms``: milliseconds of the last ``reset`` (``reset``) or ``step`` (``act``,
-  ``observe``, ``step``); kept out of ``info`` so equal seeds give equal infos.
+  ``judge``, ``observe`` = the screenshot, ``step`` = all); kept out of ``info`` so equal seeds
+  give equal infos.
 """
 
 from __future__ import annotations
@@ -176,8 +177,9 @@ class PixelEnv(gymnasium.Env):
         self._guarded(lambda: self._act(act), f"executing {act.type}")
         t1 = time.perf_counter()
         state = self._guarded(lambda: self._judge(act), "judging the task")
-        obs = self._guarded(self._observe, "taking a screenshot")
         t2 = time.perf_counter()
+        obs = self._guarded(self._observe, "taking a screenshot")
+        t3 = time.perf_counter()
         agent_done = act.type if act.type in TERMINAL_ACTIONS else None
         terminated = bool(state.done or agent_done)
         truncated = not terminated and self._steps >= self.max_steps
@@ -189,8 +191,9 @@ class PixelEnv(gymnasium.Env):
         info = self._info(agent_done=agent_done)
         self.timing_ms = {
             "act": (t1 - t0) * 1000,
-            "observe": (t2 - t1) * 1000,
-            "step": (t2 - t0) * 1000,
+            "judge": (t2 - t1) * 1000,
+            "observe": (t3 - t2) * 1000,
+            "step": (t3 - t0) * 1000,
         }
         return obs, float(state.reward), terminated, truncated, info
 

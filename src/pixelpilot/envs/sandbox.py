@@ -25,7 +25,8 @@ A jailed process sees a private, minimal root, built on an empty tmpfs:
   uid/gid 1000 (mapped to the caller's uid outside, so files it writes in its home belong to the
   caller), and ``--cap-drop ALL``. Run as root, bwrap would otherwise keep every capability and
   a process could remount the read-only binds; and apps such as xterm refuse to run as a root
-  without ``CAP_CHOWN``;
+  without ``CAP_CHOWN``. ``--disable-userns``: it cannot make user namespaces of its own (the
+  way into most kernel attack surface that needs privileges);
 - ``--die-with-parent``: it is killed when the thread that started it ends, so nothing
   outlives the env. ``--new-session`` stops it from pushing keys into our terminal.
 
@@ -109,7 +110,8 @@ class Jail:
         assert self.home is not None
         home = str(self.home)
         args = [bwrap_path(), "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
-        args += ["--unshare-user", "--uid", str(JAIL_UID), "--gid", str(JAIL_UID)]
+        args += ["--unshare-user", "--disable-userns"]  # no user namespaces of its own
+        args += ["--uid", str(JAIL_UID), "--gid", str(JAIL_UID)]
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         if not self.network:
             args.append("--unshare-net")

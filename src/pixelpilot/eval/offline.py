@@ -189,9 +189,9 @@ def _model_answers(
     if vlm is None:
         if not config.model:
             raise ConfigError("offline evaluation needs --model or --predictions", option="--model")
-        from pixelpilot.vlm import load
+        from pixelpilot.agent.factory import PolicySpec, load_model
 
-        vlm = load(config.model)
+        vlm = load_model(PolicySpec.parse(config.model))  # the one constructor path
     answers: dict[str, dict[str, Any]] = {}
     pred_path = out / "predictions.jsonl" if out else None
     if pred_path is not None:

@@ -221,9 +221,10 @@ def test_a_start_url_that_redirects_out_does_not_reach_the_listener(
 ) -> None:
     url = f"{site.url}/redirect?to={listener.url}/start"
     with BrowserEnv(url, "t", viewport=(320, 240), browser=host) as env:
-        env.reset(seed=0)
+        _, info = env.reset(seed=0)
         _quiet(listener)
     assert listener.accepts == []
+    assert f"{listener.url}/start" in info["blocked_urls"]  # the proxy refused and counted it
 
 
 def test_workers_and_shared_workers_do_not_reach_the_listener(

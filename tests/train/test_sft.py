@@ -120,3 +120,11 @@ def test_nan_loss_steps_are_skipped_then_stop(
     assert info.value.steps == [1, 2, 3]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["skipped"] for r in rows] == [True, True, True]
+
+
+def test_accumulation_equals_a_bigger_batch(click_data: Path, tiny_xs: str, tmp_path: Path) -> None:
+    train_sft(config(click_data, tiny_xs, tmp_path / "big", max_steps=2, batch_size=4))
+    train_sft(config(click_data, tiny_xs, tmp_path / "acc", max_steps=2, batch_size=2,
+                     grad_accum=2))  # fmt: skip
+    big, acc = losses(tmp_path / "big"), losses(tmp_path / "acc")
+    assert max(abs(a - b) for a, b in zip(big, acc, strict=True)) <= 1e-5

@@ -1,6 +1,6 @@
 """One contract for every env: the browser, a MiniWoB task, the bare desktop and a desktop task
-are each held to Gymnasium's ``check_env`` and to ``check_pixel_env`` (same info keys,
-``info["success"]``, ``InvalidAction`` for every invalid action, clamping, truncation)."""
+are each held to ``check_pixel_env`` (same info keys, ``info["success"]``, ``InvalidAction`` for
+every invalid action, clamping, truncation) and to Gymnasium's ``check_env``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ PAGE = "<!doctype html><title>plain</title><button style='margin:40px'>OK</butto
 
 def _browser(tmp: Path) -> Any:
     (tmp / "page.html").write_text(PAGE)
-    return make("browser", url=(tmp / "page.html").as_uri(), viewport=(320, 240), max_steps=3)
+    env = make("browser", url=(tmp / "page.html").as_uri(), viewport=(320, 240), max_steps=3)
+    env.wait_seconds = 0.0  # what a wait action sleeps; the checker waits to truncate
+    return env
 
 
 ENVS: dict[str, Callable[[Path], Any]] = {
@@ -57,10 +59,23 @@ def fresh_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
 
 def test_every_env_keeps_the_contract(fresh_env: Any) -> None:
     check_pixel_env(fresh_env)
-    check_env(fresh_env, skip_render_check=True)
     fresh_env.close()
     with pytest.raises(EnvError, match="before reset"):
         fresh_env.step({"type": "wait"})
+
+
+# The browser's run takes ~25 s here (a fresh browser context per reset); it also runs by
+# default as tests/envs/test_browser.py::test_check_env_passes.
+GYM_MARKS = {"browser": [needs_chromium, pytest.mark.slow]}
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [pytest.param(k, marks=GYM_MARKS.get(k, MARKS.get(k, needs_desktop))) for k in ENVS],
+)
+def test_every_env_passes_gymnasiums_checker(kind: str, tmp_path: Path) -> None:
+    with ENVS[kind](tmp_path) as env:
+        check_env(env, skip_render_check=True)
 
 
 def _solve(env: Any, seed: int) -> dict[str, Any]:

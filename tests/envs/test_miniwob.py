@@ -110,10 +110,6 @@ def test_wrong_click_gives_negative_reward(host: ChromiumHost) -> None:
     assert reward < 0 and terminated
 
 
-def test_check_env_passes(click_test: MiniWoBEnv) -> None:
-    check_env(click_test, skip_render_check=True)
-
-
 def test_no_expert_for_other_tasks(host: ChromiumHost) -> None:
     with make("miniwob/drag-box", browser=host) as env:
         with pytest.raises(EnvError, match="no scripted expert"):

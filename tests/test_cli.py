@@ -272,3 +272,17 @@ def test_hostile_trajectories_exit_2_with_file_and_line(capsys, episode, damage,
     line = _one_error_line(capsys, [*args, str(episode), *extra])
     assert "trajectory.jsonl:" in line
     assert not (episode / "view.html").exists()
+
+
+def test_a_png_broken_after_its_header_is_a_format_error_when_a_prompt_loads_it(episode):
+    """The reader checks a screenshot's PNG header; a file cut off after it fails when the
+    model's prompt loads it, as a ``FileFormatError`` (one line, exit 2), not an ``OSError``."""
+    from pixelpilot.errors import FileFormatError
+    from pixelpilot.eval.offline import OfflineConfig, evaluate_offline
+    from pixelpilot.vlm import ModelProfile, ScriptedVLM
+
+    shot = episode / "step-0000.png"
+    shot.write_bytes(shot.read_bytes()[:60])
+    vlm = ScriptedVLM(["Action: wait()"], ModelProfile(name="s", frame="pixels"))
+    with pytest.raises(FileFormatError, match="step-0000.png: not a readable image"):
+        evaluate_offline(OfflineConfig(data=str(episode)), vlm=vlm)

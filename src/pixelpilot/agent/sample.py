@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pixelpilot.errors import ParseError
+from pixelpilot.errors import FileFormatError, ParseError
 from pixelpilot.tools.frames import CoordinateFrame
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -102,8 +102,12 @@ def rewrite_answer(
 def _load_rgb(path: str) -> Image.Image:
     from PIL import Image
 
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:  # a broken data file
+        problem = " ".join(str(exc).split()) or type(exc).__name__
+        raise FileFormatError(path, None, f"not a readable image ({problem})") from None
 
 
 @dataclass(frozen=True)

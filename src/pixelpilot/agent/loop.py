@@ -77,8 +77,8 @@ def execute(env: Any, actions: Sequence[Action], *, wait_seconds: float = 0.0) -
     ``finished`` is sent to the env (which may judge the task then) and ends the episode;
     ``call_user`` is not sent: the loop asks a person or ends the episode. ``wait`` sleeps
     ``wait_seconds`` before stepping the env with ``Wait()`` for a fresh view. An action the
-    env refuses (``EnvError``/``ValueError`` raised, or ``info["action_error"]`` set) stops the
-    rest and is reported in ``error``."""
+    env refuses (``InvalidAction``, or ``EnvError`` when it failed) stops the rest and is
+    reported in ``error``."""
     out = Outcome()
     for action in actions:
         if isinstance(action, CallUser):
@@ -98,9 +98,6 @@ def execute(env: Any, actions: Sequence[Action], *, wait_seconds: float = 0.0) -
         out.terminated |= bool(terminated)
         out.truncated |= bool(truncated)
         out.info = dict(info)
-        if info.get("action_error"):
-            out.error = f"{action.type} failed: {info['action_error']}"
-            break
         if isinstance(action, Finished):
             out.stop = "finished"
             break

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pixelpilot.envs.base import ScreenBox
 from pixelpilot.errors import FileFormatError, ParseError
 from pixelpilot.tools.frames import CoordinateFrame
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from pixelpilot.tools.grammar import Response
     from pixelpilot.vlm.base import Conversation, ModelProfile
 
-Box = tuple[int, int, int, int]
 # a past turn as the prompt shows it: (screenshot or None when outside the image window,
 # the answer text in the model's frame, feedback shown with that screenshot)
 Turn = tuple["Image.Image | None", str, "str | None"]
@@ -125,7 +125,7 @@ class StepSample:
     instruction: str
     gold: tuple[dict[str, Any], ...]
     screen: tuple[int, int]
-    target: Box | None = None
+    target: ScreenBox | None = None
     history: tuple[tuple[str, str], ...] = ()
     step_instruction: str | None = None
     gold_response: str | None = None

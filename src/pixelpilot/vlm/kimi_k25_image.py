@@ -111,7 +111,8 @@ class Kimi_K25ImageProcessorPil(PilBackend):  # noqa: N801 (transformers' class 
                     image.shape[1], image.shape[2], patch_size, merge_size, max_patches,
                     size.max_height,
                 )  # fmt: skip
-                image = self.resize(image, SizeDict(height=h, width=w), resample=resample)
+                if (h, w) != image.shape[1:]:  # most screenshots keep their size
+                    image = self.resize(image, SizeDict(height=h, width=w), resample=resample)
                 image = self.pad([image], pad_size=SizeDict(height=ph, width=pw))[0]
             if do_rescale:
                 image = self.rescale(image, rescale_factor)

@@ -128,6 +128,31 @@ def test_gradients_reach_vision_tower_projector_and_router(tiny_kimi_k25):
         model.zero_grad(set_to_none=True)
 
 
+def test_learns_an_answer_that_depends_on_the_image(tiny_kimi_k25_dir):
+    """Same text, two screenshots, two clicks: a few optimiser steps must make the greedy
+    answer follow the image, which only happens if pixels reach the decoder and train."""
+    from pixelpilot.vlm.hf import HFVLM
+
+    torch.manual_seed(0)
+    vlm = HFVLM(tiny_kimi_k25_dir)  # its own copy: training changes it
+    shots = [Image.new("RGB", (160, 210), c) for c in ("white", "black")]
+    convs = [Conversation.user("click the square", [im]) for im in shots]
+    targets = ["click(start_box='(100,100)')", "click(start_box='(900,900)')"]
+    end = vlm.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    comps = [vlm.tokenizer(t, add_special_tokens=False)["input_ids"] + [end] for t in targets]
+    vlm.model.train()
+    opt = torch.optim.AdamW(vlm.model.parameters(), lr=3e-3)
+    for _ in range(100):
+        loss = -torch.stack([lp.mean() for lp in vlm.logprobs(convs, comps, grad=True)]).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if loss.item() < 0.02:
+            break
+    vlm.model.eval()
+    assert [g.text for g in vlm.generate(convs, SamplingParams(max_new_tokens=20))] == targets
+
+
 def test_seeded_sampling(tiny_kimi_k25):
     params = SamplingParams(max_new_tokens=8, temperature=1.0, n=2, seed=5)
     a = tiny_kimi_k25.generate(_convs(2), params)

@@ -1,5 +1,7 @@
 """Speed of the MiniWoB env: median reset and step (action + screenshot), next to BrowserGym's
-MiniWoB env on the same Chromium and the same task pages.
+MiniWoB env on the same Chromium and the same task pages; and what the browser jail costs: the
+launch of a jailed Chromium, and the ``browser`` env on a page served over HTTP on 127.0.0.1
+(every request through the allow-list proxy).
 
     python bench/bench_envs.py [--episodes 20] [--steps 5] [--no-browsergym] [--no-doc]
 
@@ -96,6 +98,67 @@ def ours(tasks: list[str], episodes: int, steps: int, reload: str = "none") -> d
     return out
 
 
+PAGE = b"""<!doctype html><title>bench</title><style>body{margin:0}</style>
+<link rel="stylesheet" href="style.css"><img src="pixel.svg" width="40" height="40">
+<button style="position:absolute;left:60px;top:80px">OK</button>"""
+FILES = {
+    "/": PAGE,
+    "/style.css": b"button { font: 16px sans-serif; }",
+    "/pixel.svg": b'<svg xmlns="http://www.w3.org/2000/svg"><rect width="9" height="9"/></svg>',
+}
+
+
+def jail(launches: int, episodes: int, steps: int) -> dict:
+    """Median launch of a jailed ChromiumHost, and reset/step of the ``browser`` env on a page
+    (three requests) served on 127.0.0.1, each request through the proxy."""
+    import http.server
+    import threading
+
+    from pixelpilot.envs.browser import BrowserEnv
+    from pixelpilot.envs.chromium import ChromiumHost
+    from pixelpilot.tools import Click
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = FILES.get(self.path, b"")
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    starts = []
+    for _ in range(launches):
+        t = time.perf_counter()
+        host = ChromiumHost()
+        starts.append(time.perf_counter() - t)
+        host.close()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    resets, stepst = [], []
+    with BrowserEnv(url, "bench", viewport=(160, 210)) as env:
+        env.reset(seed=0)  # warm-up
+        for ep in range(episodes):
+            t = time.perf_counter()
+            env.reset(seed=ep)
+            resets.append(time.perf_counter() - t)
+            for _ in range(steps):
+                t = time.perf_counter()
+                env.step(Click(*NEUTRAL))
+                stepst.append(time.perf_counter() - t)
+    httpd.shutdown()
+    out = {
+        "launch_ms": statistics.median(starts) * 1000,
+        "browser_reset_ms": statistics.median(resets) * 1000,
+        "browser_step_ms": statistics.median(stepst) * 1000,
+    }
+    print(json.dumps({"env": "jail", **out}))
+    return out
+
+
 def browsergym(tasks: list[str], episodes: int, steps: int) -> dict | str:
     """BrowserGym's figures, or the reason it could not run."""
     if not BG_PYTHON.exists():
@@ -130,15 +193,20 @@ def _bg_version() -> str:
     return f"browsergym-miniwob {parts[0]}, playwright {parts[1]}" if len(parts) == 2 else "?"
 
 
-def write_doc(command: str, results: dict, bg: dict | str, episodes: int, steps: int) -> None:
+def write_doc(
+    command: str, results: dict, bg: dict | str, jailed: dict, episodes: int, steps: int
+) -> None:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [
         START,
         "## Envs: MiniWoB reset and step",
         "",
         f"`{command}` — {datetime.date.today()}, {os.cpu_count()} cores, no GPU, "
         f"{platform.python_version()}, Debian Chromium (headless), machine shared with other "
-        f"jobs. Median over {episodes} episodes x {steps} steps per task; a step is one click "
-        "at (80, 100) plus the screenshot (and, for pixelpilot, reading the reward).",
+        f"jobs (load average at the end: {load}). Median over {episodes} episodes x {steps} "
+        "steps per task; a step is one click at (80, 100) plus the screenshot (and, for "
+        "pixelpilot, reading the reward). pixelpilot's Chromium runs jailed (its own network "
+        "namespace; MiniWoB pages are file:// and use no proxy).",
         "",
         "| task | env | reset ms | step ms | step screenshot ms |",
         "|---|---|---|---|---|",
@@ -165,7 +233,15 @@ def write_doc(command: str, results: dict, bg: dict | str, episodes: int, steps:
         ]
     else:
         lines += ["", f"BrowserGym was not measured: {bg}."]
-    lines += [END]
+    lines += [
+        "",
+        f"The jail: launching a jailed Chromium (bubblewrap, the bridge, Chromium; until "
+        f"Playwright is connected) takes a median {jailed['launch_ms']:.0f} ms. The `browser` "
+        "env on a page served on 127.0.0.1 (three requests, each through the allow-list proxy)"
+        f": reset (a fresh context, proxy route and page load) {jailed['browser_reset_ms']:.1f}"
+        f" ms, step {jailed['browser_step_ms']:.1f} ms (160x210 viewport).",
+        END,
+    ]
     write_section("\n".join(lines), START, END)
 
 
@@ -179,13 +255,14 @@ def main() -> None:
     args = ap.parse_args()
     tasks = args.tasks.split(",")
     results = {m: ours(tasks, args.episodes, args.steps, m) for m in ("none", "page", "context")}
+    jailed = jail(5, args.episodes, args.steps)
     bg = "skipped (--no-browsergym)" if args.no_browsergym else None
     bg = bg or browsergym(tasks, args.episodes, args.steps)
     if isinstance(bg, str):
         print(bg, file=sys.stderr)
     if not args.no_doc:
         command = "python bench/bench_envs.py " + " ".join(sys.argv[1:])
-        write_doc(command.strip(), results, bg, args.episodes, args.steps)
+        write_doc(command.strip(), results, bg, jailed, args.episodes, args.steps)
 
 
 if __name__ == "__main__":

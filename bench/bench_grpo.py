@@ -16,6 +16,7 @@ and runs the vision encoder and the full prompt for each of the G answers, in ge
 the reference pass and in the training pass.
 
     .venv/bin/python bench/bench_grpo.py [--steps 5] [--warmup 2] [--no-write]
+    .venv/bin/python bench/bench_grpo.py --curve RUN_DIR   # plot a run's reward curve
 """
 
 from __future__ import annotations
@@ -249,8 +250,41 @@ def phase_lines(results: list[tuple[int, float, dict, dict]]) -> list[str]:
     return lines
 
 
+CURVE = Path(__file__).resolve().parents[1] / "docs" / "images" / "grpo-curve.png"
+
+
+def plot_curve(run: Path, png: Path = CURVE) -> Path:
+    """The reward and success rate per step of a ``train grpo`` run (``RUN/metrics.jsonl``),
+    with a 5-step moving average, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "reward_mean" in r]
+    steps = [r["step"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.4), dpi=120)
+    for key, color in (("reward_mean", "tab:blue"), ("success_rate", "tab:green")):
+        values = [r[key] for r in rows]
+        smooth = [sum(values[max(0, i - 4) : i + 1]) / len(values[max(0, i - 4) : i + 1])
+                  for i in range(len(values))]  # fmt: skip
+        ax.plot(steps, values, ".", color=color, alpha=0.35)
+        ax.plot(steps, smooth, "-", color=color, label=f"{key} (5-step mean)")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("sampled answers")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("GRPO on MiniWoB click experts, tiny Qwen2.5-VL xs", fontsize=9)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png)
+    return png
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--curve", type=Path, help="Plot this run's reward curve and stop.")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--no-write", action="store_true")
@@ -259,6 +293,9 @@ def main() -> None:
     p.add_argument("--beta", type=float, default=0.0)
     p.add_argument("--history", type=int, default=1)
     args = p.parse_args()
+    if args.curve:
+        print(plot_curve(args.curve))
+        return None
     if args.child:
         args.impl = args.child
         return child(args)

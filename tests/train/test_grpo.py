@@ -126,7 +126,9 @@ def test_lora_reference_is_the_base_without_its_adapter(
 ) -> None:
     pytest.importorskip("peft")
     out = tmp_path / "lora"
-    cfg = config(click_data, tiny_xs, out, lora_r=4, beta=0.04, lr=5e-3, max_steps=3)
+    cfg = config(
+        click_data, tiny_xs, out, lora_r=4, beta=0.04, lr=5e-3, max_steps=3, replay_successes=True
+    )  # replayed answers give a signal to move on
     result = train_grpo(cfg)
     kls = [r["kl"] for r in rows(out)]
     assert kls[0] == pytest.approx(0.0, abs=1e-6)  # LoRA starts as the identity: policy = base
@@ -153,20 +155,90 @@ def mean_reward(model_dir: str, data: Path, seed: int = 123) -> float:
     )
 
 
-@pytest.mark.slow
-def test_learning_check_grpo_raises_the_reward_of_an_sft_warmed_model(
-    click_data: Path, tiny_xs: str, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def warm_model(click_data: Path, tiny_xs: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tiny model after 60 SFT steps on the click experts: it answers in the action
+    language but is far from perfect."""
     from pixelpilot.train.config import SFTConfig
     from pixelpilot.train.sft import train_sft
 
-    warm = train_sft(SFTConfig(data=str(click_data), model=tiny_xs, out=str(tmp_path / "sft"),
-                               lr=3e-3, batch_size=4, max_steps=60, schedule="constant",
-                               progress=False, seed=0)).checkpoint  # fmt: skip
-    before = mean_reward(warm, click_data)
+    out = tmp_path_factory.mktemp("grpo-warm") / "sft"
+    cfg = SFTConfig(data=str(click_data), model=tiny_xs, out=str(out), lr=3e-3, batch_size=4,
+                    max_steps=60, schedule="constant", progress=False, seed=0)  # fmt: skip
+    return train_sft(cfg).checkpoint
+
+
+@pytest.mark.slow
+def test_learning_check_grpo_raises_the_reward_of_an_sft_warmed_model(
+    click_data: Path, warm_model: str, tmp_path: Path
+) -> None:
+    before = mean_reward(warm_model, click_data)
     assert before < 0.9  # below perfect: room to learn
-    cfg = config(click_data, warm, tmp_path / "grpo", lr=1e-3, batch_size=4, group=8,
+    cfg = config(click_data, warm_model, tmp_path / "grpo", lr=1e-3, batch_size=4, group=8,
                  max_steps=12, max_new_tokens=32, schedule="constant")  # fmt: skip
     result = train_grpo(cfg)
     after = mean_reward(result.train.checkpoint, click_data)
     assert after > before + 0.05, (before, after)
+
+
+@pytest.mark.slow
+def test_online_grpo_records_its_rollouts_and_keeps_its_reward(
+    warm_model: str, tmp_path: Path
+) -> None:
+    from pixelpilot.agent.trajectory import iter_episodes
+
+    out = tmp_path / "online"
+    cfg = GRPOConfig(online="miniwob/click-test", model=warm_model, out=str(out), group=4,
+                     batch_size=1, max_steps=3, episode_steps=2, max_new_tokens=32, lr=1e-4,
+                     seeds="100000-100999", progress=False, seed=0)  # fmt: skip
+    result = train_grpo(cfg)
+    assert result.train.steps == 3
+    episodes = list(iter_episodes(out / "rollouts"))
+    assert len(episodes) == 3 * 4 and all(ep.finished for ep in episodes)
+    seeds = {}
+    for ep in episodes:
+        assert 100000 <= ep.seed <= 100999 and ep.task == "miniwob/click-test"
+        seeds.setdefault(ep.directory.parent.parent.parent.name, set()).add(ep.seed)
+    assert all(len(s) == 1 for s in seeds.values())  # a group shares its task and seed
+    steps = rows(out)
+    assert all(r["episodes"] == 4 for r in steps)
+    first, last = steps[0]["reward_mean"], steps[-1]["reward_mean"]
+    assert last >= first - 0.5, (first, last)  # no collapse in a few small updates
+
+
+def _grpo_run(data: Path, model: str, out: Path, batch: int, procs: int) -> list[dict]:
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    args = ["train", "grpo", str(data), "--model", model, "--out", str(out), "--json",
+            "--batch-size", str(batch), "--group", "3", "--max-steps", "2", "--lr", "1e-3",
+            "--max-new-tokens", "10", "--replay-successes", "--no-progress"]  # fmt: skip
+    if procs == 1:
+        cmd = [sys.executable, "-m", "pixelpilot.cli", *args]
+    else:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+        assert accelerate, "accelerate is part of the train extra"
+        cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", str(procs),
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(port), "-m", "pixelpilot.cli", *args]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len([ln for ln in done.stdout.splitlines() if ln.startswith("{")]) == 1
+    return rows(out)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3000)
+def test_two_processes_share_the_rollouts_and_equal_one(
+    click_data: Path, tiny_xs: str, tmp_path: Path
+) -> None:
+    one = _grpo_run(click_data, tiny_xs, tmp_path / "one", batch=4, procs=1)
+    two = _grpo_run(click_data, tiny_xs, tmp_path / "two", batch=2, procs=2)
+    assert [r["samples"] for r in two] == [4, 4]  # the global batch, summed over ranks
+    for key in ("loss", "grad_norm", "reward_mean", "success_rate"):
+        assert [r[key] for r in two] == pytest.approx([r[key] for r in one], abs=1e-4), key

@@ -149,3 +149,15 @@ def test_groups_of_different_sizes_and_bad_input() -> None:
         group_logprobs(vlm.model, inputs, answers[:1])
     with pytest.raises(ModelError, match="at least one"):
         group_logprobs(vlm.model, inputs, [[], []])
+
+
+def test_one_seed_per_prompt_makes_a_group_independent_of_its_batch() -> None:
+    vlm = _vlm("qwen2_5_vl")
+    a, b = _single(), _history(3)
+    both = vlm_sample_groups(vlm, [a, b], 3, max_new_tokens=8, seed=[11, 12])
+    alone_a = vlm_sample_groups(vlm, [a], 3, max_new_tokens=8, seed=[11])
+    alone_b = vlm_sample_groups(vlm, [b], 3, max_new_tokens=8, seed=[12])
+    assert [s.token_ids for s in both[0]] == [s.token_ids for s in alone_a[0]]
+    assert [s.token_ids for s in both[1]] == [s.token_ids for s in alone_b[0]]
+    with pytest.raises(ModelError, match="one per prompt"):
+        vlm_sample_groups(vlm, [a, b], 2, max_new_tokens=4, seed=[1, 2, 3])

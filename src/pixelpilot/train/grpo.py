@@ -37,105 +37,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pixelpilot.errors import ConfigError
-from pixelpilot.train.config import TrainConfig, opt
-from pixelpilot.train.grpo_loss import LOSS_TYPES, SCALE_REWARDS, LossSettings
+from pixelpilot.train.grpo_config import GRPOConfig
 from pixelpilot.train.trainer import StepLoss, Trainer, TrainResult
-
-
-@dataclass(frozen=True, kw_only=True)
-class GRPOConfig(TrainConfig):
-    """Group relative policy optimisation (see the module docstring)."""
-
-    data: str = field(
-        default="",
-        metadata={
-            "help": "Training data: a file or folder in --format (as eval offline reads); "
-            "leave out with --online.",
-            "cli_default": "",
-        },
-    )
-    lr: float = opt(1e-6, "Peak learning rate (AdamW).")
-    group: int = opt(8, "Answers sampled per prompt (G).")
-    num_iterations: int = opt(1, "Optimisation passes (optimizer updates) per generated batch.")
-    epsilon: float = opt(0.2, "Lower clip of the ratio: 1 - epsilon.")
-    epsilon_high: float | None = opt(
-        None, "Upper clip: 1 + epsilon_high (default --epsilon; DAPO uses 0.28)."
-    )
-    beta: float = opt(0.0, "Weight of the k3 KL term to the reference model (0 = no reference).")
-    loss: str = opt(
-        "grpo", "Loss normalisation: grpo (sequence mean), dapo (token mean), dr_grpo (constant)."
-    )
-    scale_rewards: str = opt(
-        "group", "Advantage scaling: group (std of the group), batch, none (Dr. GRPO)."
-    )
-    reward: str = opt(
-        "format=0.1,type=0.2,distance=0.7",
-        "Rewards and weights (format, type, point, distance, text).",
-    )
-    reward_fn: str | None = opt(
-        None, "Extra reward callables: module:function[=weight], comma-separated."
-    )
-    temperature: float = opt(1.0, "Sampling temperature of the G answers (the loss uses the same).")
-    top_p: float = opt(1.0, "Nucleus sampling threshold.")
-    max_new_tokens: int = opt(64, "Tokens per sampled answer (also dr_grpo's constant).")
-    dynamic_sampling: bool = opt(
-        False, "Replace groups with equal rewards by fresh prompts (DAPO)."
-    )
-    max_resample: int = opt(3, "Rounds of fresh prompts per step with --dynamic-sampling.")
-    replay_successes: bool = opt(False, "Put a recorded success into groups without one (ARPO).")
-    online: str | None = opt(None, "Train on live rollouts of these TASKS instead of DATA.")
-    seeds: str = opt(
-        "100000-199999",
-        "Online: the seed range rollouts draw from (keep it apart from evaluation seeds).",
-    )
-    episode_steps: int = opt(8, "Online: step limit of one rollout episode.")
-    online_reward: str = opt(
-        "success", "Online: episode reward, success (1/0 from the env) or env (its raw reward)."
-    )
-
-    def validate(self) -> None:
-        TrainConfig.validate(_Online(self) if self.online else self)
-        checks = [
-            (self.group >= 2, "group", f"--group must be at least 2, got {self.group}"),
-            (self.num_iterations >= 1, "num_iterations", "--num-iterations must be >= 1"),
-            (self.loss in LOSS_TYPES, "loss", f"--loss must be one of {', '.join(LOSS_TYPES)}"),
-            (self.scale_rewards in SCALE_REWARDS, "scale_rewards",
-             f"--scale-rewards must be one of {', '.join(SCALE_REWARDS)}"),
-            (self.temperature > 0, "temperature", "--temperature must be positive"),
-            (0 < self.top_p <= 1, "top_p", "--top-p must be in (0, 1]"),
-            (self.max_resample >= 0, "max_resample", "--max-resample must be >= 0"),
-            (self.episode_steps >= 1, "episode_steps", "--episode-steps must be >= 1"),
-            (self.online_reward in ("success", "env"), "online_reward",
-             "--online-reward must be success or env"),
-            (not (self.online and self.data), "online", "give DATA or --online TASKS, not both"),
-        ]  # fmt: skip
-        for ok, name, message in checks:
-            if not ok:
-                raise ConfigError(message, option=name)
-        self.loss_settings()  # epsilon, beta, max_new_tokens
-        from pixelpilot.train.rewards import parse_reward_spec
-
-        parse_reward_spec(self.reward)  # an unknown reward fails before the model loads
-
-    def loss_settings(self) -> LossSettings:
-        return LossSettings(
-            epsilon=self.epsilon,
-            epsilon_high=self.epsilon_high,
-            beta=self.beta,
-            loss_type=self.loss,
-            max_new_tokens=self.max_new_tokens,
-        )
-
-
-class _Online:
-    """The config as the shared checks see it in online mode (the tasks stand in for DATA)."""
-
-    def __init__(self, config: GRPOConfig) -> None:
-        self._config = config
-
-    def __getattr__(self, name: str) -> Any:
-        return f"online:{self._config.online}" if name == "data" else getattr(self._config, name)
 
 
 @dataclass
@@ -198,7 +101,7 @@ class GRPOObjective:
 
     # -- 1. generate ----------------------------------------------------------------------
 
-    def generate(self, samples: Sequence[Any], seed: int) -> list[Group]:
+    def generate(self, samples: Sequence[Any], seeds: list[int]) -> list[Group]:
         from pixelpilot.train.prefix import collate_prompts, media_token_ids, sample_groups
 
         model = self.vlm.model
@@ -211,7 +114,7 @@ class GRPOObjective:
                 model, inputs, self.config.group,
                 max_new_tokens=self.config.max_new_tokens, eos_ids=self.vlm._eos_ids(),
                 pad_id=self.pad_id, temperature=self.config.temperature, top_p=self.config.top_p,
-                seed=seed, banned_ids=media_token_ids(self.vlm.model.config),
+                seed=seeds, banned_ids=media_token_ids(self.vlm.model.config),
                 decode=lambda ids: self.vlm.tokenizer.decode(ids, skip_special_tokens=True),
             )  # fmt: skip
         finally:
@@ -270,7 +173,10 @@ class GRPOObjective:
         resampled = 0
         while todo:
             t0 = time.perf_counter()
-            fresh = self.generate(todo, seed=rng.randrange(2**31))
+            # one seed per prompt: a group does not depend on which rank or batch it is in
+            seeds = [random.Random(f"{self.config.seed}:{step}:{rounds}:{s.id}").randrange(2**31)
+                     for s in todo]  # fmt: skip
+            fresh = self.generate(todo, seeds)
             t1 = time.perf_counter()
             for g in fresh:
                 self.score(g)
@@ -316,7 +222,7 @@ class GRPOObjective:
             part, groups = groups[:n], groups[n:]
             self.batches.append(self._batch(part, total_answers, total_tokens))
         seconds["reference"] = time.perf_counter() - t0
-        figures = step_figures(self.batches, adv)
+        figures = global_means(step_figures(self.batches, adv), groups_of(self.batches), where)
         return {"seconds": seconds, "metrics": figures}
 
     def _batch(self, groups: list[Group], total_answers: float, total_tokens: float) -> dict:
@@ -406,6 +312,22 @@ class GRPOObjective:
                 float(self.rewards(s, g.text).total) for s, g in zip(chunk, gens, strict=True)
             )
         return {**figures, "val_reward": total / max(1, len(samples))}
+
+
+def groups_of(batches: Sequence[dict[str, Any]]) -> list[Group]:
+    return [g for b in batches for g in b["groups"]]
+
+
+def global_means(figures: dict[str, float], groups: Sequence[Group], where: Any) -> dict:
+    """``reward_mean`` and ``success_rate`` over every process's groups (the other figures
+    describe this process's share)."""
+    from pixelpilot.train.distributed import all_sum
+
+    rewards = [r for g in groups for r in g.rewards]
+    total, hits, n = all_sum(
+        [sum(rewards), sum(float(s) for g in groups for s in g.successes), len(rewards)], where
+    )
+    return {**figures, "reward_mean": total / max(n, 1), "success_rate": hits / max(n, 1)}
 
 
 def step_figures(batches: Sequence[dict[str, Any]], adv: Any) -> dict[str, float]:

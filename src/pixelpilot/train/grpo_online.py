@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from pixelpilot.errors import ConfigError
-from pixelpilot.train.grpo import Group, GRPOConfig, GRPOObjective, GRPOResult, GRPOTrainer
+from pixelpilot.train.grpo import (
+    Group,
+    GRPOConfig,
+    GRPOObjective,
+    GRPOResult,
+    GRPOTrainer,
+    global_means,
+)
 
 
 @dataclass(frozen=True)
@@ -170,7 +177,8 @@ class OnlineObjective(GRPOObjective):
         self.batches = [self._batch(answers[i : i + size], total_answers, total_tokens)
                         for i in range(0, len(answers), size)]  # fmt: skip
         seconds["reference"] = time.perf_counter() - t0
-        return {"seconds": seconds, "metrics": online_figures(groups, answers, adv)}
+        figures = global_means(online_figures(groups, answers, adv), groups, where)
+        return {"seconds": seconds, "metrics": figures}
 
 
 def online_figures(groups: list[Group], answers: list[Group], adv: Any) -> dict[str, float]:

@@ -258,7 +258,11 @@ def _pick(
         drop = sorted_p.cumsum(-1) - sorted_p > top_p
         sorted_p = sorted_p.masked_fill(drop, 0.0)
         probs = torch.zeros_like(probs).scatter(1, order, sorted_p)
-    tok = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    rows = len(probs) // len(generator)  # one generator per prompt: its group's rows
+    tok = torch.cat([
+        torch.multinomial(probs[i * rows : (i + 1) * rows], 1, generator=g).squeeze(1)
+        for i, g in enumerate(generator)
+    ])  # fmt: skip
     return tok, logp.gather(1, tok[:, None]).squeeze(1)
 
 
@@ -272,7 +276,7 @@ def sample_groups(
     pad_id: int,
     temperature: float = 1.0,
     top_p: float = 1.0,
-    seed: int | None = None,
+    seed: int | Sequence[int] | None = None,
     decode: Any = None,
     banned_ids: Sequence[int] = (),
 ) -> list[list[Sampled]]:
@@ -280,15 +284,22 @@ def sample_groups(
     expanded ``group`` times, all answers decoded together. ``decode(token_ids) -> str`` turns
     ids into text (without special tokens); ``banned_ids`` are never drawn (image
     placeholders: an answer holding one could not be scored again with its prompt). Seeded:
-    equal seeds give equal answers."""
+    equal seeds give equal answers; ``seed`` may be one seed per prompt, so a prompt's group
+    does not depend on the other prompts of the batch (nor on how ranks share a batch)."""
     import torch
 
     if group < 1 or max_new_tokens < 1:
         raise ModelError("sample_groups needs group >= 1 and max_new_tokens >= 1")
     device = inputs["input_ids"].device
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed if seed is not None else torch.seed())
     batch = inputs["input_ids"].shape[0]
+    seeds = list(seed) if isinstance(seed, Sequence) else [seed]
+    if len(seeds) not in (1, batch):
+        raise ModelError("sample_groups needs one seed, or one per prompt")
+    generator = []
+    for s in seeds:
+        g = torch.Generator(device=device)
+        g.manual_seed(s if s is not None else torch.seed())
+        generator.append(g)
     eos = torch.tensor(list(eos_ids), dtype=torch.long, device=device)
     banned = torch.tensor(sorted(set(banned_ids)), dtype=torch.long, device=device)
     with torch.inference_mode():

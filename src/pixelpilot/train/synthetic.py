@@ -1,0 +1,264 @@
+"""Synthetic grounding data: MiniWoB-like screens drawn with PIL, one click to find.
+
+Each sample is a 160x210 screen in the look of MiniWoB++ (a yellow instruction band on top,
+the widgets below): buttons, links inside text, tabs, text fields, a dialog with its close
+button, placed at uniformly random positions with distractors of the same kind. The
+instruction asks for one of them in MiniWoB's own wording ("Click on the "okay" button.",
+"Click on the link "Eget".", "Click on Tab #2.", "Focus into the textbox.", ...), and the gold
+answer is a click on its centre. Because every target position is equally likely, a model
+cannot score by learning where targets usually are: it has to read the screen.
+
+``write_synthetic(out, count, seed)`` writes every sample as an ordinary one-step recorded
+episode (``trajectory.jsonl`` + ``step-0000.png``, task ``synthetic/<kind>``, the click in
+screen pixels, the target box), so ``load_samples(out, "trajectory")`` and ``pixelpilot train
+sft OUT`` read them like recordings. Sample ``i`` depends on ``(seed, i)`` only: the same
+call writes the same files, and a larger ``count`` extends a smaller one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+SCREEN = (160, 210)
+BAND = 50  # height of the yellow instruction band
+KINDS = ("button", "link", "tab", "textbox", "dialog", "test")
+WORDS = (
+    "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor ut labore "
+    "magna aliqua enim minim veniam quis nostrud ullamco laboris nisi aliquip commodo duis "
+    "aute irure in voluptate velit esse cillum fugiat nulla pariatur excepteur sint occaecat "
+    "cupidatat non proident sunt culpa officia deserunt mollit anim id est donec eget rhoncus "
+    "morbi nunc auctor tortor pretium neque dui feugiat lacus at ridiculus malesuada"
+).split()
+LABELS = ("ok", "okay", "yes", "no", "submit", "cancel", "next", "previous", "one", "two")
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class GroundingSample:
+    """One synthetic screen: the instruction, the target's box and its centre (pixels)."""
+
+    kind: str
+    instruction: str
+    box: Box
+
+    @property
+    def point(self) -> tuple[int, int]:
+        return (self.box[0] + self.box[2]) // 2, (self.box[1] + self.box[3]) // 2
+
+
+@cache
+def _font(size: int, bold: bool = False) -> Any:
+    from PIL import ImageFont
+
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    for folder in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu"):
+        path = Path(folder) / name
+        if path.is_file():
+            return ImageFont.truetype(str(path), size)
+    return ImageFont.load_default(size)
+
+
+def _text_width(text: str, size: int = 11) -> int:
+    return int(_font(size).getlength(text))
+
+
+def _wrap(draw: Any, text: str, xy: tuple[int, int], width: int, size: int = 10) -> None:
+    x, y = xy
+    line = ""
+    for word in text.split():
+        trial = f"{line} {word}".strip()
+        if _text_width(trial, size) > width and line:
+            draw.text((x, y), line, fill="black", font=_font(size))
+            line, y = word, y + size + 2
+        else:
+            line = trial
+    if line:
+        draw.text((x, y), line, fill="black", font=_font(size))
+
+
+def _free(rng: random.Random, taken: list[Box], w: int, h: int, area: Box) -> Box | None:
+    """A random ``w`` x ``h`` box inside ``area`` overlapping none of ``taken``."""
+    for _ in range(60):
+        x = rng.randint(area[0], max(area[0], area[2] - w))
+        y = rng.randint(area[1], max(area[1], area[3] - h))
+        box = (x, y, x + w - 1, y + h - 1)
+        if all(box[2] < t[0] or box[0] > t[2] or box[3] < t[1] or box[1] > t[3] for t in taken):
+            taken.append(box)
+            return box
+    return None
+
+
+def _button(draw: Any, box: Box, label: str, size: int = 11) -> None:
+    draw.rounded_rectangle(box, radius=2, fill=(239, 239, 239), outline=(118, 118, 118))
+    tw = _text_width(label, size)
+    cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+    draw.text((cx - tw // 2, cy - size // 2 - 1), label, fill="black", font=_font(size))
+
+
+def _distractor_text(rng: random.Random, draw: Any, taken: list[Box], body: Box) -> None:
+    words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 6)))
+    box = _free(rng, taken, 130, 38, body)
+    if box is not None:
+        _wrap(draw, words, box[:2], 130)
+
+
+def _draw_buttons(rng: random.Random, draw: Any, body: Box, test: bool) -> GroundingSample:
+    taken: list[Box] = []
+    labels = rng.sample(LABELS, rng.randint(2, 5)) if not test else ["Click Me!"]
+    boxes = []
+    for label in labels:
+        w, h = _text_width(label) + rng.randint(10, 18), rng.randint(18, 26)
+        box = _free(rng, taken, w, h, body)
+        if box is not None:
+            _button(draw, box, label)
+            boxes.append((label, box))
+    for _ in range(rng.randint(0, 2)):
+        _distractor_text(rng, draw, taken, body)
+    label, box = rng.choice(boxes)
+    if test:
+        return GroundingSample("test", "Click the button.", box)
+    template = rng.choice(('Click on the "{}" button.', "Click button {}."))
+    shown = label.upper() if template.startswith("Click button") else label
+    return GroundingSample("button", template.format(shown), box)
+
+
+def _draw_links(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
+    """A paragraph whose some words are blue underlined links."""
+    x0, y = body[0] + rng.randint(0, 20), body[1] + rng.randint(0, 60)
+    x, links = x0, []
+    for _ in range(rng.randint(12, 24)):
+        word = rng.choice(WORDS).capitalize() if rng.random() < 0.2 else rng.choice(WORDS)
+        wid = _text_width(word, 11)
+        if x + wid > body[2]:
+            x, y = x0, y + 14
+        if y + 13 > body[3]:
+            break
+        is_link = rng.random() < 0.3
+        draw.text((x, y), word, fill=(0, 0, 238) if is_link else "black", font=_font(11))
+        if is_link:
+            draw.line((x, y + 12, x + wid, y + 12), fill=(0, 0, 238))
+            links.append((word, (x, y, x + wid, y + 13)))
+        x += wid + _text_width(" ", 11)
+    if not links:
+        draw.text((x0, y + 14), "link", fill=(0, 0, 238), font=_font(11))
+        links.append(("link", (x0, y + 14, x0 + _text_width("link"), y + 27)))
+    word, box = rng.choice(links)
+    return GroundingSample("link", f'Click on the link "{word}".', box)
+
+
+def _draw_tabs(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
+    n = rng.randint(2, 3)
+    x0, y0 = body[0] + rng.randint(0, 8), body[1] + rng.randint(0, 90)
+    draw.rectangle((x0, y0, min(body[2], x0 + 150), y0 + 60), outline=(200, 200, 200))
+    tabs, x = [], x0 + 3
+    for i in range(1, n + 1):
+        label = f"Tab #{i}"
+        w = _text_width(label, 10) + 8
+        box = (x, y0 + 3, x + w, y0 + 22)
+        active = i == 1
+        draw.rounded_rectangle(
+            box,
+            radius=2,
+            fill=(0, 122, 255) if active else (239, 239, 239),
+            outline=(170, 170, 170),
+        )
+        draw.text((x + 4, y0 + 7), label, fill="white" if active else "black", font=_font(10))
+        tabs.append((i, box))
+        x += w + 2
+    _wrap(draw, " ".join(rng.choice(WORDS) for _ in range(10)), (x0 + 8, y0 + 30), 130, 9)
+    i, box = rng.choice(tabs[1:])
+    return GroundingSample("tab", f"Click on Tab #{i}.", box)
+
+
+def _draw_textbox(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
+    taken: list[Box] = []
+    box = _free(rng, taken, rng.randint(90, 150), rng.randint(18, 24), body)
+    assert box is not None  # the first box always fits
+    draw.rectangle(box, fill="white", outline=(118, 118, 118))
+    for _ in range(rng.randint(0, 2)):
+        _distractor_text(rng, draw, taken, body)
+    return GroundingSample("textbox", "Focus into the textbox.", box)
+
+
+def _draw_dialog(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
+    w, h = rng.randint(100, 150), rng.randint(70, 120)
+    x0 = rng.randint(body[0], body[2] - w)
+    y0 = rng.randint(body[1], body[3] - h)
+    draw.rectangle((x0, y0, x0 + w, y0 + h), fill="white", outline=(170, 170, 170))
+    draw.rectangle((x0 + 3, y0 + 3, x0 + w - 3, y0 + 25), fill=(233, 233, 233))
+    close = (x0 + w - 27, y0 + 5, x0 + w - 6, y0 + 23)
+    draw.rounded_rectangle(close, radius=2, fill=(246, 246, 246), outline=(170, 170, 170))
+    cx, cy = (close[0] + close[2]) // 2, (close[1] + close[3]) // 2
+    draw.line((cx - 4, cy - 4, cx + 4, cy + 4), fill=(40, 40, 40), width=2)
+    draw.line((cx - 4, cy + 4, cx + 4, cy - 4), fill=(40, 40, 40), width=2)
+    _wrap(draw, " ".join(rng.choice(WORDS) for _ in range(6)), (x0 + 8, y0 + 32), w - 16, 10)
+    return GroundingSample("dialog", 'Close the dialog box by clicking the "x".', close)
+
+
+_DRAWERS: dict[str, Callable[[random.Random, Any, Box], GroundingSample]] = {
+    "button": lambda rng, draw, body: _draw_buttons(rng, draw, body, test=False),
+    "test": lambda rng, draw, body: _draw_buttons(rng, draw, body, test=True),
+    "link": _draw_links,
+    "tab": _draw_tabs,
+    "textbox": _draw_textbox,
+    "dialog": _draw_dialog,
+}
+
+
+def render(seed: int, index: int, kinds: tuple[str, ...] = KINDS) -> tuple[Any, GroundingSample]:
+    """Screen ``index`` of the stream ``seed``: the PIL image and its sample."""
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(f"pixelpilot-synthetic:{seed}:{index}")
+    kind = kinds[rng.randrange(len(kinds))]
+    image = Image.new("RGB", SCREEN, "white")
+    draw = ImageDraw.Draw(image)
+    body = (2, BAND + 4, SCREEN[0] - 3, SCREEN[1] - 3)
+    sample = _DRAWERS[kind](rng, draw, body)
+    draw.rectangle((0, 0, SCREEN[0] - 1, BAND - 1), fill=(255, 255, 0))
+    _wrap(draw, sample.instruction, (3, 3), SCREEN[0] - 8, 10)
+    return image, sample
+
+
+def write_synthetic(
+    out: str | os.PathLike[str], count: int, seed: int = 0, kinds: tuple[str, ...] = KINDS
+) -> Path:
+    """Write samples ``0 .. count-1`` of stream ``seed`` as one-step episodes under ``out``
+    (``out/synthetic-<kind>/seed-<seed>-<i>``); samples already written are kept."""
+    from pixelpilot.agent.trajectory import Step, TrajectoryWriter
+    from pixelpilot.errors import ConfigError
+
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown or not kinds or count < 1:
+        raise ConfigError(f"synthetic data: kinds among {KINDS} and count >= 1 (got {unknown})")
+    root = Path(out)
+    for i in range(count):
+        image, sample = render(seed, i, kinds)
+        folder = root / f"synthetic-{sample.kind}" / f"seed-{seed}-{i:07d}"
+        if (folder / "trajectory.jsonl").is_file():
+            continue
+        x, y = sample.point
+        header = {
+            "task": f"synthetic/{sample.kind}", "env": "synthetic", "seed": seed * 10**7 + i,
+            "model": "synthetic", "frame": "pixels", "screen": list(SCREEN),
+            "instruction": sample.instruction,
+        }  # fmt: skip
+        step = Step(
+            index=0,
+            screenshot="step-0000.png",
+            response=f"Action: click(start_box='({x},{y})')",
+            actions=({"type": "click", "x": x, "y": y},),
+            reward=1.0,
+            terminated=True,
+            target=sample.box,
+        )
+        with TrajectoryWriter(folder, header, fsync=False) as writer:
+            writer.append(step, image)
+            writer.finish(True, 1.0)
+    return root

@@ -100,9 +100,13 @@ def step_success(vlm: Any, samples: Sequence[Any], config: Any) -> dict[str, flo
     }
 
 
-def train_sft(config: SFTConfig, *, stop_after: int | None = None) -> TrainResult:
+def train_sft(
+    config: SFTConfig, *, stop_after: int | None = None, objective: Any = None
+) -> TrainResult:
     """Run supervised fine-tuning (alone, or as one process of ``accelerate launch``);
-    ``stop_after`` stops early with a checkpoint, as a preempted job would."""
+    ``stop_after`` stops early with a checkpoint, as a preempted job would; ``objective``
+    (``(vlm, config, cache) -> Objective``, default ``SFTObjective``) swaps the loss, e.g.
+    ``pixelpilot.train.coords``' soft coordinate targets."""
     from pathlib import Path
 
     from pixelpilot.train.distributed import default_device, init_from_env, shutdown
@@ -120,7 +124,8 @@ def train_sft(config: SFTConfig, *, stop_after: int | None = None) -> TrainResul
             config.cache,
             key_extra=f"{config.prompt_kind}:{config.step_instructions}",
         )
-        trainer = Trainer(config, vlm, SFTObjective(vlm, config, cache), split, where)
+        make_objective = objective or SFTObjective
+        trainer = Trainer(config, vlm, make_objective(vlm, config, cache), split, where)
         return trainer.run(Path(resume) if resume else None, stop_after)
     finally:
         shutdown(where)

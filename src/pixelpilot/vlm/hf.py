@@ -315,11 +315,17 @@ class HFVLM:
         return {k: v.detach().cpu() for k, v in dict(self._inputs([conv])).items()}
 
     def completion_logprobs(
-        self, prompts: Sequence[dict[str, Any]], completions: Sequence[Sequence[int]]
+        self,
+        prompts: Sequence[dict[str, Any]],
+        completions: Sequence[Sequence[int]],
+        *,
+        full: bool = False,
     ) -> list[Any]:
         """Per-token log-probabilities (1-D float32, with gradients when enabled) of
         ``completions[i]`` after the encoded prompt ``prompts[i]`` (``encode_prompt``), in one
-        left-padded forward pass that keeps only the completion positions' logits."""
+        left-padded forward pass that keeps only the completion positions' logits. With
+        ``full``, the whole log-softmax at each completion position (``[len, vocab]``), for
+        losses that credit other tokens than the target (soft coordinate targets)."""
         torch = _require_torch()
         rows, images = [], {}
         for enc in prompts:
@@ -344,6 +350,11 @@ class HFVLM:
             logits = self.model(**inputs, logits_to_keep=keep).logits.float()
         else:
             logits = self.model(**inputs).logits[:, -keep:].float()
+        if full:
+            return [
+                torch.log_softmax(logits[b, keep - len(comp) - 1 : keep - 1], dim=-1)
+                for b, comp in enumerate(completions)
+            ]
         out = []
         for b, comp in enumerate(completions):
             n = len(comp)

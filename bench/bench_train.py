@@ -2,6 +2,7 @@
 steps, one process and two processes (`accelerate launch`, gloo on CPU), the same global batch.
 
 Usage: .venv/bin/python bench/bench_train.py [--sizes s,m] [--steps 8] [--batch 4]
+       .venv/bin/python bench/bench_train.py --curve RUN_DIR --curve-command "..."  (plot a run)
 Records expert episodes (real Chromium), runs `pixelpilot train sft --json` for each setting in
 a fresh process, prints the figures and rewrites its own section of docs/benchmarks.md.
 samples/s is the trainer's own figure (optimizer steps only, no model loading or export);
@@ -62,9 +63,10 @@ def run_sft(data: Path, model: Path, out: Path, procs: int, batch: int, steps: i
         cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", str(procs),
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", str(free_port()), "-m", "pixelpilot.cli", *args]  # fmt: skip
-    start = time.perf_counter()
+    start, load_before = time.perf_counter(), os.getloadavg()[0]
     done = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True)
     wall = time.perf_counter() - start
+    load = (load_before + os.getloadavg()[0]) / 2
     result = json.loads(done.stdout)
     if result["rc"] != 0:
         raise SystemExit(f"train sft failed:\n{result['err']}")
@@ -80,18 +82,72 @@ def run_sft(data: Path, model: Path, out: Path, procs: int, batch: int, steps: i
             phases[k] = phases.get(k, 0.0) + v / len(steady)
     return {"procs": procs, "samples_per_second": summary["samples_per_second"],
             "steady_samples_per_second": sps, "peak_mib": result["peak_kib"] / 1024,
-            "wall": wall, "phases": phases, "loss_first": summary["loss_first"],
+            "wall": wall, "load": load, "phases": phases, "loss_first": summary["loss_first"],
             "loss_last": summary["loss_last"]}  # fmt: skip
+
+
+def plot_curve(run: Path, command: str) -> None:
+    """Plot a run's ``metrics.jsonl`` (training loss, validation loss and step success) to
+    docs/images/sft-curve.png and put it in docs/training.md between the curve markers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "loss" in r]
+    vals = [r for r in rows if "validation" in r]
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    ax.plot([r["step"] for r in steps], [r["loss"] for r in steps], label="train loss")
+    ax.plot([r["step"] for r in vals], [r["validation"]["val_loss"] for r in vals], "o-",
+            label="validation loss")  # fmt: skip
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("answer-token NLL")
+    ax.set_yscale("log")
+    right = ax.twinx()
+    right.plot([r["step"] for r in vals], [r["validation"]["val_type_accuracy"] for r in vals],
+               "s--", color="tab:green", label="val type accuracy")  # fmt: skip
+    right.plot([r["step"] for r in vals], [r["validation"]["val_step_success"] for r in vals],
+               "^--", color="tab:red", label="val step success")  # fmt: skip
+    right.set_ylim(-0.02, 1.02)
+    right.set_ylabel("fraction of validation steps")
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="center right", fontsize=8)
+    fig.tight_layout()
+    image = ROOT / "docs" / "images" / "sft-curve.png"
+    image.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(image)
+    last = vals[-1]["validation"] if vals else {}
+    body = [
+        "<!-- curve:start -->",
+        "![SFT curve](images/sft-curve.png)",
+        "",
+        f"Command: `{command}`; {len(steps)} steps, loss {steps[0]['loss']:.2f} -> "
+        f"{steps[-1]['loss']:.2f}; at the end on the held-out episodes: validation loss "
+        f"{last.get('val_loss', float('nan')):.2f}, type accuracy "
+        f"{last.get('val_type_accuracy', float('nan')):.2f}, step success "
+        f"{last.get('val_step_success', float('nan')):.2f}. Plotted by "
+        f"`python bench/bench_train.py --curve RUN_DIR --curve-command '...'`.",
+        "<!-- curve:end -->",
+    ]
+    doc = ROOT / "docs" / "training.md"
+    write_section("\n".join(body) + "\n", "<!-- curve:start -->", "<!-- curve:end -->", doc)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--curve", help="plot this run folder's metrics into docs/training.md")
+    ap.add_argument("--curve-command", default="", help="the command that made the run")
     ap.add_argument("--sizes", default="s,m")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--batch", type=int, default=4, help="global batch (split over processes)")
     ap.add_argument("--episodes", type=int, default=8)
     ap.add_argument("--no-doc", action="store_true")
     args = ap.parse_args()
+    if args.curve:
+        plot_curve(Path(args.curve), args.curve_command)
+        return
     from pixelpilot.vlm.tiny import build_tiny, count_parameters
 
     rows = []
@@ -135,8 +191,8 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
         "preprocessing, allocator warm-up). Peak RSS: the largest process of the run.",
         "",
         "| model | parameters | processes | samples/s | steady samples/s | peak RSS MiB | "
-        "forward s | backward s | optimizer s | loss first -> last |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "forward s | backward s | optimizer s | loss first -> last | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         p = r["phases"]
@@ -144,9 +200,18 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
             f"| {r['size']} | {r['parameters'] / 1e6:.1f}M | {r['procs']} | "
             f"{r['samples_per_second']:.2f} | {r['steady_samples_per_second']:.2f} | "
             f"{r['peak_mib']:.0f} | {p.get('forward', 0):.3f} | {p.get('backward', 0):.3f} | "
-            f"{p.get('optimizer', 0):.3f} | {r['loss_first']:.3f} -> {r['loss_last']:.3f} |"
+            f"{p.get('optimizer', 0):.3f} | {r['loss_first']:.3f} -> {r['loss_last']:.3f} | "
+            f"{r['load']:.1f} |"
         )
-    lines += ["", "Phase times are per optimizer step, averaged over the steady steps.", END]
+    lines += [
+        "",
+        "Phase times are per optimizer step, averaged over the steady steps. load: the 1-minute "
+        "load average at the start and end of each run, averaged. On this shared two-core "
+        "machine the load (other jobs) changes the figures several-fold from run to run; "
+        "compare rows only at similar load. The two-process rows show that the path works "
+        "and what it costs in memory; on two cores they cannot show a speed-up.",
+        END,
+    ]
     return "\n".join(lines) + "\n"
 
 

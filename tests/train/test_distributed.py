@@ -53,6 +53,7 @@ def _sft(data: Path, model: str, out: Path, batch: int, procs: int) -> list[floa
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_two_processes_equal_one_with_the_same_global_batch(
     click_data: Path, tiny_xs: str, tmp_path: Path
 ) -> None:

@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,8 @@ class ChromiumHost:
         self.pid: int | None = None
         self.jail_pid: int | None = None
         self._folder = Path(tempfile.mkdtemp(prefix="pixelpilot-browser-"))
+        # removed by close(), or at the latest when the host is collected or Python exits
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._folder, True)
         self.proxy: netproxy.AllowListProxy | None = None
         try:
             self.proxy = netproxy.AllowListProxy(self._folder / "proxy.sock")

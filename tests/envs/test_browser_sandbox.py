@@ -256,7 +256,10 @@ def test_workers_and_shared_workers_do_not_reach_the_listener(
 def test_beacons_and_keepalive_on_unload_do_not_reach_the_listener(
     site: Site, host: ChromiumHost, listener: Listener
 ) -> None:
-    html = f"""<!doctype html><body><script>
+    rules = f'{{"prefetch": [{{"source": "list", "urls": ["{listener.url}/prefetch"]}}]}}'
+    html = f"""<!doctype html><body>
+    <script type="speculationrules">{rules}</script><script>
+    if (window.fetchLater) fetchLater('{listener.url}/later', {{activateAfter: 0}});
     addEventListener('pagehide', () => {{
       navigator.sendBeacon('{listener.url}/beacon', 'bye');
       fetch('{listener.url}/keepalive', {{method: 'POST', body: 'bye', keepalive: true,

@@ -1,0 +1,354 @@
+"""The default-model recipe: record -> synthetic warm-up -> SFT -> GRPO -> held-out evaluation.
+
+``run_recipe(RecipeConfig(...))`` (what ``scripts/train-default`` runs) trains a tiny
+``kimi_k25`` checkpoint from scratch on MiniWoB++ from pixels, in one run folder::
+
+    OUT/record/<task>/seed-<k>/      expert demonstrations, training seeds (< 1,000,000)
+    OUT/synthetic/                   synthetic grounding screens (pixelpilot.train.synthetic)
+    OUT/init/                        the random-init checkpoint (pixelpilot.vlm.tiny)
+    OUT/warmup/  OUT/sft/  OUT/grpo/ training runs (metrics.jsonl, checkpoints, final/)
+    OUT/eval-<stage>/                online evaluation on held-out seeds (>= 1,000,000)
+    OUT/report.json, OUT/report.md   the figures of every stage
+
+Every stage writes ``done.json`` when it completes and is skipped on the next run; an
+interrupted training stage resumes from its last checkpoint, an interrupted evaluation from
+its results file, an interrupted recording redoes the unfinished task. Everything depends on
+``seed`` only. Training uses seeds below ``EVAL_SEED``; evaluation uses ``EVAL_SEED`` and up.
+
+The model is trained with short answers (no Thought: ``sample.target_text(thought=False)``),
+soft coordinate targets (``pixelpilot.train.coords``) and the short ``grounding`` prompt kind
+(100 tokens instead of 500 for ``computer``). A checkpoint does not yet declare its prompt kind,
+so the evaluation runs the model through ``checkpoint_policy`` (a ``module:function`` policy
+factory) that uses the recipe's kind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+EVAL_SEED = 1_000_000  # held-out episodes: seeds EVAL_SEED, EVAL_SEED + 1, ...
+TASKS = (
+    "miniwob/click-test", "miniwob/click-test-2", "miniwob/click-button", "miniwob/click-link",
+    "miniwob/click-dialog", "miniwob/click-tab", "miniwob/focus-text", "miniwob/enter-text",
+    "miniwob/enter-password", "miniwob/login-user",
+)  # fmt: skip
+CHECKPOINT_ENV = "PIXELPILOT_RECIPE_CHECKPOINT"
+KIND_ENV = "PIXELPILOT_RECIPE_PROMPT_KIND"
+MAX_STEPS = 8  # step limit of an evaluation episode (the longest expert episode takes 5)
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    out: str
+    tasks: tuple[str, ...] = TASKS
+    seed: int = 0
+    episodes: int = 300  # expert demonstrations per task (seeds seed*10**5 + 0..N-1)
+    synthetic: int = 20_000  # synthetic grounding screens for the warm-up
+    size: str = "s"  # kimi_k25 tiny size: xs, s, m
+    prompt_kind: str = "grounding"
+    thought: bool = False
+    sigma: float = 25.0  # soft coordinate targets, in 0..1000 units (0 = plain SFT)
+    warmup_steps: int = 1500
+    sft_steps: int = 3000
+    grpo_steps: int = 300
+    batch_size: int = 16
+    lr: float = 1e-3
+    grpo_lr: float = 1e-5
+    group: int = 8
+    eval_episodes: int = 50
+    eval_workers: int = 1
+    eval_max_steps: int = MAX_STEPS
+    baselines: bool = True  # also evaluate random clicks and the usual spot on the same seeds
+    progress: bool = True
+
+    @classmethod
+    def quick(cls, out: str, **overrides: Any) -> RecipeConfig:
+        """A smoke run of every stage in a few minutes (it learns nothing)."""
+        values: dict[str, Any] = dict(
+            tasks=("miniwob/click-test", "miniwob/enter-text"), episodes=3, synthetic=12,
+            size="xs", warmup_steps=2, sft_steps=2, grpo_steps=1, batch_size=2, group=2,
+            eval_episodes=2, eval_max_steps=2, baselines=False,
+        )  # fmt: skip
+        return cls(out=out, **{**values, **overrides})
+
+    def validate(self) -> None:
+        from pixelpilot.errors import ConfigError
+
+        if not self.out:
+            raise ConfigError("the recipe needs --out", option="out")
+        if self.seed < 0 or self.seed * 100_000 + self.episodes > EVAL_SEED:
+            raise ConfigError(
+                f"training seeds must stay below {EVAL_SEED} (seed {self.seed}, "
+                f"{self.episodes} episodes)",
+                option="seed",
+            )
+        for name in ("episodes", "synthetic", "batch_size", "eval_episodes", "eval_workers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
+
+
+# --- stage bookkeeping ----------------------------------------------------------------------
+
+
+def _done(folder: Path) -> dict[str, Any] | None:
+    path = folder / "done.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _mark(folder: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "done.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    tmp.replace(folder / "done.json")
+    return summary
+
+
+def _log(config: RecipeConfig, message: str) -> None:
+    if config.progress:
+        import sys
+
+        sys.stderr.write(f"[train-default {time.strftime('%H:%M:%S')}] {message}\n")
+
+
+# --- stages ---------------------------------------------------------------------------------
+
+
+def stage_record(config: RecipeConfig, out: Path) -> dict[str, Any]:
+    """Expert demonstrations of every task; a task cut short is recorded again."""
+    from pixelpilot.agent.run import record_tasks
+
+    figures: dict[str, Any] = {}
+    first = config.seed * 100_000
+    for task in config.tasks:
+        folder = out / task.replace("/", "-")
+        done = _done(folder)
+        if done is None:
+            shutil.rmtree(folder, ignore_errors=True)
+            t0 = time.perf_counter()
+            bar = _bar(config, config.episodes, f"record {task}")
+            summary = record_tasks(
+                [task], episodes=config.episodes, seed=first, out=out,
+                on_episode=lambda *_, bar=bar: bar.update(1),
+            )  # fmt: skip
+            bar.close()
+            done = _mark(folder, {**summary["tasks"][task], "seconds": time.perf_counter() - t0})
+        figures[task] = done
+    return {"tasks": figures, "seeds": [first, first + config.episodes - 1]}
+
+
+def _bar(config: RecipeConfig, total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not config.progress, leave=False)
+
+
+def stage_synthetic(config: RecipeConfig, out: Path) -> dict[str, Any]:
+    from pixelpilot.train.synthetic import write_synthetic
+
+    t0 = time.perf_counter()
+    step = 500
+    bar = _bar(config, config.synthetic, "synthetic")
+    for n in range(min(step, config.synthetic), config.synthetic + step, step):
+        write_synthetic(out, min(n, config.synthetic), seed=config.seed)
+        bar.update(min(n, config.synthetic) - bar.n)
+    bar.close()
+    return {"screens": config.synthetic, "seconds": time.perf_counter() - t0}
+
+
+def stage_init(config: RecipeConfig, out: Path) -> dict[str, Any]:
+    import math
+
+    from safetensors import safe_open
+
+    from pixelpilot.vlm.tiny import build_tiny
+
+    path = build_tiny(out, arch="kimi_k25", size=config.size, seed=config.seed)
+    with safe_open(str(Path(path) / "model.safetensors"), "pt") as f:
+        params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
+    return {"checkpoint": str(path), "parameters": params}
+
+
+def _sft(config: RecipeConfig, data: Path, model: str, out: Path, steps: int) -> dict[str, Any]:
+    from pixelpilot.train.checkpoint import latest_checkpoint
+    from pixelpilot.train.config import SFTConfig
+    from pixelpilot.train.coords import train_soft_sft
+
+    common = dict(
+        data=str(data), model=model, out=str(out), max_steps=steps,
+        batch_size=config.batch_size, lr=config.lr, warmup_steps=max(1, steps // 20),
+        min_lr_ratio=0.1, seed=config.seed, prompt_kind=config.prompt_kind,
+        checkpoint_every=max(1, steps // 10), progress=config.progress,
+    )  # fmt: skip
+    resume = latest_checkpoint(out) is not None
+    sft = SFTConfig(**common, resume=resume, overwrite=not resume and out.exists())
+    t0 = time.perf_counter()
+    result = train_soft_sft(sft, sigma=config.sigma, thought=config.thought)
+    return {**result.summary(), "wall_seconds": time.perf_counter() - t0}
+
+
+def stage_grpo(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[str, Any]:
+    from pixelpilot.train.checkpoint import latest_checkpoint
+    from pixelpilot.train.grpo import GRPOConfig, train_grpo
+
+    resume = latest_checkpoint(out) is not None
+    grpo = GRPOConfig(
+        data=str(data), model=model, out=str(out), max_steps=config.grpo_steps,
+        batch_size=max(1, config.batch_size // config.group), group=config.group,
+        lr=config.grpo_lr, seed=config.seed, prompt_kind=config.prompt_kind,
+        max_new_tokens=40, checkpoint_every=max(1, config.grpo_steps // 5),
+        progress=config.progress, resume=resume, overwrite=not resume and out.exists(),
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    result = train_grpo(grpo)
+    return {**result.summary(), "wall_seconds": time.perf_counter() - t0}
+
+
+def stage_baselines(config: RecipeConfig, record: Path, out: Path) -> dict[str, Any]:
+    """Random clicks and the usual spot (its table from the training recordings) on the
+    held-out seeds the model meets."""
+    from pixelpilot.agent.baselines import TABLE_ENV, usual_spot_table, write_table
+
+    table = write_table(usual_spot_table(record), out / "usual-spot.json")
+    os.environ[TABLE_ENV] = str(table.resolve())
+    figures = {}
+    for name in ("random_clicks", "usual_spot"):
+        figures[name] = evaluate(
+            None, config.tasks, out / name, episodes=config.eval_episodes,
+            workers=config.eval_workers, prompt_kind=config.prompt_kind,
+            factory=f"pixelpilot.agent.baselines:{name}", max_steps=config.eval_max_steps,
+        )  # fmt: skip
+    return figures
+
+
+def checkpoint_policy() -> Any:
+    """``module:function`` factory: a ``VLMPolicy`` over ``$PIXELPILOT_RECIPE_CHECKPOINT``
+    with the prompt kind ``$PIXELPILOT_RECIPE_PROMPT_KIND`` (greedy, short answers)."""
+    from pixelpilot.agent.policy import VLMPolicy
+    from pixelpilot.errors import ConfigError
+    from pixelpilot.vlm import SamplingParams, load
+
+    path = os.environ.get(CHECKPOINT_ENV)
+    if not path:
+        raise ConfigError(f"checkpoint_policy needs ${CHECKPOINT_ENV}")
+    kind = os.environ.get(KIND_ENV, "computer")
+    params = SamplingParams(max_new_tokens=48, temperature=0.0)
+    return VLMPolicy(load(path), kind=kind, params=params)
+
+
+def evaluate(
+    checkpoint: str | None, tasks: tuple[str, ...], out: Path, *, episodes: int, workers: int,
+    prompt_kind: str, seed: int = EVAL_SEED, factory: str | None = None,
+    max_steps: int = MAX_STEPS,
+) -> dict[str, Any]:  # fmt: skip
+    """Online success of ``checkpoint`` (or of the policy ``factory`` returns) on held-out
+    seeds, at most ``max_steps`` steps an episode (resumes in ``out``). ``first_action``:
+    per task, the episodes solved with no wasted action (as many steps as the expert's)."""
+    from pixelpilot.eval.online import OnlineConfig, evaluate_online
+
+    if checkpoint is not None:
+        os.environ[CHECKPOINT_ENV] = str(Path(checkpoint).resolve())
+        os.environ[KIND_ENV] = prompt_kind
+    report = evaluate_online(
+        OnlineConfig(
+            tasks=",".join(tasks), model=str(checkpoint or factory), episodes=episodes,
+            seed=seed, workers=workers, out=str(out), max_steps=max_steps,
+            policy_factory=factory or "pixelpilot.train.recipe:checkpoint_policy",
+        )
+    )  # fmt: skip
+    return {
+        "mean_success": report["mean_success"],
+        "tasks": {t: v["success_rate"] for t, v in report["tasks"].items()},
+        "first_action": first_action_success(out),
+        "seeds": [seed, seed + episodes - 1],
+        "max_steps": max_steps,
+    }
+
+
+EXPERT_STEPS = {"miniwob/enter-text": 3, "miniwob/enter-password": 5, "miniwob/login-user": 5}
+
+
+def first_action_success(out: Path) -> dict[str, float]:
+    """Per task, the fraction of episodes solved in the expert's number of steps (1 for a
+    single click): success without a second try, comparable across step limits."""
+    from pixelpilot.eval.online import read_results
+
+    solved: dict[str, list[bool]] = {}
+    for row in read_results(out / "results.jsonl").values():
+        ok = bool(row.get("success")) and row.get("steps", 99) <= EXPERT_STEPS.get(row["task"], 1)
+        solved.setdefault(row["task"], []).append(ok)
+    return {t: sum(v) / len(v) for t, v in sorted(solved.items())}
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def run_recipe(config: RecipeConfig) -> dict[str, Any]:
+    """Run (or continue) every stage; returns and writes the report."""
+    config.validate()
+    root = Path(config.out)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "recipe.json").write_text(json.dumps(asdict(config), indent=1) + "\n")
+    report: dict[str, Any] = {"config": asdict(config), "stages": {}}
+    stages = [
+        ("record", lambda d: stage_record(config, d)),
+        ("synthetic", lambda d: stage_synthetic(config, d)),
+        ("baselines", lambda d: stage_baselines(config, root / "record", d)),
+        ("init", lambda d: stage_init(config, d)),
+        ("warmup", lambda d: _sft(config, root / "synthetic", str(root / "init"), d,
+                                  config.warmup_steps)),
+        ("sft", lambda d: _sft(config, root / "record", _final(root, "warmup"), d,
+                               config.sft_steps)),
+        ("eval-sft", lambda d: _eval(config, _final(root, "sft"), d)),
+        ("grpo", lambda d: stage_grpo(config, root / "record", _final(root, "sft"), d)),
+        ("eval-grpo", lambda d: _eval(config, _final(root, "grpo"), d)),
+    ]  # fmt: skip
+    for name, run in stages:
+        if name == "baselines" and not config.baselines:
+            continue
+        folder = root / name
+        done = _done(folder)
+        if done is None:
+            _log(config, f"stage {name} ...")
+            t0 = time.perf_counter()
+            summary = run(folder)
+            done = _mark(folder, {**summary, "stage_seconds": time.perf_counter() - t0})
+        _log(config, f"stage {name}: done ({done.get('stage_seconds', 0):.0f} s)")
+        report["stages"][name] = done
+    _write_report(root, report)
+    return report
+
+
+def _final(root: Path, stage: str) -> str:
+    return str(root / stage / "final")
+
+
+def _eval(config: RecipeConfig, checkpoint: str, out: Path) -> dict[str, Any]:
+    return evaluate(
+        checkpoint, config.tasks, out / "run", episodes=config.eval_episodes,
+        workers=config.eval_workers, prompt_kind=config.prompt_kind,
+        max_steps=config.eval_max_steps,
+    )  # fmt: skip
+
+
+def _write_report(root: Path, report: dict[str, Any]) -> None:
+    (root / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    stages = report["stages"]
+    lines = ["# train-default report", "", "| stage | seconds | figures |", "|---|---|---|"]
+    for name, done in stages.items():
+        keys = ("mean_success", "loss_first", "loss_last", "reward_first", "reward_last",
+                "parameters", "screens")  # fmt: skip
+        figures = ", ".join(
+            f"{k} {done[k]:.4g}" for k in keys if isinstance(done.get(k), float | int)
+        )
+        lines.append(f"| {name} | {done.get('stage_seconds', 0):.0f} | {figures} |")
+    for name in ("eval-sft", "eval-grpo"):
+        if name in stages:
+            lines += ["", f"## {name} (held-out seeds {stages[name]['seeds']})", ""]
+            lines += [f"- {t}: {v:.2f}" for t, v in stages[name]["tasks"].items()]
+    (root / "report.md").write_text("\n".join(lines) + "\n")

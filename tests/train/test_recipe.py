@@ -1,0 +1,50 @@
+"""The default-model recipe script: a --quick run through every stage, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train-default"
+
+
+def _run(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(SCRIPT), *args, "--no-progress"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = _run("--out", str(tmp_path / "run"), "--episodes", "0")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["error: --episodes must be >= 1"]
+    done = _run("--out", str(tmp_path / "run"), "--seed", "10")  # seeds would reach eval's
+    assert done.returncode == 2 and "below 1000000" in done.stderr
+
+
+@pytest.mark.slow
+def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = _run("--quick", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    stages = report["stages"]
+    assert list(stages) == ["record", "synthetic", "init", "warmup", "sft", "eval-sft",
+                            "grpo", "eval-grpo"]  # fmt: skip
+    assert max(stages["record"]["seeds"]) < 1_000_000 <= min(stages["eval-sft"]["seeds"])
+    assert stages["init"]["parameters"] > 100_000
+    for name in ("warmup", "sft", "grpo"):
+        assert (out / name / "final" / "config.json").is_file()
+    for name in ("eval-sft", "eval-grpo"):
+        assert set(stages[name]["tasks"]) == {"miniwob/click-test", "miniwob/enter-text"}
+    assert (out / "report.md").read_text().startswith("# train-default report")
+    # a second run finds every stage done and changes nothing
+    t0 = time.perf_counter()
+    again = _run("--quick", "--out", str(out))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout)["stages"] == stages
+    assert time.perf_counter() - t0 < 120

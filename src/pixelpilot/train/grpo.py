@@ -55,6 +55,8 @@ class Group:
     successes: list[bool] = field(default_factory=list)
     advantages: list[float] = field(default_factory=list)
     replayed: bool = False
+    # online: every step of the group's episodes as (episode index, prompt, answer)
+    steps: list[tuple[int, Any, str]] = field(default_factory=list)
 
     @property
     def informative(self) -> bool:

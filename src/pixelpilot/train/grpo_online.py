@@ -138,7 +138,7 @@ class OnlineObjective(GRPOObjective):
             g.components = [{"env": r} for r, _, _ in runs]
             g.texts = [text for _, _, asked in runs for _, text in asked]
             g.steps = [(k, conv, text) for k, (_, _, asked) in enumerate(runs)
-                       for conv, text in asked]  # type: ignore[attr-defined]  # fmt: skip
+                       for conv, text in asked]  # fmt: skip
             groups.append(g)
         return groups
 
@@ -161,7 +161,7 @@ class OnlineObjective(GRPOObjective):
         answers: list[Group] = []
         for g in groups:
             g.advantages, values = values[: len(g.rewards)], values[len(g.rewards) :]
-            for i, (k, conv, text) in enumerate(g.steps):  # type: ignore[attr-defined]
+            for i, (k, conv, text) in enumerate(g.steps):
                 one = Group(
                     RolloutStep(f"{g.sample.id}/g-{k}/step-{i}"), self.vlm.encode_prompt(conv),
                     [self.answer_ids(text)], [text], [None], [g.rewards[k]], [],
@@ -184,7 +184,7 @@ class OnlineObjective(GRPOObjective):
 def online_figures(groups: list[Group], answers: list[Group], adv: Any) -> dict[str, float]:
     """Episode rewards and success, advantage spread, zero-variance groups, lengths."""
     rewards = [r for g in groups for r in g.rewards]
-    steps = [len([1 for k2, _, _ in g.steps if k2 == k])  # type: ignore[attr-defined]
+    steps = [len([1 for k2, _, _ in g.steps if k2 == k])
              for g in groups for k in range(len(g.rewards))]  # fmt: skip
     return {
         "reward_mean": statistics.fmean(rewards),

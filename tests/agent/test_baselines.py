@@ -54,10 +54,12 @@ def test_random_clicks_stay_on_screen_and_repeat_for_an_instruction() -> None:
 
     policy = RandomClicks()
     runs = []
-    for _ in range(2):
+    for seed in (1, 1, 2):
         policy.reset("Click it.")
-        runs.append([policy.act(_obs()).text for _ in range(20)])
+        obs = Observation(_obs().screenshot, "Click it.", {"task": "miniwob/x", "seed": seed})
+        runs.append([policy.act(obs).text for _ in range(20)])
     assert runs[0] == runs[1] and len(set(runs[0])) > 10
+    assert runs[2] != runs[0]  # another episode of the same task clicks elsewhere
     for text in runs[0]:
         (click,) = parse_response(text, policy.coords, (160, 210)).actions
         assert 0 <= click.x < 160 and 0 <= click.y < 210

@@ -1,7 +1,7 @@
 """Image-blind baseline policies: what a learned model has to beat.
 
 - ``RandomClicks``: a click at a uniformly random screen pixel every step (seeded by the
-  episode's instruction, so a run is repeatable).
+  episode's instruction and seed, so a run is repeatable).
 - ``UsualSpot``: per task and step index, the one action that is right most often in the
   training recordings, whatever the screenshot shows: the click point that lies inside the
   most recorded target boxes, the most frequent typed text. A model that learned "where the
@@ -48,13 +48,19 @@ class RandomClicks(BasePolicy):
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
+        self.instruction = ""
+        self.started = False
 
     def reset(self, instruction: str) -> None:
         self.instruction = instruction
-        digest = hashlib.sha256(f"{self.seed}:{instruction}".encode()).hexdigest()
-        self.rng = random.Random(int(digest[:16], 16))
+        self.started = False
 
     def act(self, observation: Observation) -> PolicyOutput:
+        if not self.started:  # seeded by the episode (its seed when the env tells it)
+            episode = f"{self.instruction}:{observation.extras.get('seed', '')}"
+            digest = hashlib.sha256(f"{self.seed}:{episode}".encode()).hexdigest()
+            self.rng = random.Random(int(digest[:16], 16))
+            self.started = True
         width, height = observation.size
         action = {"type": "click", "x": self.rng.randrange(width), "y": self.rng.randrange(height)}
         return PolicyOutput(_answer(action, observation.size))

@@ -19,6 +19,19 @@ def record(out: Path, tasks: str, episodes: int, seed: int = 0) -> Path:
     return out
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_thread_per_process() -> None:
+    """One intra-op thread in this process and in the training processes tests start: on a
+    shared, oversubscribed CPU the default threads spin against each other (one tiny SFT step
+    was 6x slower with two threads than with one at a load average of 24)."""
+    import os
+
+    import torch
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def click_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Eight one-step expert episodes: click-test and click-button, seeds 0-3."""

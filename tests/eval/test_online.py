@@ -173,7 +173,7 @@ def test_tiny_checkpoint_runs_online_through_the_cli(tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     task = report["tasks"]["miniwob/click-test"]
-    assert task["episodes"] == 2 and report["errors"] == 0
+    assert task["episodes"] == 2 and report["errors"] == 0, [r["error"] for r in report["results"]]
     for row in report["results"]:
         episode = read_trajectory(row["trajectory"])
         assert episode.header["model"] == str(ckpt) and 1 <= len(episode.steps) <= 2

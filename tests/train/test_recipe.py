@@ -27,6 +27,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)
 def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "run"
     done = _run("--quick", "--out", str(out))

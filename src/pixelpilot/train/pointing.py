@@ -1,0 +1,130 @@
+"""A pointing objective on the image tokens, used in training only.
+
+Answer-token losses reach the vision tower only through the few coordinate tokens, and a tiny
+model trained from scratch on them settles on the answer that is right most often: the same
+point for every screenshot (measured in ``docs/default-model.md``). This objective adds a
+dense location signal: at the last decoder layer, every image token of the current screenshot
+scores "the target is in my cell", and a cross-entropy over those tokens asks for the cell
+(28x28 pixels: one merged 2x2 patch of 14 pixels) that holds the gold click::
+
+    s_i = h_i . w_pad,    loss_point = -log softmax(s)_cell(x, y)
+    loss = loss_answer + lambda * loss_point
+
+``w_pad`` is the output-embedding row of the ``[PAD]`` token, which the model never has to
+write, so the head adds no parameter and nothing to the checkpoint. The image tokens follow the
+instruction in the prompt, so their states can depend on what is asked. Samples whose gold
+action has no point, or whose screenshot the processor resized (the cell grid would not match
+the pixels), get no pointing loss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from pixelpilot.train.config import SFTConfig
+from pixelpilot.train.coords import SoftCoordObjective
+from pixelpilot.train.data import PromptCache
+from pixelpilot.train.trainer import StepLoss, TrainResult
+
+CELL = 28  # pixels per image token side (patch 14, merged 2x2)
+
+
+def target_cell(sample: Any) -> tuple[int, int] | None:
+    """(cell index, number of cells) of the gold point in the current screenshot, or None."""
+    if not sample.gold or "x" not in sample.gold[0] or "y" not in sample.gold[0]:
+        return None
+    width, height = sample.screen
+    cols, rows = math.ceil(width / CELL), math.ceil(height / CELL)
+    x, y = int(sample.gold[0]["x"]), int(sample.gold[0]["y"])
+    return (y // CELL) * cols + x // CELL, rows * cols
+
+
+class PointingObjective(SoftCoordObjective):
+    """``SoftCoordObjective`` plus ``weight`` x the pointing loss on the image tokens."""
+
+    name = "sft-point"
+
+    def __init__(
+        self,
+        vlm: Any,
+        config: SFTConfig,
+        cache: PromptCache,
+        sigma: float,
+        thought: bool = True,
+        weight: float = 1.0,
+    ) -> None:
+        super().__init__(vlm, config, cache, sigma, thought)
+        self.weight = weight
+        self.image_token = int(vlm.tokenizer.convert_tokens_to_ids("<|media_pad|>"))
+        self.pad_token = int(vlm.tokenizer.pad_token_id)
+        self._seen: dict[str, Any] = {}
+        model = vlm.model
+        model.register_forward_pre_hook(self._inputs, with_kwargs=True)
+        model.model.language_model.register_forward_hook(self._hidden)
+
+    def _inputs(self, module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        self._seen["input_ids"] = kwargs.get("input_ids")
+
+    def _hidden(self, module: Any, args: Any, output: Any) -> None:
+        self._seen["hidden"] = output[0] if isinstance(output, tuple) else output.last_hidden_state
+
+    def pointing_loss(self, samples: Sequence[Any]) -> tuple[Any, float]:
+        """Mean pointing cross-entropy over the samples that have a cell, and the fraction
+        of them whose top-scoring token is the right cell."""
+        import torch
+
+        ids, hidden = self._seen.get("input_ids"), self._seen.get("hidden")
+        weight = self.vlm.model.get_output_embeddings().weight[self.pad_token]
+        losses, hits = [], 0
+        for b, sample in enumerate(samples):
+            cell = target_cell(sample)
+            if cell is None or ids is None or hidden is None:
+                continue
+            positions = (ids[b] == self.image_token).nonzero().flatten()
+            index, count = cell
+            if len(positions) < count or index >= count:
+                continue
+            scores = hidden[b, positions[-count:]].float() @ weight.float()
+            target = torch.tensor(index, device=scores.device)
+            losses.append(torch.nn.functional.cross_entropy(scores[None], target[None]))
+            hits += int(scores.argmax()) == index
+        self._seen.clear()
+        if not losses:
+            return None, 0.0
+        return torch.stack(losses).mean(), hits / len(losses)
+
+    def loss(self, samples: Sequence[Any]) -> StepLoss:
+        out = super().loss(samples)
+        point, accuracy = self.pointing_loss(samples)
+        if point is not None:
+            out.loss = out.loss + self.weight * point
+            out.metrics["point_loss"] = float(point.detach())
+            out.metrics["point_accuracy"] = accuracy
+        return out
+
+    def validate(self, samples: Sequence[Any]) -> dict[str, float]:
+        result = super().validate(samples)
+        self._seen.clear()
+        return result
+
+
+def train_pointing_sft(
+    config: SFTConfig,
+    *,
+    sigma: float,
+    thought: bool = True,
+    weight: float = 1.0,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """``train_sft`` with ``PointingObjective``."""
+    from pixelpilot.train.sft import train_sft
+
+    return train_sft(
+        config,
+        stop_after=stop_after,
+        objective=lambda vlm, cfg, cache: PointingObjective(
+            vlm, cfg, cache, sigma, thought, weight
+        ),
+    )

@@ -1,0 +1,52 @@
+"""The pointing objective: the target cell of a click, and training with it."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from pixelpilot.agent.sample import StepSample
+from pixelpilot.train.pointing import CELL, target_cell
+
+
+def _sample(gold: dict, screen=(160, 210)) -> StepSample:
+    return StepSample("i", "e", "t", 0, "x.png", "Click.", (gold,), screen)
+
+
+def test_target_cell_is_the_merged_patch_under_the_click() -> None:
+    cols, rows = math.ceil(160 / CELL), math.ceil(210 / CELL)
+    assert target_cell(_sample({"type": "click", "x": 0, "y": 0})) == (0, cols * rows)
+    assert target_cell(_sample({"type": "click", "x": 159, "y": 209})) == (
+        rows * cols - 1,
+        rows * cols,
+    )
+    assert target_cell(_sample({"type": "click", "x": 30, "y": 60}))[0] == 2 * cols + 1
+    assert target_cell(_sample({"type": "type", "content": "a"})) is None
+
+
+@pytest.mark.slow
+def test_training_logs_the_pointing_loss_and_saves_no_extra_weights(tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    from pixelpilot.train.config import SFTConfig
+    from pixelpilot.train.pointing import train_pointing_sft
+    from pixelpilot.train.synthetic import write_synthetic
+    from pixelpilot.vlm.tiny import build_tiny
+
+    model = build_tiny(arch="kimi_k25", size="xs")
+    data = write_synthetic(tmp_path / "syn", 8, seed=0, kinds=("dialog", "button"))
+    config = SFTConfig(data=str(data), model=str(model), out=str(tmp_path / "run"), max_steps=2,
+                       batch_size=4, lr=1e-3, prompt_kind="grounding", progress=False)  # fmt: skip
+    result = train_pointing_sft(config, sigma=20.0, thought=False)
+    first = result.history[0]
+    assert first["point_loss"] == pytest.approx(math.log(48), rel=0.15)  # 48 cells, near uniform
+    assert first["loss"] > first["nll"]  # the answer loss plus the pointing term
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all("point_accuracy" in r for r in rows if "loss" in r)
+    with safe_open(str(Path(result.checkpoint) / "model.safetensors"), "pt") as f:
+        saved = set(f.keys())
+    with safe_open(str(Path(model) / "model.safetensors"), "pt") as f:
+        assert saved == set(f.keys())

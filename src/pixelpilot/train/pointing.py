@@ -60,9 +60,10 @@ class PointingObjective(SoftCoordObjective):
         self.image_token = int(vlm.tokenizer.convert_tokens_to_ids("<|media_pad|>"))
         self.pad_token = int(vlm.tokenizer.pad_token_id)
         self._seen: dict[str, Any] = {}
-        model = vlm.model
-        model.register_forward_pre_hook(self._inputs, with_kwargs=True)
-        model.model.language_model.register_forward_hook(self._hidden)
+        if weight > 0:  # the decoder's input ids and last hidden states, as the forward runs
+            model = vlm.model
+            model.register_forward_pre_hook(self._inputs, with_kwargs=True)
+            model.model.language_model.register_forward_hook(self._hidden)
 
     def _inputs(self, module: Any, args: Any, kwargs: dict[str, Any]) -> None:
         self._seen["input_ids"] = kwargs.get("input_ids")
@@ -97,6 +98,8 @@ class PointingObjective(SoftCoordObjective):
 
     def loss(self, samples: Sequence[Any]) -> StepLoss:
         out = super().loss(samples)
+        if self.weight <= 0:
+            return out
         point, accuracy = self.pointing_loss(samples)
         if point is not None:
             out.loss = out.loss + self.weight * point

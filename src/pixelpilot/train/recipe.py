@@ -16,7 +16,8 @@ its results file, an interrupted recording redoes the unfinished task. Everythin
 ``seed`` only. Training uses seeds below ``EVAL_SEED``; evaluation uses ``EVAL_SEED`` and up.
 
 The model is trained with short answers (no Thought: ``sample.target_text(thought=False)``),
-soft coordinate targets (``pixelpilot.train.coords``) and the short ``grounding`` prompt kind
+soft coordinate targets (``pixelpilot.train.coords``), the pointing loss on the image tokens
+(``pixelpilot.train.pointing``) and the short ``grounding`` prompt kind
 (100 tokens instead of 500 for ``computer``). A checkpoint does not yet declare its prompt kind,
 so the evaluation runs the model through ``checkpoint_policy`` (a ``module:function`` policy
 factory) that uses the recipe's kind.
@@ -54,6 +55,7 @@ class RecipeConfig:
     prompt_kind: str = "grounding"
     thought: bool = False
     sigma: float = 25.0  # soft coordinate targets, in 0..1000 units (0 = plain SFT)
+    point_weight: float = 1.0  # the pointing loss on the image tokens (0 = none)
     warmup_steps: int = 1500
     sft_steps: int = 3000
     grpo_steps: int = 300
@@ -177,7 +179,7 @@ def stage_init(config: RecipeConfig, out: Path) -> dict[str, Any]:
 def _sft(config: RecipeConfig, data: Path, model: str, out: Path, steps: int) -> dict[str, Any]:
     from pixelpilot.train.checkpoint import latest_checkpoint
     from pixelpilot.train.config import SFTConfig
-    from pixelpilot.train.coords import train_soft_sft
+    from pixelpilot.train.pointing import train_pointing_sft
 
     common = dict(
         data=str(data), model=model, out=str(out), max_steps=steps,
@@ -188,7 +190,9 @@ def _sft(config: RecipeConfig, data: Path, model: str, out: Path, steps: int) ->
     resume = latest_checkpoint(out) is not None
     sft = SFTConfig(**common, resume=resume, overwrite=not resume and out.exists())
     t0 = time.perf_counter()
-    result = train_soft_sft(sft, sigma=config.sigma, thought=config.thought)
+    result = train_pointing_sft(
+        sft, sigma=config.sigma, thought=config.thought, weight=config.point_weight
+    )
     return {**result.summary(), "wall_seconds": time.perf_counter() - t0}
 
 
@@ -347,8 +351,15 @@ def _write_report(root: Path, report: dict[str, Any]) -> None:
             f"{k} {done[k]:.4g}" for k in keys if isinstance(done.get(k), float | int)
         )
         lines.append(f"| {name} | {done.get('stage_seconds', 0):.0f} | {figures} |")
-    for name in ("eval-sft", "eval-grpo"):
-        if name in stages:
-            lines += ["", f"## {name} (held-out seeds {stages[name]['seeds']})", ""]
-            lines += [f"- {t}: {v:.2f}" for t, v in stages[name]["tasks"].items()]
+    evals = {name: stages[name] for name in ("eval-sft", "eval-grpo") if name in stages}
+    evals |= {f"baseline {k}": v for k, v in stages.get("baselines", {}).items()
+              if isinstance(v, dict) and "tasks" in v}  # fmt: skip
+    for name, figures in evals.items():
+        lines += ["", f"## {name} (held-out seeds {figures['seeds']})", "",
+                  "| task | success | first action |", "|---|---|---|"]  # fmt: skip
+        first = figures.get("first_action", {})
+        lines += [
+            f"| {t} | {v:.2f} | {first.get(t, float('nan')):.2f} |"
+            for t, v in figures["tasks"].items()
+        ]
     (root / "report.md").write_text("\n".join(lines) + "\n")

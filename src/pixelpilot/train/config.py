@@ -87,6 +87,11 @@ class TrainConfig:
         "auto", "Weights dtype: auto (float32 on CPU, bfloat16 autocast on GPU), float32, bfloat16."
     )
     max_bad_steps: int = opt(10, "Stop after this many NaN/inf losses in a row.")
+    zero_stage: int = opt(
+        0,
+        "Optimizer-state sharding over processes (ZeRO): 0 = every process keeps the whole "
+        "AdamW state; 1 = each keeps and updates 1/N of it (ZeRO-1). Stages 2, 3: unsupported.",
+    )
     progress: bool = opt(True, "Show a progress bar on stderr (rank 0 only).")
 
     def __post_init__(self) -> None:
@@ -116,6 +121,9 @@ class TrainConfig:
             (self.limit is None or self.limit > 0, "limit", "--limit must be positive"),
             (self.dtype in DTYPES, "dtype", f"--dtype must be one of {DTYPES}"),
             (self.max_bad_steps > 0, "max_bad_steps", "--max-bad-steps must be positive"),
+            (self.zero_stage in (0, 1), "zero_stage",
+             f"--zero-stage {self.zero_stage} is not supported: 0 (off) or 1 (optimizer state "
+             "sharded); gradient and parameter sharding (2, 3) are not"),
             (not (self.resume and self.overwrite), "resume", "--resume excludes --overwrite"),
         ]  # fmt: skip
         for ok, name, message in checks:

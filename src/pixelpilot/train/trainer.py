@@ -42,6 +42,7 @@ from pixelpilot.train.distributed import (
     gather_objects,
     shard,
 )
+from pixelpilot.train.zero import build_optimizer, consolidate, memory_figures
 
 
 @dataclass
@@ -120,9 +121,7 @@ class Trainer:
         self.where = where
         self.out = Path(config.out)
         self.params = [p for p in vlm.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(
-            self.params, lr=config.lr, weight_decay=config.weight_decay
-        )
+        self.optimizer = build_optimizer(self.params, config, where)  # AdamW, ZeRO-1 sharded
         self.total = total_steps(config, len(split.train), where.world)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
@@ -152,6 +151,7 @@ class Trainer:
         }
 
     def save(self) -> None:
+        consolidate(self.optimizer, self.where)  # a sharded state is saved whole, by rank 0
         rngs = gather_objects(ckpt.rng_state(), self.where)
         if self.where.main:
             ckpt.save_checkpoint(
@@ -220,6 +220,7 @@ class Trainer:
         return {
             "loss": loss, "lr": lr, "grad_norm": float(norm), "samples": int(samples),
             "skipped": not finite, **{k: v for k, v in extra.items()}, "seconds": seconds,
+            **memory_figures(self.optimizer),
         }  # fmt: skip
 
     # -- the run ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ the old homes of some (``pixelpilot.cli.BadInput``, ``pixelpilot.agent.replay.Re
       ParseError             a model answer that is not valid action language (also a ValueError)
       CallError              the action-call scanner could not read a call (also a ValueError)
       EnvError               an environment failed
-        SandboxViolation     something inside a sandbox tried to leave it
+        SandboxViolation     a request to leave or widen a sandbox, refused
         UnknownTaskError     a task id that is not registered (also a KeyError)
       ModelError             a model backend failed
       FileFormatError        a file that does not follow its format: file, line, problem
@@ -109,7 +109,10 @@ class EnvError(PixelpilotError):
 
 
 class SandboxViolation(EnvError):
-    """Something inside a sandbox tried to leave it (network, file system)."""
+    """A request to leave or widen a sandbox was refused before anything ran: a recording
+    that asks for launch options (an executable, arguments) or for an origin the user did
+    not allow. Traffic a page sends out of its sandbox is not an exception: the kernel drops
+    it and the env counts it (``info["blocked_requests"]``)."""
 
 
 class UnknownTaskError(EnvError, KeyError):

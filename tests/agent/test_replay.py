@@ -13,6 +13,7 @@ import pytest
 from pixelpilot.agent.replay import ReplayError, replay
 from pixelpilot.agent.run import record_tasks
 from pixelpilot.agent.trajectory import FILE_NAME, read_trajectory
+from pixelpilot.errors import SandboxViolation
 from pixelpilot.vlm import ModelProfile, ScriptedVLM
 
 TASKS = ["miniwob/click-button", "miniwob/enter-text"]
@@ -195,7 +196,7 @@ def test_launch_options_in_a_header_are_refused_before_any_process_starts(
     for extra in ([], ["--trust-recorded-url", "--allow", "http://127.0.0.1:9"]):
         code, line = _exit_line(capsys, ["replay", str(directory), *extra])
         assert code == 2 and repr(refused) in line and "launch options" in line
-    with pytest.raises(ReplayError):
+    with pytest.raises(SandboxViolation):
         replay(directory, env=object())  # refused even when the caller brings the env
     assert not marker.exists()
 
@@ -260,6 +261,8 @@ def test_a_browser_recording_opens_only_with_the_same_allow_list(
             env.close()
         code, line = _exit_line(capsys, ["replay", str(tmp_path / "ep")])
         assert code == 2 and f"--allow {origin}" in line and "--trust-recorded-url" in line
+        with pytest.raises(SandboxViolation, match="same allow-list"):
+            replay(tmp_path / "ep")
         code, line = _exit_line(capsys, ["replay", str(tmp_path / "ep"), "--allow", origin + "1"])
         assert code == 2
         report = replay(tmp_path / "ep", allow=[origin + "/"])

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from pixelpilot.agent.loop import Agent, execute, observe
 from pixelpilot.agent.trajectory import Episode, Step, TrajectoryWriter, read_trajectory
 from pixelpilot.envs.base import Observation
-from pixelpilot.errors import ReplayError
+from pixelpilot.errors import ReplayError, SandboxViolation
 from pixelpilot.tools.actions import Action
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,15 +72,16 @@ REPLAY_KWARGS: Mapping[str, Mapping[str, Callable[[Any], Any]]] = {
 
 
 def recorded_env(header: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The env id and checked ``make`` kwargs of a trajectory header; ``ReplayError`` for a
-    key ``REPLAY_KWARGS`` does not declare for that env, or a value that fails its check."""
+    """The env id and checked ``make`` kwargs of a trajectory header; ``SandboxViolation``
+    for a key ``REPLAY_KWARGS`` does not declare for that env (a launch option), and
+    ``ReplayError`` for a value that fails its check."""
     task = str(header.get("env") or "")
     kwargs = header.get("env_kwargs") or {}
     declared = REPLAY_KWARGS.get(task, {})
     refused = sorted(set(kwargs) - set(declared))
     if refused:
         allowed = ", ".join(declared) or "no env options"
-        raise ReplayError(
+        raise SandboxViolation(
             f"the recording asks for {task} with {', '.join(map(repr, refused))}; a recording "
             f"of {task} may carry {allowed} (launch options are never taken from a file)"
         )
@@ -115,7 +116,7 @@ def check_consent(
     wanted = [_normal(kwargs["url"], keep_path=False), *map(_normal, kwargs.get("allow", ()))]
     missing = [w for w in wanted if w not in given]
     if missing:
-        raise ReplayError(
+        raise SandboxViolation(
             f"the recording opens {kwargs['url']}; replay a browser recording only with the "
             f"same allow-list ({' '.join('--allow ' + m for m in missing)}) or "
             "--trust-recorded-url"

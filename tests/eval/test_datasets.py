@@ -288,3 +288,13 @@ def test_eval_offline_refuses_outside_images_with_exit_2(tmp_path, outside_png, 
     assert len(err) == 1 and "leads out of" in err[0] and "--allow-outside-images" in err[0]
     assert main([*args, "--allow-outside-images"]) == 0
     assert json.loads(capsys.readouterr().out)["samples"] == 1
+
+
+@pytest.mark.parametrize("fmt", ["screenspot", "androidcontrol", "mind2web"])
+def test_a_folder_given_for_a_one_file_format_is_exit_2(tmp_path, capsys, fmt):
+    from pixelpilot.cli import main
+
+    args = ["eval", "offline", str(tmp_path), "--format", fmt, "--model", "expert", "--json"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"the {fmt} format is one file" in err[0]

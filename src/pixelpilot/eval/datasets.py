@@ -48,6 +48,9 @@ Sample = StepSample  # the step sample lives in pixelpilot.agent.sample
 _OUTSIDE_IMAGES: ContextVar[bool] = ContextVar("allow_outside_images", default=False)
 
 
+FILE_FORMATS = ("screenspot", "androidcontrol", "mind2web")  # one file; the others: a folder
+
+
 def load_samples(path: str | Path, fmt: str, *, allow_outside_images: bool = False) -> list[Sample]:
     """Read ``path`` in format ``fmt``; ``DatasetFormatError`` on bad data. Image paths must
     stay inside the data file's folder unless ``allow_outside_images``."""
@@ -56,6 +59,8 @@ def load_samples(path: str | Path, fmt: str, *, allow_outside_images: bool = Fal
         raise DatasetFormatError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     if not path.exists():
         raise DatasetFormatError(f"{path}: no such file or directory")
+    if fmt in FILE_FORMATS and not path.is_file():
+        raise DatasetFormatError(f"{path}: the {fmt} format is one file (JSON list or JSONL)")
     loader = {
         "trajectory": _load_trajectories,
         "screenspot": _load_screenspot,

@@ -114,8 +114,8 @@ def test_sharded_adamw_keeps_half_the_state_and_updates_like_adamw(tmp_path: Pat
     assert r0["gap"] <= 1e-6 and r1["gap"] <= 1e-6  # same updates as unsharded AdamW
 
 
-def _sft(data: Path, model: str, out: Path, procs: int, steps: int, *extra: str) -> list[float]:
-    """Losses of ``train sft`` with a global batch of 4 (4 x 1 process or 2 x 2)."""
+def _sft(data: Path, model: str, out: Path, procs: int, steps: int, *extra: str) -> list[dict]:
+    """The step records of ``train sft`` with a global batch of 4 (4 x 1 process or 2 x 2)."""
     args = ["train", "sft", str(data), "--model", model, "--out", str(out), "--json",
             "--batch-size", str(4 // procs), "--max-steps", str(steps), "--lr", "1e-3",
             "--schedule", "constant", "--no-progress", *extra]  # fmt: skip
@@ -133,6 +133,10 @@ def _sft(data: Path, model: str, out: Path, procs: int, steps: int, *extra: str)
     rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "loss" in r]
     assert [r["samples"] for r in rows] == [4] * steps
+    return rows
+
+
+def _losses(rows: list[dict]) -> list[float]:
     return [r["loss"] for r in rows]
 
 
@@ -141,12 +145,16 @@ def _sft(data: Path, model: str, out: Path, procs: int, steps: int, *extra: str)
 def test_two_processes_with_zero1_equal_one_and_resume_exactly(
     click_data: Path, tiny_xs: str, tmp_path: Path
 ) -> None:
-    one = _sft(click_data, tiny_xs, tmp_path / "one", 1, 6)
-    zero = _sft(click_data, tiny_xs, tmp_path / "zero", 2, 6, "--zero-stage", "1")
+    one_rows = _sft(click_data, tiny_xs, tmp_path / "one", 1, 6)
+    zero_rows = _sft(click_data, tiny_xs, tmp_path / "zero", 2, 6, "--zero-stage", "1")
+    one, zero = _losses(one_rows), _losses(zero_rows)
     assert max(abs(a - b) for a, b in zip(one, zero, strict=True)) <= 1e-5
     assert one[-1] < one[0]
+    # rank 0 holds part of the AdamW state (about half), not all of it
+    whole, part = one_rows[-1]["optimizer_state_mib"], zero_rows[-1]["optimizer_state_mib"]
+    assert 0.25 * whole < part < 0.75 * whole
     half = tmp_path / "half"
-    first = _sft(click_data, tiny_xs, half, 2, 3, "--zero-stage", "1")
-    both = _sft(click_data, tiny_xs, half, 2, 6, "--zero-stage", "1", "--resume")
+    first = _losses(_sft(click_data, tiny_xs, half, 2, 3, "--zero-stage", "1"))
+    both = _losses(_sft(click_data, tiny_xs, half, 2, 6, "--zero-stage", "1", "--resume"))
     assert both[:3] == first
     assert max(abs(a - b) for a, b in zip(both, zero, strict=True)) <= 1e-6

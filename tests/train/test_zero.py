@@ -116,7 +116,13 @@ def test_sharded_adamw_keeps_half_the_state_and_updates_like_adamw(tmp_path: Pat
 
 def _sft(data: Path, model: str, out: Path, procs: int, steps: int, *extra: str) -> list[dict]:
     """The step records of ``train sft`` with a global batch of 4 (4 x 1 process or 2 x 2)."""
-    args = ["train", "sft", str(data), "--model", model, "--out", str(out), "--json",
+    return _train("sft", data, model, out, procs, steps, *extra)
+
+
+def _train(
+    objective: str, data: Path, model: str, out: Path, procs: int, steps: int, *extra: str
+) -> list[dict]:
+    args = ["train", objective, str(data), "--model", model, "--out", str(out), "--json",
             "--batch-size", str(4 // procs), "--max-steps", str(steps), "--lr", "1e-3",
             "--schedule", "constant", "--no-progress", *extra]  # fmt: skip
     if procs == 1:
@@ -158,3 +164,16 @@ def test_two_processes_with_zero1_equal_one_and_resume_exactly(
     both = _losses(_sft(click_data, tiny_xs, half, 2, 6, "--zero-stage", "1", "--resume"))
     assert both[:3] == first
     assert max(abs(a - b) for a, b in zip(both, zero, strict=True)) <= 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_grpo_with_zero1_on_two_processes_equals_one(
+    click_data: Path, tiny_xs: str, tmp_path: Path
+) -> None:
+    grpo = ("--group", "3", "--max-new-tokens", "10", "--replay-successes")
+    one = _train("grpo", click_data, tiny_xs, tmp_path / "one", 1, 2, *grpo)
+    two = _train("grpo", click_data, tiny_xs, tmp_path / "two", 2, 2, *grpo, "--zero-stage", "1")
+    for key in ("grad_norm", "reward_mean", "success_rate"):  # step 2 samples the updated policy
+        assert [r[key] for r in two] == pytest.approx([r[key] for r in one], abs=1e-4), key
+    assert two[-1]["optimizer_state_mib"] < 0.75 * one[-1]["optimizer_state_mib"]

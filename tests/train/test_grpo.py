@@ -143,8 +143,9 @@ def test_lora_reference_is_the_base_without_its_adapter(
     assert Path(result.train.checkpoint, "model.safetensors").is_file()  # merged
 
 
-def mean_reward(model_dir: str, data: Path, seed: int = 123) -> float:
-    """Mean reward of 8 sampled answers per training step (fixed seed)."""
+def mean_reward(model_dir: str, data: Path, seed: int = 123, answers: int = 32) -> float:
+    """Mean reward of ``answers`` sampled answers per training step (fixed seed; 32 keep the
+    estimate's noise near 0.02)."""
     import statistics
 
     from pixelpilot.eval.datasets import load_samples
@@ -156,7 +157,7 @@ def mean_reward(model_dir: str, data: Path, seed: int = 123) -> float:
     samples = load_samples(data, "trajectory")
     rewards = build_rewards("format=0.1,type=0.2,distance=0.7", vlm.profile)
     convs = [s.conversation(vlm.profile) for s in samples]
-    groups = vlm_sample_groups(vlm, convs, 8, max_new_tokens=32, seed=seed)
+    groups = vlm_sample_groups(vlm, convs, answers, max_new_tokens=32, seed=seed)
     return statistics.fmean(
         float(rewards(s, a.text).total) for s, g in zip(samples, groups, strict=True) for a in g
     )
@@ -182,8 +183,8 @@ def test_learning_check_grpo_raises_the_reward_of_an_sft_warmed_model(
 ) -> None:
     before = mean_reward(warm_model, click_data)
     assert before < 0.9  # below perfect: room to learn
-    cfg = config(click_data, warm_model, tmp_path / "grpo", lr=1e-3, batch_size=4, group=8,
-                 max_steps=12, max_new_tokens=32, schedule="constant")  # fmt: skip
+    cfg = config(click_data, warm_model, tmp_path / "grpo", lr=5e-4, batch_size=4, group=8,
+                 max_steps=20, max_new_tokens=32, schedule="constant")  # fmt: skip
     result = train_grpo(cfg)
     after = mean_reward(result.train.checkpoint, click_data)
     assert after > before + 0.05, (before, after)
@@ -198,21 +199,23 @@ def test_online_grpo_records_its_rollouts_and_keeps_its_reward(
 
     out = tmp_path / "online"
     cfg = GRPOConfig(online="miniwob/click-test", model=warm_model, out=str(out), group=4,
-                     batch_size=1, max_steps=3, episode_steps=2, max_new_tokens=32, lr=1e-4,
+                     batch_size=2, max_steps=2, episode_steps=2, max_new_tokens=32, lr=1e-4,
                      seeds="100000-100999", progress=False, seed=0)  # fmt: skip
     result = train_grpo(cfg)
-    assert result.train.steps == 3
+    assert result.train.steps == 2
     episodes = list(iter_episodes(out / "rollouts"))
-    assert len(episodes) == 3 * 4 and all(ep.finished for ep in episodes)
-    seeds = {}
-    for ep in episodes:
+    assert len(episodes) == 2 * 2 * 4 and all(ep.finished for ep in episodes)
+    groups: dict[Path, set[int]] = {}
+    for ep in episodes:  # OUT/rollouts/step-N/TASK/seed-S/g-K
         assert 100000 <= ep.seed <= 100999 and ep.task == "miniwob/click-test"
-        seeds.setdefault(ep.directory.parent.parent.parent.name, set()).add(ep.seed)
-    assert all(len(s) == 1 for s in seeds.values())  # a group shares its task and seed
+        assert ep.directory.parent.name == f"seed-{ep.seed}"
+        groups.setdefault(ep.directory.parent, set()).add(ep.directory.name)
+    assert sorted(map(len, groups.values())) == [4, 4, 4, 4]  # G episodes per task and seed
     steps = rows(out)
-    assert all(r["episodes"] == 4 for r in steps)
-    first, last = steps[0]["reward_mean"], steps[-1]["reward_mean"]
-    assert last >= first - 0.5, (first, last)  # no collapse in a few small updates
+    assert all(r["episodes"] == 8 for r in steps)
+    # not collapsed: after an update the policy still succeeds (8 episodes; the warm model
+    # succeeds on about half of its sampled click-test episodes)
+    assert steps[0]["success_rate"] > 0 and steps[-1]["success_rate"] > 0, steps
 
 
 def _grpo_run(data: Path, model: str, out: Path, batch: int, procs: int) -> list[dict]:

@@ -75,9 +75,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     for i in range(2):
         step(ref, ref_opt, i, sharded=False)
         step(net, opt, i, sharded=True)
-    consolidate(opt, where)
-    saved = opt.state_dict() if rank == 0 else None
-    box = [saved]
+    box = [consolidate(opt, where)]  # the whole state on rank 0, None on rank 1
     dist.broadcast_object_list(box, src=0)
     saved_bytes = sum(
         4 * v.numel() for s in box[0]["state"].values() for v in s.values() if v.dim()

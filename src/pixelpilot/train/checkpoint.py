@@ -109,7 +109,8 @@ def save_checkpoint(
     out: Path, step: int, model: Any, optimizer: Any, scheduler: Any, rngs: list[Any],
     state: dict[str, Any],
 ) -> Path:  # fmt: skip
-    """Write ``checkpoints/step-NNNNNN`` (rank 0 only) and point ``latest`` at it."""
+    """Write ``checkpoints/step-NNNNNN`` (rank 0 only) and point ``latest`` at it.
+    ``optimizer``: the optimizer, or its whole ``state_dict`` (gathered from sharded ranks)."""
     import torch
 
     root = out / CKPT_DIR
@@ -119,7 +120,11 @@ def save_checkpoint(
     tmp.mkdir(parents=True)
     torch.save(trainable_state(model), tmp / "trainable.pt")
     torch.save(
-        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rngs},
+        {
+            "optimizer": optimizer if isinstance(optimizer, dict) else optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rngs,
+        },
         tmp / "optimizer.pt",
     )
     (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n")

@@ -151,11 +151,11 @@ class Trainer:
         }
 
     def save(self) -> None:
-        consolidate(self.optimizer, self.where)  # a sharded state is saved whole, by rank 0
+        optimizer = consolidate(self.optimizer, self.where)  # the whole state, on rank 0
         rngs = gather_objects(ckpt.rng_state(), self.where)
         if self.where.main:
             ckpt.save_checkpoint(
-                self.out, self.step, self.vlm.model, self.optimizer, self.scheduler, rngs,
+                self.out, self.step, self.vlm.model, optimizer, self.scheduler, rngs,
                 self._state(),
             )  # fmt: skip
 

@@ -39,6 +39,23 @@ def test_zero_stage_beyond_one_is_a_one_line_error(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()  # nothing written
 
 
+def test_a_run_from_before_zero_stage_resumes_and_a_changed_stage_is_refused(
+    tmp_path: Path,
+) -> None:
+    from pixelpilot.train.checkpoint import prepare_out
+
+    config = SFTConfig(data="d", model="m", out=str(tmp_path)).to_dict()
+    old = {k: v for k, v in config.items() if k != "zero_stage"}
+    (tmp_path / "run.json").write_text(json.dumps(old))
+    (tmp_path / "checkpoints" / "step-000003").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "step-000003" / "state.json").write_text("{}")
+    (tmp_path / "checkpoints" / "latest").write_text("step-000003\n")
+    found = prepare_out(tmp_path, config, resume=True, overwrite=False)
+    assert found == tmp_path / "checkpoints" / "step-000003"
+    with pytest.raises(ConfigError, match="zero_stage"):
+        prepare_out(tmp_path, {**config, "zero_stage": 1}, resume=True, overwrite=False)
+
+
 def _worker(rank: int, world: int, port: int, out: str) -> None:
     """One rank: ZeRO-1 AdamW against a local plain AdamW on the same averaged gradients."""
     import torch

@@ -41,6 +41,7 @@ def prepare_out(out: Path, config: dict[str, Any], resume: bool, overwrite: bool
         if latest is None:
             raise ConfigError(f"--resume: no checkpoint to resume in {out}", option="resume")
         saved = json.loads((out / RUN_FILE).read_text())
+        saved.setdefault("zero_stage", 0)  # a run from before --zero-stage existed ran without
         changed = sorted(
             k for k in set(saved) | set(config)
             if k not in RESUMABLE_CHANGES and saved.get(k) != config.get(k)

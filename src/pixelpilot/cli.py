@@ -446,6 +446,12 @@ def eval_online(
     tasks: str = typer.Argument(..., help="Task id, comma-separated ids, or a suite name."),
     model: str = typer.Option("expert", "--model", help="Checkpoint, URL, or 'expert'."),
     model_name: str = typer.Option(None, "--model-name", help="Model name at an API URL."),
+    policy_factory: str = typer.Option(
+        None,
+        "--policy-factory",
+        help="module:function returning a VLM or a Policy (overrides --model), e.g. "
+        "pixelpilot.agent.baselines:random_clicks.",
+    ),
     episodes: int = typer.Option(5, "--episodes", help="Episodes per task (seeds S, S+1, ...)."),
     seed: int = typer.Option(0, "--seed", help="First seed."),
     workers: int = typer.Option(1, "--workers", help="Envs run in parallel."),
@@ -466,6 +472,7 @@ def eval_online(
         tasks=tasks,
         model=model,
         model_name=model_name,
+        policy_factory=policy_factory,
         episodes=episodes,
         seed=seed,
         workers=workers,

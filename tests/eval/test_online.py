@@ -278,3 +278,18 @@ def test_a_finished_episode_without_its_result_row_is_recovered(tmp_path):
     assert row["trajectory"] == str(episode_dir)
     assert (episode_dir / "trajectory.jsonl").stat().st_mtime_ns == mtime  # not run again
     assert len((out / "results.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_policy_factory_runs_from_the_cli_and_the_report_names_it(tmp_path, capsys):
+    """--policy-factory module:function drives the episodes (here the image-blind random
+    clicker), and the JSON report names that factory as the model that ran, not the
+    --model default."""
+    from pixelpilot.cli import main
+
+    factory = "pixelpilot.agent.baselines:random_clicks"
+    args = ["eval", "online", "miniwob/click-test", "--policy-factory", factory, "--episodes",
+            "2", "--max-steps", "2", "--out", str(tmp_path / "run"), "--json"]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == factory
+    assert report["tasks"]["miniwob/click-test"]["episodes"] == 2

@@ -197,7 +197,7 @@ def summarize(config: OnlineConfig, jobs: list[Job], results: dict[str, dict[str
     wins = sum(bool(r["success"]) for r in rows)
     return {
         "kind": "online",
-        "model": config.model,
+        "model": config.policy_spec().label,  # the factory's module:function when one ran
         "tasks": tasks,
         "mean_success": sum(t["success_rate"] for t in tasks.values()) / max(1, len(tasks)),
         "seeds": sorted({j.seed for j in jobs}),

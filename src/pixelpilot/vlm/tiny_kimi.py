@@ -16,28 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pixelpilot.vlm.kimi_k25 import kimi_chat_template
+
 KIMI_SPECIAL = (
     "[BOS]", "[EOS]", "[PAD]", "<|im_end|>", "<|im_user|>", "<|im_assistant|>", "<|im_system|>",
     "<|im_middle|>", "<|media_start|>", "<|media_content|>", "<|media_end|>", "<|media_pad|>",
 )  # fmt: skip
 KIMI_MEDIA = "<|media_start|>image<|media_content|><|media_pad|><|media_end|>"
-KIMI_CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{%- if loop.first and message['role'] != 'system' -%}"
-    "{{- '<|im_system|>system<|im_middle|>You are a helpful assistant<|im_end|>' -}}"
-    "{%- endif -%}"
-    "{%- if message['role'] == 'system' -%}{{- '<|im_system|>system<|im_middle|>' -}}"
-    "{%- elif message['role'] == 'user' -%}{{- '<|im_user|>user<|im_middle|>' -}}"
-    "{%- else -%}{{- '<|im_assistant|>assistant<|im_middle|>' -}}{%- endif -%}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
-    "{%- else -%}{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'image' -%}{{- '" + KIMI_MEDIA + "' -}}"
-    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>' -}}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_assistant|>assistant<|im_middle|>' -}}{%- endif -%}"
-)
+KIMI_CHAT_TEMPLATE = kimi_chat_template(KIMI_MEDIA)
 REMOTE_FILES = (
     "configuration_kimi_vl.py",
     "modeling_kimi_vl.py",

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from pixelpilot.errors import DependencyNotInstalled, ModelError
-from pixelpilot.vlm.base import Conversation, Generation, ModelProfile, SamplingParams
+from pixelpilot.vlm.base import Completion, Conversation, Generation, ModelProfile, SamplingParams
 from pixelpilot.vlm.profiles import Family, family_of, profile_for
 
-Completion = str | Sequence[int]
 MAX_ASPECT = 200  # smart_resize's limit on the long side over the short side
 
 

@@ -181,10 +181,9 @@ def test_killed_browser_mid_episode_then_reset_recovers() -> None:
 
 
 # click-dialog-2: a sampled click near the dialog's buttons can leave a one-grey-level
-# difference in about ten pixels between two runs of the same seed and action (seen in 2 of 3
-# runs since the env contract changed which actions the space samples; a timing-dependent
-# rendering state, probably a hover transition, captured at different moments). Known, not yet
-# fixed: see docs/envs.md, "Determinism".
+# difference in about ten pixels between two runs of the same seed and action (flaky: from 4 of
+# 4 passing to 1 of 3 depending on the commit; a timing-dependent rendering state, probably a
+# hover transition, captured at different moments). Known, not yet fixed: docs/envs.md.
 _FLAKY_DETERMINISM = pytest.mark.xfail(
     reason="click-dialog-2: one-level pixel differences after a click (docs/envs.md)", strict=False
 )

@@ -82,7 +82,9 @@ class Target:
 
 
 @dataclass(frozen=True)
-class Step:
+class PlannedStep:
+    """One step of an expert's plan (not a recorded trajectory step)."""
+
     thought: str
     action: Action
     target: ScreenBox
@@ -98,7 +100,7 @@ class MiniWoBExpert(BasePolicy):
     def __init__(self, env: MiniWoBEnv) -> None:
         self.env = env
         self.instruction = ""
-        self._plan: list[Step] | None = None
+        self._plan: list[PlannedStep] | None = None
         self._index = 0
 
     def reset(self, instruction: str) -> None:
@@ -119,7 +121,7 @@ class MiniWoBExpert(BasePolicy):
             format_response(step.thought, step.action, FRAME, observation.size), step.target
         )
 
-    def plan(self) -> list[Step]:  # pragma: no cover - every expert defines it
+    def plan(self) -> list[PlannedStep]:  # pragma: no cover - every expert defines it
         raise NotImplementedError
 
     # -- DOM reading -------------------------------------------------------------------------
@@ -149,19 +151,19 @@ class MiniWoBExpert(BasePolicy):
 
     # -- step builders ---------------------------------------------------------------------------
     @staticmethod
-    def click(thought: str, target: Target) -> Step:
-        return Step(thought, Click(*target.point), target.box)
+    def click(thought: str, target: Target) -> PlannedStep:
+        return PlannedStep(thought, Click(*target.point), target.box)
 
     @staticmethod
-    def type(thought: str, content: str, target: Target) -> Step:
-        return Step(thought, Type(content), target.box)
+    def type(thought: str, content: str, target: Target) -> PlannedStep:
+        return PlannedStep(thought, Type(content), target.box)
 
 
 class _ClickSelector(MiniWoBExpert):
     selector = ""
     thought = ""
 
-    def plan(self) -> list[Step]:
+    def plan(self) -> list[PlannedStep]:
         return [self.click(self.thought, self.find(self.selector))]
 
 
@@ -179,20 +181,20 @@ class ClickDialog(_ClickSelector):
 
 
 class ClickTestTwo(MiniWoBExpert):
-    def plan(self) -> list[Step]:
+    def plan(self) -> list[PlannedStep]:
         label = re.search(r"button (\w+)", self.instruction).group(1)  # type: ignore[union-attr]
         return [self.click(f"I click the button labelled {label}.", self.find(text=label))]
 
 
 class ClickButton(MiniWoBExpert):
-    def plan(self) -> list[Step]:
+    def plan(self) -> list[PlannedStep]:
         label = _quoted(self.instruction)[0]
         box = self.find(text=label)
         return [self.click(f'The "{label}" button is the one to click.', box)]
 
 
 class ClickButtonSequence(MiniWoBExpert):
-    def plan(self) -> list[Step]:
+    def plan(self) -> list[PlannedStep]:
         return [
             self.click("First, button ONE.", self.find("#subbtn")),
             self.click("Now button TWO.", self.find("#subbtn2")),
@@ -200,14 +202,14 @@ class ClickButtonSequence(MiniWoBExpert):
 
 
 class ClickLink(MiniWoBExpert):
-    def plan(self) -> list[Step]:
+    def plan(self) -> list[PlannedStep]:
         label = _quoted(self.instruction)[0]
         box = self.find(text=label)
         return [self.click(f'I click the link "{label}".', box)]
 
 
 class ClickDialogTwo(MiniWoBExpert):
-    def plan(self) -> list[Step]:
+    def plan(self) -> list[PlannedStep]:
         label = _quoted(self.instruction)[0]
         if label == "x":
             box = self.find(".ui-dialog-titlebar-close")
@@ -217,21 +219,21 @@ class ClickDialogTwo(MiniWoBExpert):
 
 
 class ClickTab(MiniWoBExpert):
-    def plan(self) -> list[Step]:
+    def plan(self) -> list[PlannedStep]:
         number = re.search(r"#(\d+)", self.instruction).group(1)  # type: ignore[union-attr]
         box = self.find(f'#area ul a[href="#tabs-{number}"]')
         return [self.click(f"Tab #{number} is in the tab bar; I click it.", box)]
 
 
 class ClickColor(MiniWoBExpert):
-    def plan(self) -> list[Step]:
+    def plan(self) -> list[PlannedStep]:
         color = re.search(r"on the (\S+) colored", self.instruction).group(1)  # type: ignore[union-attr]
         box = self.find(f'#area .color[data-color="{color}"]')
         return [self.click(f"The {color} box is the one to click.", box)]
 
 
 class ClickShape(MiniWoBExpert):
-    def plan(self) -> list[Step]:
+    def plan(self) -> list[PlannedStep]:
         raw = self.env.page.evaluate(_SHAPE_JS)
         what = self.instruction.removeprefix("Click on a ").strip()
         if raw is None:
@@ -242,14 +244,14 @@ class ClickShape(MiniWoBExpert):
 
 
 class FocusTextTwo(MiniWoBExpert):
-    def plan(self) -> list[Step]:
+    def plan(self) -> list[PlannedStep]:
         nth = int(re.search(r"(\d+)(?:st|nd|rd|th)", self.instruction).group(1))  # type: ignore[union-attr]
         box = self.find(f"#area input:nth-of-type({nth})")
         return [self.click(f"The input text box number {nth} is the one to focus.", box)]
 
 
 class EnterText(MiniWoBExpert):
-    def plan(self) -> list[Step]:
+    def plan(self) -> list[PlannedStep]:
         value = _quoted(self.instruction)[0]
         field = self.find("#tt")
         return [
@@ -260,7 +262,7 @@ class EnterText(MiniWoBExpert):
 
 
 class EnterPassword(MiniWoBExpert):
-    def plan(self) -> list[Step]:
+    def plan(self) -> list[PlannedStep]:
         value = _quoted(self.text("#query"))[0]
         first, second = self.find("#password"), self.find("#verify")
         return [
@@ -273,7 +275,7 @@ class EnterPassword(MiniWoBExpert):
 
 
 class LoginUser(MiniWoBExpert):
-    def plan(self) -> list[Step]:
+    def plan(self) -> list[PlannedStep]:
         user, password = _quoted(self.text("#query"))[:2]
         name_box, pass_box = self.find("#username"), self.find("#password")
         return [

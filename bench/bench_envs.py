@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from benchdoc import markers, write_section
 
@@ -69,26 +70,33 @@ print(json.dumps(out))
 """
 
 
+def time_episodes(env: Any, episodes: int, steps: int) -> tuple[list, list, list]:
+    """Seconds of each reset and step (clicks on a neutral spot), and each step's observe ms."""
+    from pixelpilot.tools import Click
+
+    resets, stepst, shots = [], [], []
+    for ep in range(episodes):
+        t = time.perf_counter()
+        env.reset(seed=ep)
+        resets.append(time.perf_counter() - t)
+        for _ in range(steps):
+            t = time.perf_counter()
+            env.step(Click(*NEUTRAL))
+            stepst.append(time.perf_counter() - t)
+            shots.append(env.timing_ms["observe"])
+    return resets, stepst, shots
+
+
 def ours(tasks: list[str], episodes: int, steps: int, reload: str = "none") -> dict:
     from pixelpilot.envs import make
     from pixelpilot.envs.chromium import ChromiumHost
-    from pixelpilot.tools import Click
 
     out = {}
     with ChromiumHost() as host:
         for task in tasks:
             with make(f"miniwob/{task}", browser=host, reload=reload) as env:
                 env.reset(seed=10_000)  # warm-up: first page load
-                resets, stepst, shots = [], [], []
-                for ep in range(episodes):
-                    t = time.perf_counter()
-                    env.reset(seed=ep)
-                    resets.append(time.perf_counter() - t)
-                    for _ in range(steps):
-                        t = time.perf_counter()
-                        env.step(Click(*NEUTRAL))
-                        stepst.append(time.perf_counter() - t)
-                        shots.append(env.timing_ms["observe"])
+                resets, stepst, shots = time_episodes(env, episodes, steps)
             out[task] = {
                 "reset_ms": statistics.median(resets) * 1000,
                 "step_ms": statistics.median(stepst) * 1000,
@@ -116,7 +124,6 @@ def jail(launches: int, episodes: int, steps: int) -> dict:
 
     from pixelpilot.envs.browser import BrowserEnv
     from pixelpilot.envs.chromium import ChromiumHost
-    from pixelpilot.tools import Click
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
@@ -138,17 +145,9 @@ def jail(launches: int, episodes: int, steps: int) -> dict:
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    resets, stepst = [], []
     with BrowserEnv(url, "bench", viewport=(160, 210)) as env:
         env.reset(seed=0)  # warm-up
-        for ep in range(episodes):
-            t = time.perf_counter()
-            env.reset(seed=ep)
-            resets.append(time.perf_counter() - t)
-            for _ in range(steps):
-                t = time.perf_counter()
-                env.step(Click(*NEUTRAL))
-                stepst.append(time.perf_counter() - t)
+        resets, stepst, _ = time_episodes(env, episodes, steps)
     httpd.shutdown()
     out = {
         "launch_ms": statistics.median(starts) * 1000,

@@ -565,38 +565,39 @@ def register_train_command(name: str, config_cls: type, run: Any, doc: str) -> N
     train_app.command(name)(command)
 
 
-def _register_sft() -> None:
-    from pixelpilot.train.config import SFTConfig
-
-    def run(config: Any) -> Any:
-        from pixelpilot.train.sft import train_sft
-
-        return train_sft(config)
-
-    register_train_command(
-        "sft", SFTConfig, run,
+# name -> (config class, training function, help), as "module:attribute" so nothing heavy
+# is imported until a command runs
+TRAIN_COMMANDS = {
+    "sft": (
+        "pixelpilot.train.config:SFTConfig",
+        "pixelpilot.train.sft:train_sft",
         "Supervised fine-tuning on recorded steps (loss on the answer tokens only).",
-    )  # fmt: skip
-
-
-_register_sft()
-
-
-def _register_grpo() -> None:
-    from pixelpilot.train.grpo import GRPOConfig
-
-    def run(config: Any) -> Any:
-        from pixelpilot.train.grpo import train_grpo
-
-        return train_grpo(config)
-
-    register_train_command(
-        "grpo", GRPOConfig, run,
+    ),
+    "grpo": (
+        "pixelpilot.train.grpo:GRPOConfig",
+        "pixelpilot.train.grpo:train_grpo",
         "GRPO on recorded steps (DATA), or on live rollouts in the envs (--online TASKS).",
-    )  # fmt: skip
+    ),
+}
 
 
-_register_grpo()
+def _attribute(spec: str) -> Any:
+    import importlib
+
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _register_train_commands() -> None:
+    for name, (config_spec, train_spec, doc) in TRAIN_COMMANDS.items():
+
+        def run(config: Any, train_spec: str = train_spec) -> Any:
+            return _attribute(train_spec)(config)
+
+        register_train_command(name, _attribute(config_spec), run, doc)
+
+
+_register_train_commands()
 
 
 def main(argv: list[str] | None = None) -> int:

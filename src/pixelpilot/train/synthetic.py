@@ -8,7 +8,13 @@ instruction asks for one of them in MiniWoB's own wording ("Click on the "okay" 
 answer is a click on its centre. Because every target position is equally likely, a model
 cannot score by learning where targets usually are: it has to read the screen.
 
-``write_synthetic(out, count, seed)`` writes every sample as an ordinary one-step recorded
+The ``type`` kind (not among the defaults, ``CLICK_KINDS``) teaches copying text from the
+instruction: a form with one text field and an instruction in the wording of MiniWoB's typing
+tasks with a random quoted string (a name, a password of letters and digits); it is a two-step
+episode, a click into the field, then ``type(content='<the string>')`` on the screen with the
+field focused.
+
+``write_synthetic(out, count, seed)`` writes every sample as an ordinary recorded
 episode (``trajectory.jsonl`` + ``step-0000.png``, task ``synthetic/<kind>``, the click in
 screen pixels, the target box), so ``load_samples(out, "trajectory")`` and ``pixelpilot train
 sft OUT`` read them like recordings. Sample ``i`` depends on ``(seed, i)`` only: the same
@@ -27,7 +33,8 @@ from typing import Any
 
 SCREEN = (160, 210)
 BAND = 50  # height of the yellow instruction band
-KINDS = ("button", "link", "tab", "textbox", "dialog", "test")
+CLICK_KINDS = ("button", "link", "tab", "textbox", "dialog", "test")
+KINDS = (*CLICK_KINDS, "type")
 WORDS = (
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor ut labore "
     "magna aliqua enim minim veniam quis nostrud ullamco laboris nisi aliquip commodo duis "
@@ -46,6 +53,7 @@ class GroundingSample:
     kind: str
     instruction: str
     box: Box
+    text: str = ""  # what to type after clicking the box (kind "type")
 
     @property
     def point(self) -> tuple[int, int]:
@@ -201,6 +209,58 @@ def _draw_dialog(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
     return GroundingSample("dialog", 'Close the dialog box by clicking the "x".', close)
 
 
+_TYPING = (
+    'Enter "{}" into the text field and press Submit.',
+    'Enter the password "{}" into both text fields and press submit.',
+    'Type "{}" in the text box.',
+)
+_SYLLABLES = "an ar el en er ia in is la le li lo ma na ne ni on ra re ri ro sa ta te ti ul".split()
+
+
+def _random_text(rng: random.Random) -> str:
+    """A name-like word (capitalised or not) or a short password of letters and digits."""
+    if rng.random() < 0.5:
+        word = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4)))
+        return word.capitalize() if rng.random() < 0.5 else word
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return "".join(rng.choice(alphabet) for _ in range(rng.randint(2, 6)))
+
+
+def _draw_typing(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
+    """A form: one or two labelled text fields and a Submit button; the instruction quotes a
+    random string; the target is the first field."""
+    text = _random_text(rng)
+    if rng.random() < 0.3:  # the login form's wording: the username is typed first
+        template = 'Enter the username "{}" and the password "' + _random_text(rng) + '" into'
+        template += " the text fields and press login."
+    else:
+        template = rng.choice(_TYPING)
+    taken: list[Box] = []
+    width = rng.randint(100, 150)
+    first = _free(rng, taken, width, rng.randint(18, 24), body)
+    assert first is not None  # the first box always fits
+    draw.rectangle(first, fill="white", outline=(118, 118, 118))
+    if rng.random() < 0.5:
+        second = _free(rng, taken, width, first[3] - first[1] + 1, body)
+        if second is not None:
+            draw.rectangle(second, fill="white", outline=(118, 118, 118))
+    button = _free(rng, taken, 50, 22, body)
+    if button is not None:
+        _button(draw, button, rng.choice(("Submit", "Login")))
+    return GroundingSample("type", template.format(text), first, text)
+
+
+def _focused(image: Any, box: Box) -> Any:
+    """``image`` with the text field ``box`` focused (the browser's blue focus ring, a caret)."""
+    from PIL import ImageDraw
+
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    draw.rectangle(box, outline=(16, 110, 190), width=2)
+    draw.line((box[0] + 4, box[1] + 4, box[0] + 4, box[3] - 4), fill="black")
+    return out
+
+
 _DRAWERS: dict[str, Callable[[random.Random, Any, Box], GroundingSample]] = {
     "button": lambda rng, draw, body: _draw_buttons(rng, draw, body, test=False),
     "test": lambda rng, draw, body: _draw_buttons(rng, draw, body, test=True),
@@ -208,10 +268,13 @@ _DRAWERS: dict[str, Callable[[random.Random, Any, Box], GroundingSample]] = {
     "tab": _draw_tabs,
     "textbox": _draw_textbox,
     "dialog": _draw_dialog,
+    "type": _draw_typing,
 }
 
 
-def render(seed: int, index: int, kinds: tuple[str, ...] = KINDS) -> tuple[Any, GroundingSample]:
+def render(
+    seed: int, index: int, kinds: tuple[str, ...] = CLICK_KINDS
+) -> tuple[Any, GroundingSample]:
     """Screen ``index`` of the stream ``seed``: the PIL image and its sample."""
     from PIL import Image, ImageDraw
 
@@ -227,11 +290,12 @@ def render(seed: int, index: int, kinds: tuple[str, ...] = KINDS) -> tuple[Any, 
 
 
 def write_synthetic(
-    out: str | os.PathLike[str], count: int, seed: int = 0, kinds: tuple[str, ...] = KINDS
+    out: str | os.PathLike[str], count: int, seed: int = 0, kinds: tuple[str, ...] = CLICK_KINDS
 ) -> Path:
-    """Write samples ``0 .. count-1`` of stream ``seed`` as one-step episodes under ``out``
-    (``out/synthetic-<kind>/seed-<seed>-<i>``); samples already written are kept."""
-    from pixelpilot.agent.trajectory import Step, TrajectoryWriter
+    """Write samples ``0 .. count-1`` of stream ``seed`` as episodes under ``out``
+    (``out/synthetic-<kind>/seed-<seed>-<i>``): one step (a click), two for ``type`` (the
+    click into the field, then the typing); samples already written are kept."""
+    from pixelpilot.agent.trajectory import TrajectoryWriter
     from pixelpilot.errors import ConfigError
 
     unknown = sorted(set(kinds) - set(KINDS))
@@ -243,22 +307,36 @@ def write_synthetic(
         folder = root / f"synthetic-{sample.kind}" / f"seed-{seed}-{i:07d}"
         if (folder / "trajectory.jsonl").is_file():
             continue
-        x, y = sample.point
         header = {
             "task": f"synthetic/{sample.kind}", "env": "synthetic", "seed": seed * 10**7 + i,
             "model": "synthetic", "frame": "pixels", "screen": list(SCREEN),
             "instruction": sample.instruction,
         }  # fmt: skip
-        step = Step(
-            index=0,
-            screenshot="step-0000.png",
-            response=f"Action: click(start_box='({x},{y})')",
-            actions=({"type": "click", "x": x, "y": y},),
-            reward=1.0,
-            terminated=True,
-            target=sample.box,
-        )
         with TrajectoryWriter(folder, header, fsync=False) as writer:
-            writer.append(step, image)
+            for shot, step in _episode(image, sample):
+                writer.append(step, shot)
             writer.finish(True, 1.0)
     return root
+
+
+def _episode(image: Any, sample: GroundingSample) -> list[tuple[Any, Any]]:
+    """(screenshot, recorded ``Step``) pairs: the click on the target; for ``type`` then the
+    typing, on the screen with the field focused."""
+    from pixelpilot.agent.trajectory import Step
+    from pixelpilot.tools.actions import Action
+    from pixelpilot.tools.grammar import format_response
+
+    x, y = sample.point
+    click = Step(
+        index=0, screenshot="step-0000.png", response=f"Action: click(start_box='({x},{y})')",
+        actions=({"type": "click", "x": x, "y": y},), reward=0.0 if sample.text else 1.0,
+        terminated=not sample.text, target=sample.box,
+    )  # fmt: skip
+    if not sample.text:
+        return [(image, click)]
+    typed = {"type": "type", "content": sample.text}
+    typing = Step(
+        index=1, screenshot="step-0001.png", actions=(typed,), reward=1.0, terminated=True,
+        response=format_response(None, Action.from_dict(typed), "pixels", SCREEN),
+    )  # fmt: skip
+    return [(image, click), (_focused(image, sample.box), typing)]

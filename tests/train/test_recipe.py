@@ -34,11 +34,13 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     stages = report["stages"]
-    assert list(stages) == ["record", "synthetic", "init", "warmup", "sft", "eval-sft",
-                            "grpo", "eval-grpo"]  # fmt: skip
+    assert list(stages) == ["record", "synthetic", "init", "sft", "eval-sft", "grpo",
+                            "eval-grpo"]  # fmt: skip
     assert max(stages["record"]["seeds"]) < 1_000_000 <= min(stages["eval-sft"]["seeds"])
     assert stages["init"]["parameters"] > 100_000
-    for name in ("warmup", "sft", "grpo"):
+    assert stages["synthetic"]["typing"] == 4  # typing episodes mixed into the SFT data
+    assert len(list((out / "data" / "typing").rglob("trajectory.jsonl"))) == 4
+    for name in ("sft", "grpo"):
         assert (out / name / "final" / "config.json").is_file()
     for name in ("eval-sft", "eval-grpo"):
         assert set(stages[name]["tasks"]) == {"miniwob/click-test", "miniwob/enter-text"}

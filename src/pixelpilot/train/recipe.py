@@ -1,13 +1,16 @@
-"""The default-model recipe: record -> synthetic warm-up -> SFT -> GRPO -> held-out evaluation.
+"""The default-model recipe: record -> synthetic screens -> SFT -> GRPO -> held-out evaluation.
 
 ``run_recipe(RecipeConfig(...))`` (what ``scripts/train-default`` runs) trains a tiny
 ``kimi_k25`` checkpoint from scratch on MiniWoB++ from pixels, in one run folder::
 
-    OUT/record/<task>/seed-<k>/      expert demonstrations, training seeds (< 1,000,000)
-    OUT/synthetic/                   synthetic grounding screens (pixelpilot.train.synthetic)
+    OUT/data/record/<task>/seed-<k>/ expert demonstrations, training seeds (< 1,000,000)
+    OUT/data/synthetic/, typing/     synthetic screens (pixelpilot.train.synthetic): clicks,
+                                     and typing episodes that copy the instruction's text
     OUT/init/                        the random-init checkpoint (pixelpilot.vlm.tiny)
-    OUT/warmup/  OUT/sft/  OUT/grpo/ training runs (metrics.jsonl, checkpoints, final/)
+    OUT/sft/  OUT/grpo/              training runs (metrics.jsonl, checkpoints, final/): SFT on
+                                     all of OUT/data mixed, offline GRPO on the recordings
     OUT/eval-<stage>/                online evaluation on held-out seeds (>= 1,000,000)
+    OUT/<stage>/done.json            the stage's figures, once it completed
     OUT/report.json, OUT/report.md   the figures of every stage
 
 Every stage writes ``done.json`` when it completes and is skipped on the next run; an
@@ -49,20 +52,21 @@ class RecipeConfig:
     out: str
     tasks: tuple[str, ...] = TASKS
     seed: int = 0
-    episodes: int = 300  # expert demonstrations per task (seeds seed*10**5 + 0..N-1)
-    synthetic: int = 20_000  # synthetic grounding screens for the warm-up
-    size: str = "s"  # kimi_k25 tiny size: xs, s, m
+    episodes: int = 200  # expert demonstrations per task (seeds seed*10**5 + 0..N-1)
+    synthetic: int = 8_000  # synthetic grounding screens (one click each), mixed into SFT
+    typing: int = 3_000  # synthetic typing episodes (click a field, type the quoted text)
+    size: str = "xs"  # kimi_k25 tiny size: xs, s, m
     prompt_kind: str = "grounding"
     thought: bool = False
     sigma: float = 25.0  # soft coordinate targets, in 0..1000 units (0 = plain SFT)
     point_weight: float = 1.0  # the pointing loss on the image tokens (0 = none)
-    warmup_steps: int = 1500
-    sft_steps: int = 3000
-    grpo_steps: int = 300
-    batch_size: int = 16
+    sft_steps: int = 10_000
+    grpo_steps: int = 100
+    batch_size: int = 8
     lr: float = 1e-3
-    grpo_lr: float = 1e-5
-    group: int = 8
+    grpo_lr: float = 2e-5
+    group: int = 8  # GRPO answers per prompt
+    grpo_prompts: int = 4  # GRPO prompts per step
     eval_episodes: int = 50
     eval_workers: int = 1
     eval_max_steps: int = MAX_STEPS
@@ -74,7 +78,7 @@ class RecipeConfig:
         """A smoke run of every stage in a few minutes (it learns nothing)."""
         values: dict[str, Any] = dict(
             tasks=("miniwob/click-test", "miniwob/enter-text"), episodes=3, synthetic=12,
-            size="xs", warmup_steps=2, sft_steps=2, grpo_steps=1, batch_size=2, group=2,
+            typing=4, size="xs", sft_steps=2, grpo_steps=1, batch_size=2, group=2, grpo_prompts=1,
             eval_episodes=2, eval_max_steps=2, baselines=False,
         )  # fmt: skip
         return cls(out=out, **{**values, **overrides})
@@ -90,7 +94,8 @@ class RecipeConfig:
                 f"{self.episodes} episodes)",
                 option="seed",
             )
-        for name in ("episodes", "synthetic", "batch_size", "eval_episodes", "eval_workers"):
+        counts = ("episodes", "synthetic", "batch_size", "grpo_prompts", "group")
+        for name in (*counts, "eval_episodes", "eval_workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
 
@@ -160,7 +165,10 @@ def stage_synthetic(config: RecipeConfig, out: Path) -> dict[str, Any]:
         write_synthetic(out, min(n, config.synthetic), seed=config.seed)
         bar.update(min(n, config.synthetic) - bar.n)
     bar.close()
-    return {"screens": config.synthetic, "seconds": time.perf_counter() - t0}
+    if config.typing:
+        write_synthetic(out.parent / "typing", config.typing, seed=config.seed, kinds=("type",))
+    return {"screens": config.synthetic, "typing": config.typing,
+            "seconds": time.perf_counter() - t0}  # fmt: skip
 
 
 def stage_init(config: RecipeConfig, out: Path) -> dict[str, Any]:
@@ -203,7 +211,8 @@ def stage_grpo(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
     resume = latest_checkpoint(out) is not None
     grpo = GRPOConfig(
         data=str(data), model=model, out=str(out), max_steps=config.grpo_steps,
-        batch_size=max(1, config.batch_size // config.group), group=config.group,
+        tasks=",".join(config.tasks),
+        batch_size=config.grpo_prompts, group=config.group,
         lr=config.grpo_lr, seed=config.seed, prompt_kind=config.prompt_kind,
         max_new_tokens=40, checkpoint_every=max(1, config.grpo_steps // 5),
         progress=config.progress, resume=resume, overwrite=not resume and out.exists(),
@@ -299,17 +308,15 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
     (root / "recipe.json").write_text(json.dumps(asdict(config), indent=1) + "\n")
     report: dict[str, Any] = {"config": asdict(config), "stages": {}}
+    data = root / "data"  # the recordings and the synthetic screens: one SFT data set
     stages = [
-        ("record", lambda d: stage_record(config, d)),
-        ("synthetic", lambda d: stage_synthetic(config, d)),
-        ("baselines", lambda d: stage_baselines(config, root / "record", d)),
+        ("record", lambda d: stage_record(config, data / "record")),
+        ("synthetic", lambda d: stage_synthetic(config, data / "synthetic")),
+        ("baselines", lambda d: stage_baselines(config, data / "record", d)),
         ("init", lambda d: stage_init(config, d)),
-        ("warmup", lambda d: _sft(config, root / "synthetic", str(root / "init"), d,
-                                  config.warmup_steps)),
-        ("sft", lambda d: _sft(config, root / "record", _final(root, "warmup"), d,
-                               config.sft_steps)),
+        ("sft", lambda d: _sft(config, data, str(root / "init"), d, config.sft_steps)),
         ("eval-sft", lambda d: _eval(config, _final(root, "sft"), d)),
-        ("grpo", lambda d: stage_grpo(config, root / "record", _final(root, "sft"), d)),
+        ("grpo", lambda d: stage_grpo(config, data / "record", _final(root, "sft"), d)),
         ("eval-grpo", lambda d: _eval(config, _final(root, "grpo"), d)),
     ]  # fmt: skip
     for name, run in stages:

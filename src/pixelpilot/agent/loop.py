@@ -166,8 +166,8 @@ class Agent:
         instruction: str | None = None,
         task: str | None = None,
         model: str | None = None,
-        kind: str = "computer",
-        language: str = "English",
+        kind: str | None = None,  # the prompt kind; None: the model's (VLMPolicy)
+        language: str | None = None,
         retries: int = 3,
         wait_seconds: float = 2.0,
         ask_user: AskUser | None = ask_at_terminal,

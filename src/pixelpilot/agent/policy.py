@@ -40,18 +40,19 @@ class VLMPolicy(BasePolicy):
     """Drive a ``VLM`` with UI-TARS prompts and history.
 
     ``kind`` is the prompt kind (computer, mobile, grounding), ``language`` the language of
-    the model's thoughts. An answer that does not parse is asked again up to ``retries`` times
-    with the temperatures in ``retry_temperatures`` (sampling instead of greedy, so a failed
-    answer is not simply repeated); the last answer is returned even if it still does not
-    parse, and the loop records the parse error on the step.
+    the model's thoughts; both default to the model's own (``profile.prompt_kind`` and
+    ``profile.prompt_language``: what its checkpoint declares). An answer that does not parse
+    is asked again up to ``retries`` times with the temperatures in ``retry_temperatures``
+    (sampling instead of greedy, so a failed answer is not simply repeated); the last answer is
+    returned even if it still does not parse, and the loop records the parse error on the step.
     """
 
     def __init__(
         self,
         vlm: VLM,
         *,
-        kind: str = "computer",
-        language: str = "English",
+        kind: str | None = None,
+        language: str | None = None,
         history_images: int | None = None,
         params: SamplingParams | None = None,
         retries: int = 3,
@@ -60,7 +61,11 @@ class VLMPolicy(BasePolicy):
         self.vlm = vlm
         self.profile = vlm.profile
         self.coords = self.profile.coords
-        self.template = template_for(self.profile.prompt_family, kind, language)
+        self.template = template_for(
+            self.profile.prompt_family,
+            kind or self.profile.prompt_kind,
+            language or self.profile.prompt_language,
+        )
         self.prompt_family = self.template.family
         self.history_images = image_window(self.profile, history_images)
         self.params = params or SamplingParams(max_new_tokens=256, temperature=0.0)

@@ -19,10 +19,10 @@ import re
 from dataclasses import dataclass
 
 from pixelpilot.errors import PromptError
+from pixelpilot.vlm.base import PROMPT_KINDS as KINDS
+from pixelpilot.vlm.base import PROMPT_LANGUAGES as LANGUAGES
 
 FAMILIES = ("uitars-1.0", "uitars-1.5")
-KINDS = ("computer", "mobile", "grounding")
-LANGUAGES = ("English", "Chinese")
 
 
 _POINT = re.compile(r"'(\(x\d,y\d\))'")

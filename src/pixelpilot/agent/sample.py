@@ -147,15 +147,16 @@ class StepSample:
         self,
         profile: ModelProfile,
         *,
-        kind: str = "computer",
-        language: str = "English",
+        kind: str | None = None,
+        language: str | None = None,
         step_instructions: bool = False,
         history_images: int | None = None,
     ) -> Conversation:
         """The conversation the agent would send a model with ``profile`` at this step: the
-        agent's prompt template, the episode's earlier answers rewritten into the model's
-        frame, the last screenshots of the image window, the current one. Screenshots outside
-        the window are never loaded."""
+        agent's prompt template (``kind`` and ``language``; by default the profile's own, as
+        ``VLMPolicy``), the episode's earlier answers rewritten into the model's frame, the
+        last screenshots of the image window, the current one. Screenshots outside the window
+        are never loaded."""
         from pixelpilot.agent.prompts import template_for
 
         window = image_window(profile, history_images)
@@ -169,6 +170,7 @@ class StepSample:
             )
             for i, (response, image) in enumerate(self.history)
         ]
+        kind, language = kind or profile.prompt_kind, language or profile.prompt_language
         prompt = template_for(profile.prompt_family, kind, language).render(
             self.prompt_instruction(step_instructions)
         )

@@ -21,10 +21,11 @@ RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
 CKPT_DIR = "checkpoints"
 FINAL_DIR = "final"
-# fields that may change when a run is resumed (how long, how often, how it shows)
+# fields that may change when a run is resumed (how long, how often, how it shows, where
+# online rollouts run: the rollouts are the same either way)
 RESUMABLE_CHANGES = frozenset(
     {"max_steps", "epochs", "eval_every", "checkpoint_every", "progress", "resume", "overwrite",
-     "cache", "device", "max_bad_steps"}
+     "cache", "device", "max_bad_steps", "rollout_workers", "rollout_backend"}
 )  # fmt: skip
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
 
@@ -158,7 +159,10 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> t
 def export_model(vlm: Any, out: Path, merge: bool = True) -> Path:
     """Write ``OUT/final``: the source checkpoint's processor, tokenizer, chat template and
     code files, with the trained weights (a LoRA adapter merged in when ``merge``; else the
-    adapter alone, in PEFT's format)."""
+    adapter alone, in PEFT's format), and the prompt kind it was trained with declared in
+    ``pixelpilot.json`` (``pixelpilot.vlm.profiles.declare_profile``)."""
+    from pixelpilot.vlm.profiles import declare_profile
+
     source = Path(vlm.path)
     final = out / FINAL_DIR
     tmp = out / f".{FINAL_DIR}.tmp"
@@ -172,6 +176,7 @@ def export_model(vlm: Any, out: Path, merge: bool = True) -> Path:
         model = model.merge_and_unload()
         vlm.model = model
     model.save_pretrained(tmp)
+    declare_profile(tmp, vlm.profile)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
 from pixelpilot.errors import ConfigError
+from pixelpilot.vlm.base import PROMPT_KINDS
 
 SCHEDULES = ("cosine", "linear", "constant")
 DTYPES = ("auto", "float32", "bfloat16")
@@ -78,7 +79,12 @@ class TrainConfig:
         0.0, "Fraction of episodes held out for validation (split by episode)."
     )
     limit: int | None = opt(None, "Use only the first N samples after filtering.")
-    prompt_kind: str = opt("computer", "Prompt kind of the agent: computer, mobile, grounding.")
+    prompt_kind: str | None = opt(
+        None,
+        "Prompt kind of the agent: computer, mobile, grounding (default: the kind --model "
+        "declares in its pixelpilot.json, computer when it declares none). The final "
+        "checkpoint declares the kind it was trained with.",
+    )
     step_instructions: bool = opt(
         False, "Append the step instruction to the prompt (AndroidControl low level)."
     )
@@ -125,6 +131,8 @@ class TrainConfig:
              f"--zero-stage {self.zero_stage} is not supported: 0 (off) or 1 (optimizer state "
              "sharded); gradient and parameter sharding (2, 3) are not"),
             (not (self.resume and self.overwrite), "resume", "--resume excludes --overwrite"),
+            (self.prompt_kind in (None, *PROMPT_KINDS), "prompt_kind",
+             f"--prompt-kind must be one of {', '.join(PROMPT_KINDS)}, got {self.prompt_kind!r}"),
         ]  # fmt: skip
         for ok, name, message in checks:
             if not ok:
@@ -155,6 +163,19 @@ class SFTConfig(TrainConfig):
     end_of_turn: bool = opt(
         True, "End each target with the model's end-of-turn token, so the model learns to stop."
     )
+
+
+def with_model_prompt(config: Any) -> Any:
+    """``config`` with its prompt kind settled: the one given, else the one the ``--model``
+    checkpoint declares (``pixelpilot.vlm.profiles.read_declaration``). Training, its prompt
+    cache, ``run.json`` (so resuming compares kinds, not "unset") and the final checkpoint's
+    declaration all see that one kind."""
+    if config.prompt_kind is not None:
+        return config
+    from pixelpilot.vlm.profiles import read_declaration
+
+    kind = read_declaration(config.model).prompt_kind
+    return dataclasses.replace(config, prompt_kind=kind)
 
 
 def describe(cls: type) -> dict[str, str]:

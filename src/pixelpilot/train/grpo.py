@@ -426,6 +426,9 @@ def _reward_trend(history: Sequence[dict[str, Any]]) -> tuple[float, float]:
 def train_grpo(config: GRPOConfig, *, stop_after: int | None = None) -> GRPOResult:
     """Run GRPO on recorded steps, or on live rollouts with ``--online`` (alone, or as one
     process of ``accelerate launch``); ``stop_after`` stops early with a checkpoint."""
+    from pixelpilot.train.config import with_model_prompt
+
+    config = with_model_prompt(config)
     if config.online:
         from pixelpilot.train.grpo_online import train_online
 

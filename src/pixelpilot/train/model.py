@@ -3,6 +3,8 @@
 ``load_trainable(config, device)`` loads ``--model`` through ``pixelpilot.vlm.load`` (so every
 check of the inference path applies: a folder without a processor, a text-only model, an
 unsupported family are one-line errors) and refuses what cannot be trained (a served model).
+The profile takes ``--prompt-kind``, so every prompt of the run and the final checkpoint's
+declaration (``pixelpilot.json``) use the kind the model is trained with.
 Weights are float32 unless ``--dtype bfloat16``; on a GPU the forward pass runs under bfloat16
 autocast. ``--lora-r R`` wraps the model with a PEFT LoRA adapter (the base frozen).
 """
@@ -24,6 +26,10 @@ def load_trainable(config: Any, device: str) -> Any:
     vlm = load(config.model, device=device, dtype=dtype)
     if not isinstance(vlm, HFVLM):
         raise ConfigError(f"--model {config.model} is not a trainable checkpoint", option="model")
+    if config.prompt_kind is not None:  # trained with this kind: prompts and export follow it
+        from dataclasses import replace
+
+        vlm.profile = replace(vlm.profile, prompt_kind=config.prompt_kind)
     if config.lora_r > 0:
         vlm.model = add_lora(vlm.model, config)
     vlm.model.train()

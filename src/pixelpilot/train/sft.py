@@ -109,9 +109,11 @@ def train_sft(
     ``pixelpilot.train.coords``' soft coordinate targets."""
     from pathlib import Path
 
+    from pixelpilot.train.config import with_model_prompt
     from pixelpilot.train.distributed import default_device, init_from_env, shutdown
     from pixelpilot.train.model import load_trainable
 
+    config = with_model_prompt(config)
     where = init_from_env(config.device)
     try:
         split = load_split(config)

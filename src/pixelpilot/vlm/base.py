@@ -19,6 +19,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Role = Literal["system", "user", "assistant"]
 Completion = str | Sequence[int]  # an answer as text, or as the token ids generate returned
+# The prompt kinds and languages the agent's templates exist for (``pixelpilot.agent.prompts``);
+# a model profile names one of each, a checkpoint may declare them (``vlm.profiles``).
+PROMPT_KINDS = ("computer", "mobile", "grounding")
+PROMPT_LANGUAGES = ("English", "Chinese")
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,10 @@ class ModelProfile:
     ``frame`` is the coordinate frame of its answers (``uitars-1.5``, ``uitars-1.0``,
     ``pixels``); ``prompt_family`` picks the prompt template (``uitars-1.5``, ``uitars-1.0``);
     ``min_pixels``/``max_pixels`` are the smart_resize limits of its image processor;
-    ``history_images`` is how many recent screenshots go into the prompt.
+    ``history_images`` is how many recent screenshots go into the prompt; ``prompt_kind``
+    (computer, mobile, grounding) and ``prompt_language`` are the template the model was
+    trained with, which the agent uses unless told otherwise (a checkpoint declares them in
+    its ``pixelpilot.json``; see ``pixelpilot.vlm.profiles``).
     """
 
     name: str = "model"
@@ -84,6 +91,8 @@ class ModelProfile:
     factor: int = 28
     history_images: int = 5
     max_images: int | None = None  # a server's per-request image limit, when known
+    prompt_kind: str = "computer"
+    prompt_language: str = "English"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

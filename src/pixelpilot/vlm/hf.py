@@ -16,7 +16,7 @@ from typing import Any
 
 from pixelpilot.errors import DependencyNotInstalled, ModelError
 from pixelpilot.vlm.base import Completion, Conversation, Generation, ModelProfile, SamplingParams
-from pixelpilot.vlm.profiles import Family, family_of, profile_for
+from pixelpilot.vlm.profiles import Family, family_of, profile_for, read_declaration
 
 MAX_ASPECT = 200  # smart_resize's limit on the long side over the short side
 
@@ -76,6 +76,7 @@ class HFVLM:
         self.path = Path(path)
         config = _read_config(self.path)
         self.family = _family(config, self.path)
+        declaration = read_declaration(self.path)  # a bad pixelpilot.json fails before loading
         torch = _require_torch()
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = getattr(torch, dtype) if dtype else (
@@ -88,7 +89,7 @@ class HFVLM:
         if not getattr(self.processor, "chat_template", None):
             raise ModelError(f"the processor in {self.path} has no chat template")
         self.model = self._load_model(attn_implementation)
-        base = profile or profile_for(self.family, self.processor, self.path.name)
+        base = profile or profile_for(self.family, self.processor, self.path.name, declaration)
         if max_images is not None:
             from dataclasses import replace
 

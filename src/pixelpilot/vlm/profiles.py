@@ -2,15 +2,24 @@
 
 The family is read from ``config.json``'s ``model_type``. Pixel limits come from the
 checkpoint's own image processor, so the agent's ``smart_resize`` maps coordinates back with
-exactly the sizes the model saw.
+exactly the sizes the model saw. The prompt a checkpoint was trained with is declared in a
+small ``pixelpilot.json`` next to ``config.json`` (``Declaration``: prompt kind and language;
+``train sft``/``train grpo`` write it), so every caller prompts the model the way it learned.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from pixelpilot.vlm.base import ModelProfile
+from pixelpilot.errors import FileFormatError, PromptError
+from pixelpilot.vlm.base import PROMPT_KINDS, PROMPT_LANGUAGES, ModelProfile
+
+DECLARATION_FILE = "pixelpilot.json"
+DECLARATION_FORMAT = "pixelpilot.model"
+_DECLARATION_KEYS = ("format", "version", "prompt_kind", "prompt_language")
 
 
 @dataclass(frozen=True)
@@ -75,8 +84,11 @@ def _navit_limits(ip: Any) -> dict[str, int]:
     return {"factor": unit, "min_pixels": unit * unit, "max_pixels": int(ip.max_patches) * patch**2}
 
 
-def profile_for(family: Family, processor: Any, name: str) -> ModelProfile:
-    """The profile of a loaded checkpoint of ``family`` with this ``processor``."""
+def profile_for(
+    family: Family, processor: Any, name: str, declaration: Declaration | None = None
+) -> ModelProfile:
+    """The profile of a loaded checkpoint of ``family`` with this ``processor`` and the
+    prompt its folder declares (``read_declaration``)."""
     ip = getattr(processor, "image_processor", None)
     kwargs: dict[str, Any] = {}
     limits = _pixel_limits(ip) if ip is not None else None
@@ -105,6 +117,99 @@ def profile_for(family: Family, processor: Any, name: str) -> ModelProfile:
         frame=family.frame,
         prompt_family=family.prompt_family,
         history_images=family.history_images,
+        prompt_kind=(declaration or Declaration()).prompt_kind,
+        prompt_language=(declaration or Declaration()).prompt_language,
         extra=extra,
         **kwargs,
     )
+
+
+# --- what a checkpoint folder declares (pixelpilot.json) --------------------------------------
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """How to prompt a checkpoint: the prompt kind and the language of its thoughts. A folder
+    without ``pixelpilot.json`` (an older checkpoint, or one made elsewhere) gets these
+    defaults, the UI-TARS computer prompt in English."""
+
+    prompt_kind: str = "computer"
+    prompt_language: str = "English"
+
+    def __post_init__(self) -> None:
+        check_prompt(self.prompt_kind, self.prompt_language)
+
+    @property
+    def is_default(self) -> bool:
+        return self == Declaration()
+
+    def apply(self, profile: ModelProfile) -> ModelProfile:
+        """``profile`` with this prompt kind and language."""
+        return replace(profile, prompt_kind=self.prompt_kind, prompt_language=self.prompt_language)
+
+
+def check_prompt(kind: str, language: str, where: str = "") -> None:
+    """``PromptError`` for a kind or language the agent has no template for."""
+    prefix = f"{where}: " if where else ""
+    if kind not in PROMPT_KINDS:
+        raise PromptError(
+            f"{prefix}unknown prompt kind {_short(kind)} (one of {', '.join(PROMPT_KINDS)})"
+        )
+    if language not in PROMPT_LANGUAGES:
+        raise PromptError(
+            f"{prefix}unknown prompt language {_short(language)} "
+            f"(one of {', '.join(PROMPT_LANGUAGES)})"
+        )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def read_declaration(folder: str | Path) -> Declaration:
+    """The ``pixelpilot.json`` of a checkpoint folder (the defaults when there is none). The
+    file is untrusted: anything but an object with known keys and string values the agent has
+    templates for is a one-line ``FileFormatError`` / ``PromptError`` naming the file."""
+    path = Path(folder) / DECLARATION_FILE
+    if not path.is_file():
+        return Declaration()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FileFormatError(path, None, f"not readable JSON ({_short(str(exc))})") from None
+    if not isinstance(data, dict):
+        raise FileFormatError(path, None, "a model declaration is a JSON object")
+    unknown = sorted(str(k) for k in data if k not in _DECLARATION_KEYS)
+    if unknown:
+        raise FileFormatError(
+            path, None, f"unknown keys {', '.join(map(_short, unknown[:5]))} "
+            f"(known: {', '.join(_DECLARATION_KEYS)})",
+        )  # fmt: skip
+    if data.get("format", DECLARATION_FORMAT) != DECLARATION_FORMAT or data.get("version", 1) != 1:
+        raise FileFormatError(path, None, f"not a {DECLARATION_FORMAT} version 1 declaration")
+    kind = data.get("prompt_kind", "computer")
+    language = data.get("prompt_language", "English")
+    check_prompt(kind, language, where=str(path))
+    return Declaration(kind, language)
+
+
+def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
+    """Write ``folder/pixelpilot.json`` (atomically) and return its path."""
+    path = Path(folder) / DECLARATION_FILE
+    data = {"format": DECLARATION_FORMAT, "version": 1, "prompt_kind": declaration.prompt_kind,
+            "prompt_language": declaration.prompt_language}  # fmt: skip
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def declare_profile(folder: str | Path, profile: ModelProfile) -> Path | None:
+    """After a checkpoint of ``profile`` was written to ``folder``: declare its prompt kind
+    and language when they are not the defaults, or when the folder already holds a
+    declaration (copied from the starting checkpoint, which must not speak for this one)."""
+    declaration = Declaration(profile.prompt_kind, profile.prompt_language)
+    if declaration.is_default and not (Path(folder) / DECLARATION_FILE).exists():
+        return None
+    return write_declaration(folder, declaration)

@@ -33,7 +33,7 @@ def online(episodes: int, workers: list[int]) -> list[dict]:
     tasks = ",".join(f"miniwob/{t}" for t in TASKS)
     for k in workers:
         with tempfile.TemporaryDirectory() as out:
-            cfg = OnlineConfig(tasks, episodes=episodes, seed=0, workers=k, out=out)
+            cfg = OnlineConfig(tasks, "expert", episodes=episodes, seed=0, workers=k, out=out)
             start = time.perf_counter()
             report = evaluate_online(cfg)
             wall = time.perf_counter() - start

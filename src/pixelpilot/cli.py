@@ -159,14 +159,19 @@ def _status_line(console: Any) -> Any:
     return show
 
 
+_MODEL_HELP = (
+    "Checkpoint folder, http://host:port/v1 (with --model-name), 'expert' (the task's scripted "
+    "expert), or 'default' (the bundled model; also when --model is not given). A checkpoint "
+    "is prompted with the kind its pixelpilot.json declares."
+)
+
+
 @app.command("run")
 def run_command(
     task: str = typer.Argument("", help="The instruction; optional for MiniWoB/desktop tasks."),
     env: str = typer.Option(..., "--env", help="browser, miniwob/TASK, desktop or desktop/TASK."),
     url: str | None = typer.Option(None, "--url", help="Start page for --env browser."),
-    model: str | None = typer.Option(
-        None, "--model", help="Checkpoint dir, http://host:port/v1, or 'expert'."
-    ),
+    model: str | None = typer.Option(None, "--model", help=_MODEL_HELP),
     model_name: str | None = typer.Option(None, "--model-name", help="Model name on a server."),
     max_steps: int = typer.Option(15, "--max-steps", min=1),
     seed: int = typer.Option(0, "--seed", min=0),
@@ -190,6 +195,7 @@ def run_command(
     console = Console(stderr=True)
     policy = PolicySpec.parse(model, model_name=model_name)
     policy.check()
+    policy = policy.resolved()  # the bundled model's folder when --model is default/absent
     vlm = load_model(policy)  # fail before the env starts (None for the expert)
     environment = spec.make()
     try:
@@ -197,6 +203,7 @@ def run_command(
             policy,
             environment,
             model=vlm,
+            label=policy.name,
             task=spec.task,
             env_kwargs=spec.kwargs,
             max_steps=max_steps,
@@ -208,7 +215,7 @@ def run_command(
     finally:
         environment.close()
     view = write_view(where)
-    summary = {**result.to_dict(), "viewer": str(view)}
+    summary = {"model": agent.model, **result.to_dict(), "viewer": str(view)}
     if as_json:
         emit_json(summary)
         return
@@ -223,7 +230,9 @@ def run_command(
 def record_command(
     tasks: str = typer.Argument(..., help="Task id, comma-separated ids, or a suite name."),
     expert: bool = typer.Option(False, "--expert", help="Record the tasks' scripted experts."),
-    model: str | None = typer.Option(None, "--model", help="A model instead of --expert."),
+    model: str | None = typer.Option(
+        None, "--model", help="A model instead of --expert: a checkpoint, URL or 'default'."
+    ),
     model_name: str | None = typer.Option(None, "--model-name"),
     episodes: int = typer.Option(1, "--episodes", min=1),
     seed: int = typer.Option(0, "--seed", min=0),
@@ -243,6 +252,10 @@ def record_command(
     if expert == (model is not None):
         raise BadInput("record needs exactly one of --expert or --model")
     ids = resolve_tasks(tasks)
+    from pixelpilot.agent.factory import PolicySpec
+
+    spec = PolicySpec.parse("expert" if expert else model, model_name=model_name)
+    spec.check()  # before the progress bar shows
     console = Console(stderr=True)
     with Progress(console=console, transient=not console.is_terminal) as progress:
         bar = progress.add_task("recording", total=len(ids) * episodes)
@@ -372,7 +385,10 @@ def eval_offline(
         help="trajectory|screenspot|screenspot-pro|screenspot-pro-cn|androidcontrol|mind2web",
     ),
     model: str = typer.Option(
-        None, "--model", help="Checkpoint, URL, or 'expert' (recorded answers)."
+        None,
+        "--model",
+        help="Checkpoint, URL, 'expert' (the recorded answers), or 'default' (the bundled "
+        "model; also when neither --model nor --predictions is given).",
     ),
     predictions: str = typer.Option(None, "--predictions", help="Score saved answers (JSONL)."),
     frame: str = typer.Option(None, "--frame", help="Frame of --predictions answers without one."),
@@ -386,13 +402,21 @@ def eval_offline(
     point_threshold: float = typer.Option(
         None, "--point-threshold", help="Override the rule set's click distance threshold."
     ),
-    kind: str = typer.Option("computer", "--kind", help="Prompt kind: computer|mobile|grounding."),
+    kind: str = typer.Option(
+        None,
+        "--kind",
+        help="Prompt kind: computer|mobile|grounding (default: the kind the model declares, "
+        "computer when it declares none).",
+    ),
     step_instructions: bool = typer.Option(False, "--step-instructions", help="Low-level mode."),
     allow_outside_images: bool = typer.Option(
         False, "--allow-outside-images", help="Read image paths that leave the data folder."
     ),
     language: str = typer.Option(
-        "English", "--language", help="Language the prompt asks the model to think in."
+        None,
+        "--language",
+        help="Language the prompt asks the model to think in: English|Chinese (default: the "
+        "model's declared language, English when it declares none).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
@@ -413,9 +437,9 @@ def eval_offline(
         raise BadInput("--limit must be >= 0 and --batch-size >= 1")
     from pixelpilot.agent.prompts import KINDS, LANGUAGES
 
-    if kind not in KINDS:
+    if kind is not None and kind not in KINDS:
         raise BadInput(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if language not in LANGUAGES:
+    if language is not None and language not in LANGUAGES:
         raise BadInput(f"--language must be one of {', '.join(LANGUAGES)}, got {language!r}")
     if max_new_tokens < 1:
         raise BadInput(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
@@ -444,7 +468,7 @@ def eval_offline(
 @eval_app.command("online")
 def eval_online(
     tasks: str = typer.Argument(..., help="Task id, comma-separated ids, or a suite name."),
-    model: str = typer.Option("expert", "--model", help="Checkpoint, URL, or 'expert'."),
+    model: str = typer.Option(None, "--model", help=_MODEL_HELP),
     model_name: str = typer.Option(None, "--model-name", help="Model name at an API URL."),
     policy_factory: str = typer.Option(
         None,

@@ -38,16 +38,32 @@ def test_model_option_becomes_a_spec() -> None:
         PolicySpec.parse(None, factory="no_colon")
 
 
-def test_default_model_is_switched_on_in_one_place(
+def test_the_default_model_is_the_bundled_folder_once_it_holds_a_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(NoModelError, match="no bundled default model ships yet.*--model expert"):
+    slot = tmp_path / "models" / "default"
+    monkeypatch.setattr(factory, "bundled_model_folder", lambda: slot)
+    assert factory.default_model_path() is None
+    with pytest.raises(NoModelError, match="no bundled default model .*--model expert") as caught:
         PolicySpec.parse(None).check()
-    (tmp_path / "config.json").write_text("{}")
-    monkeypatch.setattr(factory, "DEFAULT_MODEL", str(tmp_path))
+    assert str(slot) in str(caught.value) and "\n" not in str(caught.value)
+    slot.mkdir(parents=True)
+    (slot / "MODEL_CARD.md").write_text("a card alone is not a model")
+    assert factory.default_model_path() is None
+    (slot / "config.json").write_text('{"model_type": "kimi_k25"}')
+    assert factory.default_model_path() == slot
     resolved = PolicySpec.parse("default").resolved()
-    assert resolved == PolicySpec("checkpoint", str(tmp_path))
+    assert resolved.kind == "checkpoint" and resolved.source == str(slot)
+    assert resolved.label == f"default (kimi_k25, {slot})"
     PolicySpec.parse(None).check()  # a checkpoint folder: fine
+
+
+def test_the_package_slot_is_inside_the_package() -> None:
+    import pixelpilot
+
+    folder = factory.bundled_model_folder()
+    assert folder.name == "default" and folder.parent.name == "models"
+    assert folder.parent.parent == Path(pixelpilot.__file__).resolve().parent
 
 
 def test_checkpoint_checks_load_nothing(tmp_path: Path) -> None:

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="
 
 def test_expert_suite_two_workers_records_every_episode(tmp_path):
     cfg = OnlineConfig(
-        "miniwob/click-test,miniwob/focus-text", episodes=2, seed=7, workers=2, out=str(tmp_path)
-    )
+        "miniwob/click-test,miniwob/focus-text", model="expert", episodes=2, seed=7, workers=2,
+        out=str(tmp_path),
+    )  # fmt: skip
     report = evaluate_online(cfg)
     assert set(report["tasks"]) == {"miniwob/click-test", "miniwob/focus-text"}
     assert report["seeds"] == [7, 8] and report["episodes"] == 4 and report["errors"] == 0
@@ -113,6 +114,8 @@ def test_killed_evaluation_resumes_without_redoing_finished_episodes(tmp_path):
         "eval",
         "online",
         "miniwob/click-test",
+        "--model",
+        "expert",
         "--episodes",
         "4",
         "--seed",
@@ -218,9 +221,10 @@ def test_resume_refuses_an_out_made_with_another_model_or_settings(tmp_path):
     from pixelpilot.errors import ConfigError
 
     base = dict(tasks="miniwob/click-test", episodes=1, seed=0, max_steps=3, out=str(tmp_path))
+    base["model"] = "expert"
     evaluate_online(OnlineConfig(**base))
     other = OnlineConfig(
-        **base, model="slow-centre", policy_factory=f"{__name__}:slow_centre_model"
+        **{**base, "model": "slow-centre"}, policy_factory=f"{__name__}:slow_centre_model"
     )
     with pytest.raises(ConfigError, match="made with --model 'expert', not 'slow-centre'"):
         evaluate_online(other)
@@ -260,7 +264,7 @@ def die(self, row):  # the worker wrote the episode's end line; the row never re
     os._exit(9)
 
 RecordLog.append = die
-evaluate_online(OnlineConfig("miniwob/click-test", episodes=2, seed=3, out=sys.argv[1]))
+evaluate_online(OnlineConfig("miniwob/click-test", "expert", episodes=2, seed=3, out=sys.argv[1]))
 """
 
 
@@ -274,7 +278,8 @@ def test_a_finished_episode_without_its_result_row_is_recovered(tmp_path):
     episode_dir = out / "episodes" / "miniwob__click-test" / "seed-00003"
     assert read_trajectory(episode_dir).finished
     mtime = (episode_dir / "trajectory.jsonl").stat().st_mtime_ns
-    report = evaluate_online(OnlineConfig("miniwob/click-test", episodes=2, seed=3, out=str(out)))
+    config = OnlineConfig("miniwob/click-test", "expert", episodes=2, seed=3, out=str(out))
+    report = evaluate_online(config)
     assert report["resumed"] == 1 and report["episodes"] == 2 and report["errors"] == 0
     row = next(r for r in report["results"] if r["seed"] == 3)
     assert row["recovered"] and row["success"] and row["steps"] >= 1

@@ -20,6 +20,7 @@ def local_ray():
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="no chromium")
 def test_ray_backend_matches_local_backend(local_ray, tmp_path):
     cfg = dict(tasks="miniwob/click-test,miniwob/click-button", episodes=2, seed=11, workers=2)
+    cfg["model"] = "expert"
     by_ray = evaluate_online(OnlineConfig(**cfg, backend="ray", out=str(tmp_path / "ray")))
     local = evaluate_online(OnlineConfig(**cfg, out=str(tmp_path / "local")))
     assert by_ray["errors"] == 0 and by_ray["episodes"] == 4

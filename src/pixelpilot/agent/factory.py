@@ -9,7 +9,7 @@ has one behaviour:
   (+ the free-form TASK instruction) as a task id and its kwargs.
 - ``PolicySpec.parse(model, model_name=..., factory=...)``: what ``--model`` means:
   ``expert`` (the task's scripted expert), a checkpoint folder, an OpenAI-compatible base URL
-  (with a model name), ``default`` (or nothing: the bundled model, see ``DEFAULT_MODEL``), or
+  (with a model name), ``default`` (or nothing: the bundled model, ``default_model_path``), or
   a ``"module:function"`` that returns a VLM or a policy. ``check`` validates it before any
   episode starts (the folder holds a checkpoint, the server accepts connections).
 - ``load_model(spec)``, ``make_policy(spec, env=...)``, ``make_agent(spec, env, ...)``.
@@ -28,13 +28,10 @@ from typing import Any
 
 from pixelpilot.errors import ConfigError, ModelError, NoModelError
 
-# The bundled learned model that ``--model default`` (or no --model) runs: a checkpoint folder
-# or URL. None ships yet; set this (and nothing else) when one does.
-DEFAULT_MODEL: str | None = None
-
 _NO_DEFAULT = (
-    "no bundled default model ships yet; pass --model expert (the task's scripted expert), "
-    "--model CHECKPOINT_DIR, or --model http://host:port/v1 --model-name NAME"
+    "no bundled default model in this installation ({folder} holds no config.json); pass "
+    "--model expert (the task's scripted expert), --model CHECKPOINT_DIR, or "
+    "--model http://host:port/v1 --model-name NAME"
 )
 # Tasks whose envs can share one Chromium process (their pages need no network).
 SHARED_BROWSER_PREFIXES = ("miniwob/",)
@@ -77,18 +74,47 @@ class EnvSpec:
 
 # --- policies -----------------------------------------------------------------------------
 
+
+def bundled_model_folder() -> Path:
+    """Where the bundled model lives: ``pixelpilot/models/default/`` inside the package (its
+    files are package data; shipping a model is putting a checkpoint folder there)."""
+    import pixelpilot.models
+
+    return Path(pixelpilot.models.__file__).resolve().parent / "default"
+
+
+def default_model_path() -> Path | None:
+    """The bundled checkpoint that ``--model default`` (or no ``--model``) runs: the folder
+    when it holds a ``config.json``, else ``None`` (no model ships in this installation)."""
+    folder = bundled_model_folder()
+    return folder if (folder / "config.json").is_file() else None
+
+
+def _default_name(folder: Path) -> str:
+    """``default (kimi_k25, /path/to/folder)``: the name reports give the bundled model."""
+    import json
+
+    try:
+        model_type = json.loads((folder / "config.json").read_text()).get("model_type", "?")
+    except (OSError, ValueError, AttributeError):
+        model_type = "?"
+    return f"default ({model_type}, {folder})"
+
+
 _KINDS = ("expert", "checkpoint", "url", "default", "factory")
 
 
 @dataclass(frozen=True)
 class PolicySpec:
     """What drives the agent. ``kind``: expert | checkpoint | url | default | factory;
-    ``source``: the folder, URL or ``module:function``; ``label``: the name reports and
-    trajectory headers give the model."""
+    ``source``: the folder, URL or ``module:function``; ``name``: what reports call it when
+    that is not its source (the bundled model); ``label``: the name reports and trajectory
+    headers give the model."""
 
     kind: str
     source: str | None = None
     model_name: str | None = None
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -117,7 +143,9 @@ class PolicySpec:
 
     @property
     def label(self) -> str:
-        return self.source or self.kind
+        """The model that runs, as reports name it (``default`` as its folder when resolved:
+        ``default (kimi_k25, /path/to/folder)``)."""
+        return self.name or self.source or self.kind
 
     @property
     def needs_model(self) -> bool:
@@ -125,12 +153,14 @@ class PolicySpec:
         return self.kind != "expert"
 
     def resolved(self) -> PolicySpec:
-        """``default`` as the bundled model it stands for (``NoModelError`` while none ships)."""
+        """``default`` as the bundled checkpoint it stands for, named ``default (MODEL_TYPE,
+        FOLDER)`` (``NoModelError`` when this installation has none)."""
         if self.kind != "default":
             return self
-        if DEFAULT_MODEL is None:
-            raise NoModelError(_NO_DEFAULT)
-        return PolicySpec.parse(DEFAULT_MODEL, model_name=self.model_name)
+        folder = default_model_path()
+        if folder is None:
+            raise NoModelError(_NO_DEFAULT.format(folder=bundled_model_folder()))
+        return PolicySpec("checkpoint", str(folder), self.model_name, _default_name(folder))
 
     def check(self, *, probe_timeout: float = 5.0) -> None:
         """Fail now, with one line, on a model that cannot work: a missing checkpoint folder

@@ -75,12 +75,13 @@ def record_tasks(
     on_episode: Callable[[str, int, EpisodeResult], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` episodes of every task (seeds ``seed, seed+1, ...``), each recorded in
-    ``OUT/<task-name>/seed-<k>/``; return the summary of ``summarize``. One env per task, one
-    Chromium for all MiniWoB tasks, the model loaded once."""
+    ``OUT/<task-name>/seed-<k>/``; return the summary of ``summarize`` with the ``model`` that
+    ran. One env per task, one Chromium for all MiniWoB tasks, the model loaded once."""
     spec = PolicySpec.parse(model, model_name=model_name)
     spec.check()
+    spec = spec.resolved()  # the bundled model's folder, named as such in every header
     results: dict[str, list[EpisodeResult]] = {}
-    with AgentFactory(spec, max_steps=max_steps, ask_user=None) as factory:
+    with AgentFactory(spec, max_steps=max_steps, ask_user=None, label=spec.name) as factory:
         factory.load()  # a model that cannot load fails before any env starts
         for task in tasks:
             runs = results.setdefault(task, [])
@@ -91,4 +92,4 @@ def record_tasks(
                 if on_episode is not None:
                     on_episode(task, k, result)
             factory.drop_env()
-    return summarize(results)
+    return {"model": spec.label, **summarize(results)}

@@ -31,15 +31,15 @@ class OfflineConfig:
 
     data: str  # a file or directory in ``format``
     format: str = "trajectory"  # one of pixelpilot.eval.datasets.FORMATS
-    model: str | None = None  # checkpoint dir / URL / "expert" (the recorded answers)
+    model: str | None = None  # checkpoint / URL / "expert" (recorded answers) / None: default
     predictions: str | None = None  # a JSONL of {"id", "response"[, "frame"]} to score instead
     frame: str | None = None  # frame of the predictions file's answers (default: uitars-1.5)
     out: str | None = None  # output directory: predictions.jsonl, scores.jsonl, reports
     limit: int | None = None  # evaluate the first N samples only
     batch_size: int = 4  # conversations per ``generate`` call
     max_new_tokens: int = 128
-    prompt_kind: str = "computer"  # the agent's prompt kind (computer, mobile, grounding)
-    language: str = "English"  # the language the prompt asks the model to think in
+    prompt_kind: str | None = None  # computer, mobile, grounding; None: the model's declared
+    language: str | None = None  # the language the model thinks in; None: the model's declared
     step_instructions: bool = False  # AndroidControl "low" level: append the step instruction
     rules: MatchRules = field(default_factory=MatchRules)
     allow_outside_images: bool = False  # dataset image paths may leave the data file's folder
@@ -48,9 +48,9 @@ class OfflineConfig:
 def conversation(
     sample: Sample,
     profile: Any,
-    kind: str = "computer",
+    kind: str | None = None,
     low: bool = False,
-    language: str = "English",
+    language: str | None = None,
 ) -> Any:
     """The conversation the agent would send at this step (``StepSample.conversation``: the
     agent's own prompt builder, history rewritten into the model's frame)."""
@@ -186,12 +186,6 @@ def _model_answers(
     config: OfflineConfig, vlm: Any, samples: list[Sample], out: Path | None, progress: Any
 ) -> tuple[dict[str, dict[str, Any]], float]:
     """Answers of the model, continuing ``OUT/predictions.jsonl`` when it exists."""
-    if vlm is None:
-        if not config.model:
-            raise ConfigError("offline evaluation needs --model or --predictions", option="--model")
-        from pixelpilot.agent.factory import PolicySpec, load_model
-
-        vlm = load_model(PolicySpec.parse(config.model))  # the one constructor path
     answers: dict[str, dict[str, Any]] = {}
     pred_path = out / "predictions.jsonl" if out else None
     if pred_path is not None:
@@ -218,6 +212,13 @@ def evaluate_offline(
     config: OfflineConfig, vlm: Any = None, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Run one offline evaluation and return its report (also written to ``config.out``)."""
+    spec = None
+    if vlm is None and not config.predictions and config.model != "expert":
+        from pixelpilot.agent.factory import PolicySpec
+
+        spec = PolicySpec.parse(config.model)  # no --model: the bundled default model
+        spec.check()  # before any data is read: a model that cannot run fails first
+        spec = spec.resolved()
     samples = load_samples(
         config.data, config.format, allow_outside_images=config.allow_outside_images
     )
@@ -237,8 +238,13 @@ def evaluate_offline(
         answers = {s.id: gold_answer(s) for s in samples}
         model_name = "expert"
     else:
+        if spec is not None:
+            from pixelpilot.agent.factory import load_model
+
+            vlm, model_name = load_model(spec), spec.label  # the one constructor path
+        else:
+            model_name = config.model or getattr(getattr(vlm, "profile", None), "name", "model")
         answers, model_seconds = _model_answers(config, vlm, samples, out, progress)
-        model_name = config.model or getattr(getattr(vlm, "profile", None), "name", "model")
     rows = score(samples, answers, config.rules, config.frame or "uitars-1.5")
     report = {
         "kind": "offline",

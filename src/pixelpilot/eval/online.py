@@ -39,7 +39,9 @@ class OnlineConfig:
     """One online evaluation; the CLI's flags map one to one onto these fields."""
 
     tasks: str  # a task id, comma-separated ids, or a suite name
-    model: str = "expert"  # checkpoint dir / URL / "expert" (the task's scripted expert)
+    # checkpoint dir / URL / "expert" (the task's scripted expert) / None or "default" (the
+    # bundled model)
+    model: str | None = None
     model_name: str | None = None  # the model's name at an OpenAI-compatible URL
     episodes: int = 5  # episodes per task
     seed: int = 0  # first seed; task episodes use seed, seed+1, ...
@@ -197,7 +199,8 @@ def summarize(config: OnlineConfig, jobs: list[Job], results: dict[str, dict[str
     wins = sum(bool(r["success"]) for r in rows)
     return {
         "kind": "online",
-        "model": config.policy_spec().label,  # the factory's module:function when one ran
+        # the factory's module:function when one ran; the bundled model as "default (...)"
+        "model": config.policy_spec().resolved().label,
         "tasks": tasks,
         "mean_success": sum(t["success_rate"] for t in tasks.values()) / max(1, len(tasks)),
         "seeds": sorted({j.seed for j in jobs}),
@@ -265,6 +268,17 @@ def _continue(jobs: list[Job], out: Path, log: RecordLog) -> tuple[dict, list[Jo
     return results, todo
 
 
+def _for_workers(config: OnlineConfig) -> OnlineConfig:
+    """The config the workers get: the bundled model resolved here to its folder, once, so
+    every worker loads the same checkpoint whatever their own installation would resolve."""
+    spec = config.policy_spec()
+    if spec.kind != "default":
+        return config
+    from dataclasses import replace
+
+    return replace(config, model=spec.resolved().source)
+
+
 def evaluate_online(
     config: OnlineConfig, progress: Progress | None = None, on_event: EventHook | None = None
 ) -> dict[str, Any]:
@@ -300,7 +314,7 @@ def evaluate_online(
 
     try:
         if todo:
-            pool = make_pool(config, out, min(config.workers, len(todo)))
+            pool = make_pool(_for_workers(config), out, min(config.workers, len(todo)))
             try:
                 pool.run(todo, record, on_event)
             finally:

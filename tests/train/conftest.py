@@ -44,3 +44,16 @@ def tiny_xs() -> str:
     from pixelpilot.vlm.tiny import build_tiny
 
     return str(build_tiny(arch="qwen2_5_vl", size="xs"))
+
+
+@pytest.fixture(scope="session")
+def warm_model(click_data: Path, tiny_xs: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tiny model after 60 SFT steps on the click experts: it answers in the action
+    language but is far from perfect."""
+    from pixelpilot.train.config import SFTConfig
+    from pixelpilot.train.sft import train_sft
+
+    out = tmp_path_factory.mktemp("grpo-warm") / "sft"
+    cfg = SFTConfig(data=str(click_data), model=tiny_xs, out=str(out), lr=3e-3, batch_size=4,
+                    max_steps=60, schedule="constant", progress=False, seed=0)  # fmt: skip
+    return train_sft(cfg).checkpoint

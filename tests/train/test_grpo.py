@@ -159,19 +159,6 @@ def mean_reward(model_dir: str, data: Path, seed: int = 123, answers: int = 32) 
     )
 
 
-@pytest.fixture(scope="module")
-def warm_model(click_data: Path, tiny_xs: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The tiny model after 60 SFT steps on the click experts: it answers in the action
-    language but is far from perfect."""
-    from pixelpilot.train.config import SFTConfig
-    from pixelpilot.train.sft import train_sft
-
-    out = tmp_path_factory.mktemp("grpo-warm") / "sft"
-    cfg = SFTConfig(data=str(click_data), model=tiny_xs, out=str(out), lr=3e-3, batch_size=4,
-                    max_steps=60, schedule="constant", progress=False, seed=0)  # fmt: skip
-    return train_sft(cfg).checkpoint
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(3000)
 def test_learning_check_grpo_raises_the_reward_of_an_sft_warmed_model(
@@ -202,9 +189,9 @@ def test_online_grpo_records_its_rollouts_and_keeps_its_reward(
     episodes = list(iter_episodes(out / "rollouts"))
     assert len(episodes) == 2 * 2 * 4 and all(ep.finished for ep in episodes)
     groups: dict[Path, set[int]] = {}
-    for ep in episodes:  # OUT/rollouts/step-N/TASK/seed-S/g-K
+    for ep in episodes:  # OUT/rollouts/step-N/TASK/draw-J-seed-S/g-K
         assert 100000 <= ep.seed <= 100999 and ep.task == "miniwob/click-test"
-        assert ep.directory.parent.name == f"seed-{ep.seed}"
+        assert ep.directory.parent.name.endswith(f"-seed-{ep.seed}")
         groups.setdefault(ep.directory.parent, set()).add(ep.directory.name)
     assert sorted(map(len, groups.values())) == [4, 4, 4, 4]  # G episodes per task and seed
     steps = rows(out)

@@ -1,15 +1,18 @@
 """Worker pools for online evaluation: local spawned processes (default) or Ray actors.
 
-Each worker holds an ``EpisodeRunner``: an ``AgentFactory`` (``pixelpilot.agent.factory``)
-with one Chromium shared by its MiniWoB envs, the current task's env, and the model (loaded
-once). A pool hands out ``Job``s, watches every running episode, and when an env crashes,
-hangs past the per-step timeout (no step finished since the env was ready) or passes the
-per-episode timeout, kills the worker with its browser, records the episode as an error and
-starts a fresh worker. Both pools enforce both timeouts: local workers report each step over
-a queue; Ray actors write a heartbeat file under ``OUT/.workers/`` (so on a multi-machine Ray
-cluster, ``OUT`` must be a shared folder for the step timeout and the browser kill to work;
-the episode timeout needs nothing). Local workers use the ``spawn`` start method: Playwright
-must not be inherited through ``fork``.
+Each worker holds a runner, by default an ``EpisodeRunner``: an ``AgentFactory``
+(``pixelpilot.agent.factory``) with one Chromium shared by its MiniWoB envs, the current task's
+env, and the model (loaded once). Any class with the same shape (``runner(config, out)``,
+``run(job, emit) -> dict``, ``pids()``, ``close()``; importable, since it crosses a process)
+can take its place: online GRPO's rollout workers do (``pixelpilot.train.rollouts``). A pool
+hands out jobs (anything with ``task``, ``seed`` and ``key``), watches every running episode,
+and when an env crashes, hangs past the per-step timeout (no step finished since the env was
+ready) or passes the per-episode timeout, kills the worker with its browser, records the
+episode as an error and starts a fresh worker. Both pools enforce both timeouts: local workers
+report each step over a queue; Ray actors write a heartbeat file under ``OUT/.workers/`` (so on
+a multi-machine Ray cluster, ``OUT`` must be a shared folder for the step timeout and the
+browser kill to work; the episode timeout needs nothing). Local workers use the ``spawn`` start
+method: Playwright must not be inherited through ``fork``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pixelpilot.eval.online import EventHook, Job, OnlineConfig, error_result
 
 Emit = Callable[[dict[str, Any]], None]
 Record = Callable[[dict[str, Any]], None]
+Runner = Callable[[Any, Path], Any]  # (config, out) -> an object shaped like EpisodeRunner
 
 
 class EpisodeRunner:
@@ -99,11 +103,13 @@ def kill_pids(pids: list[int]) -> None:
 # --- local processes ----------------------------------------------------------------------
 
 
-def _worker_main(wid: int, config: OnlineConfig, out: str, inbox: Any, outbox: Any) -> None:
+def _worker_main(
+    wid: int, config: Any, out: str, inbox: Any, outbox: Any, make: Runner = EpisodeRunner
+) -> None:
     """A spawned worker: its own process group; exits when the evaluation process is gone."""
     os.setpgrp()
     parent = os.getppid()
-    runner = EpisodeRunner(config, Path(out))
+    runner = make(config, Path(out))
 
     def emit(event: dict[str, Any]) -> None:
         if os.getppid() != parent:  # the evaluation was killed: stop, leave no browser behind
@@ -127,10 +133,14 @@ def _worker_main(wid: int, config: OnlineConfig, out: str, inbox: Any, outbox: A
 
 
 class _Slot:
-    def __init__(self, ctx: Any, wid: int, config: OnlineConfig, out: Path, outbox: Any) -> None:
+    def __init__(
+        self, ctx: Any, wid: int, config: Any, out: Path, outbox: Any, runner: Runner
+    ) -> None:
         self.inbox = ctx.Queue()
         self.proc = ctx.Process(
-            target=_worker_main, args=(wid, config, str(out), self.inbox, outbox), daemon=True
+            target=_worker_main,
+            args=(wid, config, str(out), self.inbox, outbox, runner),
+            daemon=True,
         )
         self.proc.start()
         self.job: Job | None = None
@@ -152,19 +162,26 @@ class _Slot:
 
 
 class LocalPool:
-    """``workers`` spawned processes, each running one episode at a time."""
+    """``workers`` spawned processes, each running one episode at a time (``config``: an
+    ``OnlineConfig``, or any object with ``step_timeout`` and ``episode_timeout`` that
+    ``runner`` takes)."""
 
-    def __init__(self, config: OnlineConfig, out: Path, workers: int) -> None:
+    def __init__(
+        self, config: Any, out: Path, workers: int, runner: Runner = EpisodeRunner
+    ) -> None:
         import multiprocessing as mp
 
-        self.config, self.out = config, out
+        self.config, self.out, self.runner = config, out, runner
         self.ctx = mp.get_context("spawn")
         self.outbox = self.ctx.Queue()
-        self.slots = [_Slot(self.ctx, i, config, out, self.outbox) for i in range(workers)]
+        self.slots = [self._slot(i) for i in range(workers)]
+
+    def _slot(self, i: int) -> _Slot:
+        return _Slot(self.ctx, i, self.config, self.out, self.outbox, self.runner)
 
     def _restart(self, i: int) -> None:
         self.slots[i].kill()
-        self.slots[i] = _Slot(self.ctx, i, self.config, self.out, self.outbox)
+        self.slots[i] = self._slot(i)
 
     def _check(self, now: float, record: Record) -> None:
         cfg = self.config
@@ -182,7 +199,7 @@ class LocalPool:
                 record(error_result(slot.job, why, now - slot.started))
                 self._restart(i)
 
-    def run(self, jobs: list[Job], record: Record, on_event: EventHook | None) -> None:
+    def run(self, jobs: list[Any], record: Record, on_event: EventHook | None) -> None:
         pending = list(jobs)
         while pending or any(s.job is not None for s in self.slots):
             for i, slot in enumerate(self.slots):
@@ -226,12 +243,12 @@ class _RayRunner:
     every event of the running job to ``pid_file`` + ``.beat`` (``job-key wall-time``), the
     heartbeat the pool's step timeout watches (the pool and its actors share ``out``)."""
 
-    def __init__(self, config: OnlineConfig, out: str, pid_file: str) -> None:
-        self.runner = EpisodeRunner(config, Path(out))
+    def __init__(self, config: Any, out: str, pid_file: str, make: Runner = EpisodeRunner) -> None:
+        self.runner = make(config, Path(out))
         self.pid_file = Path(pid_file)
         self.beat_file = Path(pid_file + ".beat")
 
-    def run(self, job: Job) -> dict[str, Any]:
+    def run(self, job: Any) -> dict[str, Any]:
         def emit(event: dict[str, Any]) -> None:
             if event.get("pids"):
                 self.pid_file.write_text(" ".join(map(str, event["pids"])))
@@ -247,7 +264,9 @@ class RayPool:
     """``workers`` Ray actors; a job with no progress for the step timeout (after its env is
     ready) or past the episode timeout kills its actor (and browser) and records an error."""
 
-    def __init__(self, config: OnlineConfig, out: Path, workers: int) -> None:
+    def __init__(
+        self, config: Any, out: Path, workers: int, runner: Runner = EpisodeRunner
+    ) -> None:
         try:
             import ray
         except ImportError as exc:
@@ -260,7 +279,7 @@ class RayPool:
                 kwargs["num_cpus"] = max(workers, os.cpu_count() or 1)
             ray.init(**kwargs)
         self.ray = ray
-        self.config, self.out = config, out
+        self.config, self.out, self.runner = config, out, runner
         self.cls = ray.remote(num_cpus=1)(_RayRunner)
         (out / ".workers").mkdir(exist_ok=True)
         self.actors = [self._new(i) for i in range(workers)]
@@ -269,9 +288,9 @@ class RayPool:
         return self.out / ".workers" / f"ray-{i}.pids"
 
     def _new(self, i: int) -> Any:
-        return self.cls.remote(self.config, str(self.out), str(self._pid_file(i)))
+        return self.cls.remote(self.config, str(self.out), str(self._pid_file(i)), self.runner)
 
-    def run(self, jobs: list[Job], record: Record, on_event: EventHook | None) -> None:
+    def run(self, jobs: list[Any], record: Record, on_event: EventHook | None) -> None:
         ray = self.ray
         pending = list(jobs)
         running: dict[Any, tuple[int, Job, float]] = {}

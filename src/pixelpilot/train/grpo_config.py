@@ -64,6 +64,14 @@ class GRPOConfig(TrainConfig):
     online_reward: str = opt(
         "success", "Online: episode reward, success (1/0 from the env) or env (its raw reward)."
     )
+    rollout_workers: int = opt(
+        0,
+        "Online: worker processes that run the rollouts (0 = in the trainer process; the "
+        "result is the same, see docs/training.md).",
+    )
+    rollout_backend: str = opt(
+        "local", "Online: the rollout workers' pool, local (spawned processes) or ray."
+    )
 
     def validate(self) -> None:
         TrainConfig.validate(_Online(self) if self.online else self)
@@ -79,6 +87,9 @@ class GRPOConfig(TrainConfig):
             (self.episode_steps >= 1, "episode_steps", "--episode-steps must be >= 1"),
             (self.online_reward in ("success", "env"), "online_reward",
              "--online-reward must be success or env"),
+            (self.rollout_workers >= 0, "rollout_workers", "--rollout-workers must be >= 0"),
+            (self.rollout_backend in ("local", "ray"), "rollout_backend",
+             "--rollout-backend must be local or ray"),
             (not (self.online and self.data), "online", "give DATA or --online TASKS, not both"),
         ]  # fmt: skip
         for ok, name, message in checks:

@@ -21,9 +21,9 @@ built by ``pixelpilot.agent.factory.AgentFactory``; one Chromium shared by all M
 
 from __future__ import annotations
 
-import random
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,9 +41,11 @@ from pixelpilot.train.grpo import (
 
 @dataclass(frozen=True)
 class RolloutStep:
-    """One answer of a rollout, as the loss sees it (``id`` names it in error messages)."""
+    """One answer of a rollout, or one group, as the loss sees it (``id`` names it in error
+    messages; ``folder`` is the group's folder under ``OUT/rollouts``)."""
 
     id: str
+    folder: str = ""
 
 
 def parse_seeds(spec: str) -> tuple[int, int]:
@@ -58,81 +60,61 @@ def parse_seeds(spec: str) -> tuple[int, int]:
     return low, high
 
 
-def rollout_policy(vlm: Any, config: GRPOConfig) -> Any:
-    """A ``VLMPolicy`` that samples (no retries: the answer it gives is the one trained on)
-    and keeps the exact conversation of each answer in ``asked``."""
-    from pixelpilot.agent.policy import VLMPolicy
-    from pixelpilot.vlm.base import SamplingParams
+def draw_indices(micro: Sequence[Sequence[Any]], where: Any) -> list[int]:
+    """Each of this process's tasks' index in the step's global batch (micro-batch by
+    micro-batch, ranks in order), so a task draws the same seed on 1 process as on several."""
+    from pixelpilot.train.distributed import gather_objects
 
-    class RolloutPolicy(VLMPolicy):
-        def reset(self, instruction: str) -> None:
-            super().reset(instruction)
-            self.asked: list[tuple[Any, str]] = []
-
-        def act(self, observation: Any) -> Any:
-            conv = self.conversation(observation)
-            out = super().act(observation)
-            self.asked.append((conv, out.text))
-            return out
-
-    params = SamplingParams(max_new_tokens=config.max_new_tokens,
-                            temperature=config.temperature, top_p=config.top_p)  # fmt: skip
-    return RolloutPolicy(vlm, params=params, retries=0)
+    sizes = gather_objects([len(m) for m in micro], where)
+    out, base = [], 0
+    for c, part in enumerate(micro):
+        before = base + sum(sizes[r][c] for r in range(where.rank))
+        out += [before + i for i in range(len(part))]
+        base += sum(s[c] for s in sizes)
+    return out
 
 
 class OnlineObjective(GRPOObjective):
     """GRPO whose groups are live episodes (see the module docstring)."""
 
     def __init__(self, vlm: Any, config: GRPOConfig, ref: Any) -> None:
-        from pixelpilot.agent.factory import AgentFactory, PolicySpec
+        from pixelpilot.train.rollouts import make_rollouts
 
         super().__init__(vlm, config, cache=None, rewards=None, ref=ref)
-        self.policy = rollout_policy(vlm, config)
-        self.factory = AgentFactory(
-            PolicySpec("checkpoint", config.model), model=self.policy,
-            max_steps=config.episode_steps, ask_user=None, label=Path(config.model).name,
-        )  # fmt: skip
         self.seeds = parse_seeds(config.seeds)
         self.root = Path(config.out) / "rollouts"
+        self.runner = make_rollouts(vlm, config, self.root)
+        self.where: Any = None
 
     def close(self) -> None:
-        self.factory.close()
+        self.runner.close()
 
-    def episode(self, task: str, seed: int, member: int, step: int) -> tuple[float, bool, list]:
-        """Run one rollout; (reward, success, [(conversation, answer), ...])."""
-        from dataclasses import replace
+    def rollout(self, draws: Any, step: int) -> tuple[list[Group], dict[str, float]]:
+        """G episodes per (draw index, task), one seed each; one group per draw."""
+        from pixelpilot.train.rollouts import plan_jobs
 
-        mix = random.Random(f"{self.config.seed}:{step}:{task}:{seed}:{member}")
-        self.policy.params = replace(self.policy.params, seed=mix.randrange(2**31))
-        out = self.root / f"step-{step + 1:06d}" / task.replace("/", "-") / f"seed-{seed}"
-        result = self.factory.agent(task).run(seed=seed, out=out / f"g-{member}")
-        reward = float(result.success) if self.config.online_reward == "success" else float(
-            result.total_reward
-        )  # fmt: skip
-        return reward, bool(result.success), list(self.policy.asked)
-
-    def rollout(self, tasks: Any, step: int) -> tuple[list[Group], dict[str, float]]:
-        """G episodes per task (one seed each); one group per task, its steps flattened."""
         t0 = time.perf_counter()
-        model = self.vlm.model
-        model.eval()
-        episodes = []
-        try:
-            for j, task in enumerate(tasks):
-                rng = random.Random(f"{self.config.seed}:online:{step}:{j}:{task}")
-                seed = rng.randint(*self.seeds)
-                runs = [self.episode(task, seed, k, step) for k in range(self.config.group)]
-                episodes.append((task, seed, runs))
-        finally:
-            model.train()
-        return self._groups(episodes), {"generate": time.perf_counter() - t0, "score": 0.0}
+        policy = self.runner.publish(step, self.where)
+        jobs = plan_jobs(self.config, draws, step, self.root, self.seeds, policy)
+        done = self.runner.run(jobs)
+        episodes: dict[int, tuple[RolloutStep, list]] = {}
+        for job in jobs:
+            rollout = done[job.key]
+            name = RolloutStep(f"{job.task}/draw-{job.draw}-seed-{job.seed}",
+                               str(Path(job.out).parent))  # fmt: skip
+            episodes.setdefault(job.draw, (name, []))[1].append(
+                (rollout.reward, rollout.success, list(rollout.asked))
+            )
+        return self._groups(list(episodes.values())), {
+            "generate": time.perf_counter() - t0, "score": 0.0,
+        }  # fmt: skip
 
     def _groups(self, episodes: list) -> list[Group]:
-        """One ``Group`` per task and seed: G episode rewards (for the advantages) and every
-        step's prompt and answer with its episode's index (``members``)."""
+        """One ``Group`` per draw: G episode rewards (for the advantages) and every step's
+        prompt and answer with its episode's index."""
         groups = []
-        for task, seed, runs in episodes:
-            g = Group(RolloutStep(f"{task}/seed-{seed}"), {}, [], [], [])
+        for name, runs in episodes:
+            g = Group(name, {}, [], [], [])
             g.rewards = [r for r, _, _ in runs]
             g.successes = [s for _, s, _ in runs]
             g.components = [{"env": r} for r, _, _ in runs]
@@ -153,14 +135,17 @@ class OnlineObjective(GRPOObjective):
         from pixelpilot.train.distributed import all_sum
         from pixelpilot.train.grpo_loss import group_advantages
 
+        self.where = where
         tasks = [t for m in micro for t in m]
-        groups, seconds = self.rollout(tasks, step)
+        draws = list(zip(draw_indices(micro, where), tasks, strict=True))
+        groups, seconds = self.rollout(draws, step)
         rewards = torch.tensor([r for g in groups for r in g.rewards])
         adv = group_advantages(rewards, [len(g.rewards) for g in groups], self.config.scale_rewards)
         values = adv.values.tolist()
         answers: list[Group] = []
         for g in groups:
             g.advantages, values = values[: len(g.rewards)], values[len(g.rewards) :]
+            write_group(g)
             for i, (k, conv, text) in enumerate(g.steps):
                 one = Group(
                     RolloutStep(f"{g.sample.id}/g-{k}/step-{i}"), self.vlm.encode_prompt(conv),
@@ -179,6 +164,19 @@ class OnlineObjective(GRPOObjective):
         seconds["reference"] = time.perf_counter() - t0
         figures = global_means(online_figures(groups, answers, adv), groups, where)
         return {"seconds": seconds, "metrics": figures}
+
+
+def write_group(group: Group) -> None:
+    """``group.json`` in the group's folder: what the step trained on (the episodes' rewards,
+    successes and advantages, and each episode's answers in order)."""
+    import json
+
+    folder = Path(group.sample.folder)
+    answers = [[t for k2, _, t in group.steps if k2 == k] for k in range(len(group.rewards))]
+    record = {"group": group.sample.id, "rewards": group.rewards, "successes": group.successes,
+              "advantages": group.advantages, "answers": answers}  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "group.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
 
 def online_figures(groups: list[Group], answers: list[Group], adv: Any) -> dict[str, float]:

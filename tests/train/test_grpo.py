@@ -107,6 +107,23 @@ def test_resume_gives_the_same_steps(click_data: Path, tiny_xs: str, tmp_path: P
 
 
 @pytest.mark.timeout(1800)  # seconds on a quiet machine; minutes under load
+def test_resume_keeps_the_successes_that_replay_remembers(
+    click_data: Path, tiny_xs: str, tmp_path: Path
+) -> None:
+    def remembered(step: int) -> dict[str, list[int]]:
+        state = tmp_path / "r" / "checkpoints" / f"step-{step:06d}" / "state.json"
+        return json.loads(state.read_text())["successes"][0]  # rank 0's
+
+    cfg = config(click_data, tiny_xs, tmp_path / "r", replay_successes=True)
+    train_grpo(cfg, stop_after=1)
+    first = remembered(1)
+    assert first  # the replayed recorded answers count as successes of their steps
+    train_grpo(replace(cfg, resume=True))
+    after = remembered(2)
+    assert first.items() <= after.items()  # step 2 (other samples) kept what step 1 learnt
+
+
+@pytest.mark.timeout(1800)  # seconds on a quiet machine; minutes under load
 def test_multi_image_prompts_train(login_data: Path, tiny_xs: str, tmp_path: Path) -> None:
     from pixelpilot.eval.datasets import load_samples
     from pixelpilot.vlm import load

@@ -376,6 +376,33 @@ class GRPOTrainer(Trainer):
         )
 
     _passes: list[list[Any]] | None = None
+    _saved_successes: list[dict[str, list[int]]] | None = None
+
+    # -- the remembered successes of --replay-successes survive a resume ---------------------
+
+    def save(self) -> None:
+        from pixelpilot.train.distributed import gather_objects
+
+        objective: GRPOObjective = self.objective  # type: ignore[assignment]
+        self._saved_successes = gather_objects(dict(objective.successes), self.where)
+        super().save()
+
+    def _state(self) -> dict[str, Any]:
+        """The trainer's position and every rank's remembered successes (sample id ->
+        the tokens of a successful answer)."""
+        return {**super()._state(), "successes": self._saved_successes or []}
+
+    def restore(self, path: Any) -> None:
+        import json
+        from pathlib import Path
+
+        super().restore(path)
+        saved = json.loads((Path(path) / "state.json").read_text()).get("successes") or []
+        objective: GRPOObjective = self.objective  # type: ignore[assignment]
+        if self.where.rank < len(saved):  # each rank gets back what it remembered
+            objective.successes = {k: list(v) for k, v in saved[self.where.rank].items()}
+        else:  # another number of processes: all of them
+            objective.successes = {k: list(v) for part in saved for k, v in part.items()}
 
     def _micro_batches(self, indices: list[int]) -> list[list[Any]]:
         """The micro-batches the objective prepared (dynamic sampling and online rollouts

@@ -1,9 +1,9 @@
 """Online GRPO on live MiniWoB rollouts (real Chromium, tiny real models): rollouts in worker
 processes equal rollouts in the trainer process (same answers, rewards, advantages, loss and
 gradient norm), the exact conversations with their feedback notes, group folders that do not
-collide; slow: two processes under ``accelerate launch`` equal one. (The slow check that a short
-run records its rollouts and keeps its reward is in test_grpo.py, next to the SFT-warmed
-model it starts from.)"""
+collide; slow: two processes under ``accelerate launch`` equal one, and Ray actors as workers.
+(The slow check that a short run records its rollouts and keeps its reward is in test_grpo.py,
+next to the SFT-warmed model it starts from.)"""
 
 from __future__ import annotations
 
@@ -91,12 +91,14 @@ def test_a_rollout_keeps_the_exact_conversation_with_its_feedback_note(tmp_path:
     assert [c for c, _ in rollout.asked] == vlm.calls  # what the model was asked, exactly
 
 
+SEEDS = "100003-100003"  # both steps carry a signal with the warmed model
+
+
 def _online_run(model: str, out: Path, procs: int, *extra: str) -> list[dict]:
     args = ["train", "grpo", "--online", "miniwob/click-test,miniwob/click-button", "--model",
-            model, "--out", str(out), "--json", "--batch-size", str(2 // procs), "--group", "2",
-            "--max-steps", "2", "--episode-steps", "2", "--max-new-tokens", "12", "--lr", "1e-3",
-            "--schedule", "constant", "--seeds", "100000-100999", "--no-progress",
-            *extra]  # fmt: skip
+            model, "--out", str(out), "--json", "--batch-size", str(2 // procs), "--group", "3",
+            "--max-steps", "2", "--episode-steps", "2", "--max-new-tokens", "32", "--lr", "1e-3",
+            "--schedule", "constant", "--seeds", SEEDS, "--no-progress", *extra]  # fmt: skip
     if procs == 1:
         cmd = [sys.executable, "-m", "pixelpilot.cli", *args]
     else:
@@ -116,10 +118,31 @@ def _online_run(model: str, out: Path, procs: int, *extra: str) -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(3000)
-def test_two_processes_share_the_groups_and_equal_one(tiny_xs: str, tmp_path: Path) -> None:
-    one = _online_run(tiny_xs, tmp_path / "one", 1)
-    two = _online_run(tiny_xs, tmp_path / "two", 2, "--rollout-workers", "1")
+def test_two_processes_share_the_groups_and_equal_one(warm_model: str, tmp_path: Path) -> None:
+    one = _online_run(warm_model, tmp_path / "one", 1)
+    two = _online_run(warm_model, tmp_path / "two", 2, "--rollout-workers", "1")
+    assert one[0]["grad_norm"] > 0 and one[1]["grad_norm"] > 0  # both steps carry a signal
     assert groups(tmp_path / "one") == groups(tmp_path / "two")  # each rank ran its share
     assert [r["samples"] for r in two] == [r["samples"] for r in one]
     for key in ("reward_mean", "success_rate", "grad_norm", "loss"):
         assert [r[key] for r in two] == pytest.approx([r[key] for r in one], abs=1e-4), key
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_ray_rollout_workers_equal_in_process_rollouts(tiny_xs: str, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    import ray
+
+    kw = dict(max_steps=1, group=2, batch_size=1)
+    train_grpo(online(tiny_xs, tmp_path / "inproc", **kw))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        train_grpo(online(tiny_xs, tmp_path / "ray", rollout_workers=1, rollout_backend="ray",
+                          **kw))  # fmt: skip
+    finally:
+        ray.shutdown()
+    assert groups(tmp_path / "ray") == groups(tmp_path / "inproc")
+    a, b = rows(tmp_path / "inproc"), rows(tmp_path / "ray")
+    assert [r["loss"] for r in b] == pytest.approx([r["loss"] for r in a], abs=1e-5)
+    assert [r["entropy"] for r in b] == pytest.approx([r["entropy"] for r in a], abs=1e-5)

@@ -1,22 +1,27 @@
 """Online GRPO: groups of G live episodes per task and seed, run by the agent loop in the envs.
 
 ``pixelpilot train grpo --online TASKS --model MODEL --out DIR`` trains on the policy's own
-rollouts. Each optimizer step takes ``--batch-size`` tasks (the trainer core's data order over
-the task list, sharded by rank under ``accelerate launch``) and, for each, draws one seed from
-``--seeds LO-HI`` and runs G = ``--group`` episodes of that task and seed with the current
-policy sampling at ``--temperature`` (the agent loop, env and recorder of ``pixelpilot run``,
-built by ``pixelpilot.agent.factory.AgentFactory``; one Chromium shared by all MiniWoB envs).
+rollouts. Each optimizer step takes ``--batch-size`` tasks per process (the trainer core's data
+order over the task list, sharded by rank under ``accelerate launch``); each task of the step's
+global batch is a *draw* (its index in that batch), which takes one seed from ``--seeds LO-HI``
+and runs G = ``--group`` episodes of that task and seed with the current policy sampling at
+``--temperature``. The episodes run in the trainer process or in ``--rollout-workers`` worker
+processes of the evaluation pool (``pixelpilot.train.rollouts``); the result is the same.
 
 - The reward of an episode comes from the env: ``--online-reward success`` (1 if the env
   reports success, else 0; the default) or ``env`` (the env's summed raw reward).
-- The G episodes of a task and seed form a group: advantages as in ``grpo_loss``, one per
-  episode, shared by every step of that episode (each step's answer is one sequence of the
-  loss, its prompt the exact conversation the policy sent, feedback notes included).
-- Every rollout is an ordinary trajectory under ``DIR/rollouts/step-NNNNNN/TASK/seed-S/g-K``:
-  it replays, views and evaluates like any recording, and is offline data for later runs.
-- Seeds: each (step, task) draws its seed from ``--seeds`` with a generator seeded by
-  ``--seed``, so a run is reproducible; keep the range apart from the seeds evaluation uses
-  (``eval online --seed S --episodes N`` plays S .. S+N-1; the default range starts at 100000).
+- The G episodes of a draw form a group: advantages as in ``grpo_loss``, one per episode,
+  shared by every step of that episode (each step's answer is one sequence of the loss, its
+  prompt the exact conversation the policy sent, feedback notes included).
+- Every rollout is an ordinary trajectory under
+  ``DIR/rollouts/step-NNNNNN/TASK/draw-J-seed-S/g-K``: it replays, views and evaluates like any
+  recording, and is offline data for later runs; ``group.json`` beside the G episodes records
+  their rewards, advantages and answers.
+- Seeds: each draw takes its seed from ``--seeds`` with a generator seeded by (``--seed``,
+  step, draw, task), and each episode samples with a seed of (``--seed``, step, draw, task,
+  seed, K), so a run is reproducible and does not depend on where its episodes run; keep the
+  range apart from the seeds evaluation uses (``eval online --seed S --episodes N`` plays
+  S .. S+N-1; the default range starts at 100000).
 """
 
 from __future__ import annotations

@@ -162,7 +162,8 @@ class InProcessRollouts:
         was_training = model.training
         model.eval()
         try:
-            with torch.random.fork_rng(devices=[]):
+            devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+            with torch.random.fork_rng(devices=devices):
                 return {j.key: play(self.factory, self.policy, j, self.config) for j in jobs}
         finally:
             model.train(was_training)

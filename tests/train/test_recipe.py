@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from pixelpilot.agent.trajectory import read_trajectory
+from pixelpilot.vlm.profiles import read_declaration
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train-default"
 
 
@@ -42,6 +45,11 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     assert len(list((out / "data" / "typing").rglob("trajectory.jsonl"))) == 4
     for name in ("sft", "grpo"):
         assert (out / name / "final" / "config.json").is_file()
+        assert read_declaration(out / name / "final").prompt_kind == "grounding"
+    # evaluated as any checkpoint is: the ordinary factory, the kind the checkpoint declares
+    header = read_trajectory(next((out / "eval-grpo").rglob("trajectory.jsonl")).parent).header
+    assert header["model"] == str((out / "grpo" / "final").resolve())
+    assert header["prompt_kind"] == "grounding"
     for name in ("eval-sft", "eval-grpo"):
         assert set(stages[name]["tasks"]) == {"miniwob/click-test", "miniwob/enter-text"}
     assert (out / "report.md").read_text().startswith("# train-default report")

@@ -21,9 +21,9 @@ its results file, an interrupted recording redoes the unfinished task. Everythin
 The model is trained with short answers (no Thought: ``sample.target_text(thought=False)``),
 soft coordinate targets (``pixelpilot.train.coords``), the pointing loss on the image tokens
 (``pixelpilot.train.pointing``) and the short ``grounding`` prompt kind
-(100 tokens instead of 500 for ``computer``). A checkpoint does not yet declare its prompt kind,
-so the evaluation runs the model through ``checkpoint_policy`` (a ``module:function`` policy
-factory) that uses the recipe's kind.
+(100 tokens instead of 500 for ``computer``). Every checkpoint it trains declares that kind in
+its ``pixelpilot.json`` (``train sft``/``train grpo`` write it), so the evaluation runs it as
+any checkpoint runs (``eval online --model CKPT``) and it ships as the default model unchanged.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ TASKS = (
     "miniwob/click-dialog", "miniwob/click-tab", "miniwob/focus-text", "miniwob/enter-text",
     "miniwob/enter-password", "miniwob/login-user",
 )  # fmt: skip
+# read only by ``checkpoint_policy`` (below), for evaluations started by an earlier version
 CHECKPOINT_ENV = "PIXELPILOT_RECIPE_CHECKPOINT"
 KIND_ENV = "PIXELPILOT_RECIPE_PROMPT_KIND"
 MAX_STEPS = 8  # step limit of an evaluation episode (the longest expert episode takes 5)
@@ -233,15 +234,19 @@ def stage_baselines(config: RecipeConfig, record: Path, out: Path) -> dict[str, 
     for name in ("random_clicks", "usual_spot"):
         figures[name] = evaluate(
             None, config.tasks, out / name, episodes=config.eval_episodes,
-            workers=config.eval_workers, prompt_kind=config.prompt_kind,
-            factory=f"pixelpilot.agent.baselines:{name}", max_steps=config.eval_max_steps,
+            workers=config.eval_workers, factory=f"pixelpilot.agent.baselines:{name}",
+            max_steps=config.eval_max_steps,
         )  # fmt: skip
     return figures
 
 
 def checkpoint_policy() -> Any:
     """``module:function`` factory: a ``VLMPolicy`` over ``$PIXELPILOT_RECIPE_CHECKPOINT``
-    with the prompt kind ``$PIXELPILOT_RECIPE_PROMPT_KIND`` (greedy, short answers)."""
+    with the prompt kind ``$PIXELPILOT_RECIPE_PROMPT_KIND`` (greedy, short answers).
+
+    Unused by the recipe since checkpoints declare their prompt kind: it stays only while
+    evaluations started by the earlier ``evaluate`` (which named it as the workers' policy
+    factory) may still be running, and goes with the next change to this file."""
     from pixelpilot.agent.policy import VLMPolicy
     from pixelpilot.errors import ConfigError
     from pixelpilot.vlm import SamplingParams, load
@@ -256,22 +261,21 @@ def checkpoint_policy() -> Any:
 
 def evaluate(
     checkpoint: str | None, tasks: tuple[str, ...], out: Path, *, episodes: int, workers: int,
-    prompt_kind: str, seed: int = EVAL_SEED, factory: str | None = None,
+    seed: int = EVAL_SEED, factory: str | None = None,
     max_steps: int = MAX_STEPS,
 ) -> dict[str, Any]:  # fmt: skip
     """Online success of ``checkpoint`` (or of the policy ``factory`` returns) on held-out
-    seeds, at most ``max_steps`` steps an episode (resumes in ``out``). ``first_action``:
-    per task, the episodes solved with no wasted action (as many steps as the expert's)."""
+    seeds, at most ``max_steps`` steps an episode (resumes in ``out``), run as ``eval online
+    --model CHECKPOINT`` runs it: prompted with the kind the checkpoint declares.
+    ``first_action``: per task, the episodes solved with no wasted action (as many steps as
+    the expert's)."""
     from pixelpilot.eval.online import OnlineConfig, evaluate_online
 
-    if checkpoint is not None:
-        os.environ[CHECKPOINT_ENV] = str(Path(checkpoint).resolve())
-        os.environ[KIND_ENV] = prompt_kind
+    model = str(Path(checkpoint).resolve()) if checkpoint is not None else str(factory)
     report = evaluate_online(
         OnlineConfig(
-            tasks=",".join(tasks), model=str(checkpoint or factory), episodes=episodes,
-            seed=seed, workers=workers, out=str(out), max_steps=max_steps,
-            policy_factory=factory or "pixelpilot.train.recipe:checkpoint_policy",
+            tasks=",".join(tasks), model=model, episodes=episodes, seed=seed, workers=workers,
+            out=str(out), max_steps=max_steps, policy_factory=factory,
         )
     )  # fmt: skip
     return {
@@ -342,8 +346,7 @@ def _final(root: Path, stage: str) -> str:
 def _eval(config: RecipeConfig, checkpoint: str, out: Path) -> dict[str, Any]:
     return evaluate(
         checkpoint, config.tasks, out / "run", episodes=config.eval_episodes,
-        workers=config.eval_workers, prompt_kind=config.prompt_kind,
-        max_steps=config.eval_max_steps,
+        workers=config.eval_workers, max_steps=config.eval_max_steps,
     )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ small ``pixelpilot.json`` next to ``config.json`` (``Declaration``: prompt kind 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -142,10 +142,6 @@ class Declaration:
     @property
     def is_default(self) -> bool:
         return self == Declaration()
-
-    def apply(self, profile: ModelProfile) -> ModelProfile:
-        """``profile`` with this prompt kind and language."""
-        return replace(profile, prompt_kind=self.prompt_kind, prompt_language=self.prompt_language)
 
 
 def check_prompt(kind: str, language: str, where: str = "") -> None:

@@ -91,6 +91,27 @@ def test_a_rollout_keeps_the_exact_conversation_with_its_feedback_note(tmp_path:
     assert [c for c, _ in rollout.asked] == vlm.calls  # what the model was asked, exactly
 
 
+@pytest.mark.timeout(600)
+def test_a_rollout_that_fails_twice_stops_the_step_with_one_line(
+    tiny_xs: str, tmp_path: Path
+) -> None:
+    """A worker that cannot run a job (here: its weights file is missing) reports an error;
+    the job runs once more, then the step fails naming the episode and the cause."""
+    from pixelpilot.errors import EnvError
+    from pixelpilot.train.rollouts import WorkerRollouts, plan_jobs
+    from pixelpilot.vlm import load
+
+    config = online(tiny_xs, tmp_path)
+    runner = WorkerRollouts(load(tiny_xs), config, tmp_path / "rollouts", 1, "local")
+    missing = str(tmp_path / "missing.pt")
+    try:
+        job = plan_jobs(config, [(0, "miniwob/click-test")], 0, tmp_path, (5, 5), missing)[0]
+        with pytest.raises(EnvError, match=r"click-test#5#d0#g0 failed twice: FileNotFoundError"):
+            runner.run([job])
+    finally:
+        runner.close()
+
+
 SEEDS = "100003-100003"  # both steps carry a signal with the warmed model
 
 

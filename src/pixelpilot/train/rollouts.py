@@ -18,8 +18,9 @@ Two runners of jobs share ``play``:
   each worker. Before each step's rollouts the trainer writes the trainable weights (all of
   them, or the LoRA adapter's) to ``OUT/rollouts/policy/step-NNNNNN.pt``; a job names that file
   and a worker reloads its weights when the name changes. Workers keep their model, Chromium
-  and env between steps. A rollout that crashes or hangs is run again once in a fresh worker
-  (same sampling seed: the same episode), then the step fails with ``EnvError``.
+  and env between steps. A rollout that fails (an error in the worker, or a worker that
+  crashed or hung, which the pool replaces) is run once more (same sampling seed: the same
+  episode), then the step fails with ``EnvError``.
 """
 
 from __future__ import annotations

@@ -64,6 +64,23 @@ def test_worker_rollouts_equal_in_process_rollouts(warm_model: str, tmp_path: Pa
     assert [p.name for p in snapshots] == ["step-000001.pt"]  # the latest only
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_lora_worker_rollouts_load_the_adapter_and_equal_in_process(
+    warm_model: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("peft")
+    kw = dict(group=3, max_new_tokens=32, seeds="100003-100003", lora_r=4, lr=5e-3)
+    train_grpo(online(warm_model, tmp_path / "inproc", **kw))
+    train_grpo(online(warm_model, tmp_path / "workers", rollout_workers=1, **kw))
+    assert groups(tmp_path / "workers") == groups(tmp_path / "inproc")
+    a, b = rows(tmp_path / "inproc"), rows(tmp_path / "workers")
+    assert [r["grad_norm"] for r in b] == pytest.approx([r["grad_norm"] for r in a], abs=1e-5)
+    assert a[0]["grad_norm"] > 0  # step 2 ran on an adapter that moved
+    (weights,) = (tmp_path / "workers" / "rollouts" / "policy").glob("*.pt")
+    assert weights.stat().st_size < 1_000_000  # the adapter alone, not the model
+
+
 @pytest.mark.timeout(600)
 def test_a_rollout_keeps_the_exact_conversation_with_its_feedback_note(tmp_path: Path) -> None:
     """An action the env refuses makes the loop add a note to the next prompt; the rollout

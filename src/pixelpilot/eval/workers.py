@@ -143,12 +143,12 @@ class _Slot:
             daemon=True,
         )
         self.proc.start()
-        self.job: Job | None = None
+        self.job: Any = None  # the running job (a Job, or any job the runner takes)
         self.started = 0.0
         self.beat: float | None = None
         self.pids: list[int] = []
 
-    def give(self, job: Job) -> None:
+    def give(self, job: Any) -> None:
         self.job, self.pids = job, []
         self.started = time.monotonic()
         self.beat = None  # the step clock starts when the worker says its env is ready
@@ -293,7 +293,7 @@ class RayPool:
     def run(self, jobs: list[Any], record: Record, on_event: EventHook | None) -> None:
         ray = self.ray
         pending = list(jobs)
-        running: dict[Any, tuple[int, Job, float]] = {}
+        running: dict[Any, tuple[int, Any, float]] = {}
         idle = list(range(len(self.actors)))
         while pending or running:
             while idle and pending:
@@ -317,7 +317,7 @@ class RayPool:
                     record(error_result(job, why, now - start))
                     idle.append(i)
 
-    def _overdue(self, i: int, job: Job, elapsed: float) -> str | None:
+    def _overdue(self, i: int, job: Any, elapsed: float) -> str | None:
         """Why the job must be stopped now (a timeout), or ``None``."""
         cfg = self.config
         beat = self._last_beat(i, job)
@@ -327,7 +327,7 @@ class RayPool:
             return f"episode timeout after {cfg.episode_timeout:g} s"
         return None
 
-    def _last_beat(self, i: int, job: Job) -> float | None:
+    def _last_beat(self, i: int, job: Any) -> float | None:
         """Wall time of the job's latest event (``None`` before its env is ready)."""
         try:
             key, _, when = Path(str(self._pid_file(i)) + ".beat").read_text().partition(" ")

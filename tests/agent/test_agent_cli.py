@@ -66,7 +66,6 @@ def test_run_with_the_expert(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "--env", "miniwob/click-button"], "--model expert"),
         (["run", "--env", "browser", "--url", "http://127.0.0.1:9/"], "needs the TASK"),
         (["run", "--env", "miniwob/no-such-task", "--model", "expert"], "unknown task id"),
         (["record", "miniwob/click-test", "--out", "x"], "exactly one of --expert or --model"),

@@ -97,3 +97,27 @@ def test_prompt_cache_builds_once_and_reuses_disk(
     loaded = again.get(sample)
     assert (again.hits, again.misses) == (1, 0)
     assert all(bool((loaded[k] == first[k]).all()) for k in first)
+
+
+def test_prompt_cache_keeps_at_most_its_memory_budget(click_data: Path, tiny_xs: str) -> None:
+    from pixelpilot.vlm import load
+
+    vlm = load(tiny_xs)
+    config = cfg(click_data)
+    samples = load_split(config).train[:3]
+    build = lambda s: conversation_for(s, vlm.profile, config)  # noqa: E731
+    unbounded = PromptCache(vlm, build)
+    sizes = []
+    for s in samples:
+        before = unbounded.memory_bytes
+        unbounded.get(s)
+        sizes.append(unbounded.memory_bytes - before)
+    assert min(sizes) > 0
+    budget = (sizes[0] + sizes[1] // 2) / 2**20  # room for the first sample only
+    bounded = PromptCache(vlm, build, memory_mib=budget)
+    first = [bounded.get(s) for s in samples]
+    assert bounded.memory_bytes == sizes[0]
+    again = [bounded.get(s) for s in samples]
+    assert again[0] is first[0] and again[1] is not first[1]  # encoded again, not kept
+    assert (bounded.hits, bounded.misses) == (1, 5)
+    assert all(bool((again[1][k] == first[1][k]).all()) for k in first[1])  # same inputs

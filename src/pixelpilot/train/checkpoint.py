@@ -25,7 +25,8 @@ FINAL_DIR = "final"
 # online rollouts run: the rollouts are the same either way)
 RESUMABLE_CHANGES = frozenset(
     {"max_steps", "epochs", "eval_every", "checkpoint_every", "progress", "resume", "overwrite",
-     "cache", "device", "max_bad_steps", "rollout_workers", "rollout_backend"}
+     "cache", "cache_memory_mib", "device", "max_bad_steps", "rollout_workers",
+     "rollout_backend"}
 )  # fmt: skip
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
 

@@ -68,6 +68,9 @@ class TrainConfig:
     resume: bool = opt(False, "Continue the run in --out from its last checkpoint, exactly.")
     overwrite: bool = opt(False, "Start over in an --out that already holds a run.")
     cache: str | None = opt(None, "Folder for preprocessed samples (default: in memory only).")
+    cache_memory_mib: int = opt(
+        2048, "MiB of preprocessed samples kept in memory; the rest are prepared again when used."
+    )
     tasks: str | None = opt(None, "Train only on these tasks (comma-separated task ids).")
     action_types: str | None = opt(
         None, "Train only on steps whose gold action has one of these types (comma-separated)."
@@ -127,6 +130,7 @@ class TrainConfig:
             (self.limit is None or self.limit > 0, "limit", "--limit must be positive"),
             (self.dtype in DTYPES, "dtype", f"--dtype must be one of {DTYPES}"),
             (self.max_bad_steps > 0, "max_bad_steps", "--max-bad-steps must be positive"),
+            (self.cache_memory_mib >= 0, "cache_memory_mib", "--cache-memory-mib must be >= 0"),
             (self.zero_stage in (0, 1), "zero_stage",
              f"--zero-stage {self.zero_stage} is not supported: 0 (off) or 1 (optimizer state "
              "sharded); gradient and parameter sharding (2, 3) are not"),

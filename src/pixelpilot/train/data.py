@@ -128,16 +128,26 @@ class PromptCache:
     ``build(sample)`` makes the conversation (the step sample's own); ``vlm.encode_prompt`` turns
     it into tensors. Disk entries are keyed by the model's processor files, the sample id, its
     images' sizes and modification times, and ``key_extra`` (prompt kind and options).
+    The entries kept in memory take at most ``memory_mib`` MiB (None: no bound); past it a
+    sample is encoded again (or read from ``directory``) each time it comes: a screenshot's
+    float32 patches are about 0.45 MB, so 18,000 samples would otherwise hold 8 GB.
     """
 
     def __init__(
-        self, vlm: Any, build: Any, directory: str | None = None, key_extra: str = ""
+        self,
+        vlm: Any,
+        build: Any,
+        directory: str | None = None,
+        key_extra: str = "",
+        memory_mib: float | None = None,
     ) -> None:
         self.vlm = vlm
         self.build = build
         self.directory = Path(directory) if directory else None
         self.key_extra = key_extra
         self._memory: dict[str, dict[str, Any]] = {}
+        self._budget = None if memory_mib is None else memory_mib * 2**20
+        self.memory_bytes = 0
         self.hits = 0
         self.misses = 0
         self._model_key = _processor_key(Path(getattr(vlm, "path", ".")))
@@ -168,7 +178,10 @@ class PromptCache:
                 tmp = path.with_suffix(".tmp")
                 torch.save(enc, tmp)
                 tmp.replace(path)
-        self._memory[sample.id] = enc
+        size = sum(v.numel() * v.element_size() for v in enc.values() if hasattr(v, "numel"))
+        if self._budget is None or self.memory_bytes + size <= self._budget:
+            self._memory[sample.id] = enc
+            self.memory_bytes += size
         return enc
 
 

@@ -480,6 +480,7 @@ def train_grpo(config: GRPOConfig, *, stop_after: int | None = None) -> GRPOResu
             lambda s: conversation_for(s, vlm.profile, config),
             config.cache,
             key_extra=f"{config.prompt_kind}:{config.step_instructions}",
+            memory_mib=config.cache_memory_mib,
         )
         objective = GRPOObjective(vlm, config, cache, rewards, reference_model(config, vlm))
         objective.pool = split.train

@@ -125,6 +125,7 @@ def train_sft(
             lambda s: conversation_for(s, vlm.profile, config),
             config.cache,
             key_extra=f"{config.prompt_kind}:{config.step_instructions}",
+            memory_mib=config.cache_memory_mib,
         )
         make_objective = objective or SFTObjective
         trainer = Trainer(config, vlm, make_objective(vlm, config, cache), split, where)

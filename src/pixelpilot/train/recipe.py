@@ -42,9 +42,6 @@ TASKS = (
     "miniwob/click-dialog", "miniwob/click-tab", "miniwob/focus-text", "miniwob/enter-text",
     "miniwob/enter-password", "miniwob/login-user",
 )  # fmt: skip
-# read only by ``checkpoint_policy`` (below), for evaluations started by an earlier version
-CHECKPOINT_ENV = "PIXELPILOT_RECIPE_CHECKPOINT"
-KIND_ENV = "PIXELPILOT_RECIPE_PROMPT_KIND"
 MAX_STEPS = 8  # step limit of an evaluation episode (the longest expert episode takes 5)
 
 
@@ -238,25 +235,6 @@ def stage_baselines(config: RecipeConfig, record: Path, out: Path) -> dict[str, 
             max_steps=config.eval_max_steps,
         )  # fmt: skip
     return figures
-
-
-def checkpoint_policy() -> Any:
-    """``module:function`` factory: a ``VLMPolicy`` over ``$PIXELPILOT_RECIPE_CHECKPOINT``
-    with the prompt kind ``$PIXELPILOT_RECIPE_PROMPT_KIND`` (greedy, short answers).
-
-    Unused by the recipe since checkpoints declare their prompt kind: it stays only while
-    evaluations started by the earlier ``evaluate`` (which named it as the workers' policy
-    factory) may still be running, and goes with the next change to this file."""
-    from pixelpilot.agent.policy import VLMPolicy
-    from pixelpilot.errors import ConfigError
-    from pixelpilot.vlm import SamplingParams, load
-
-    path = os.environ.get(CHECKPOINT_ENV)
-    if not path:
-        raise ConfigError(f"checkpoint_policy needs ${CHECKPOINT_ENV}")
-    kind = os.environ.get(KIND_ENV, "computer")
-    params = SamplingParams(max_new_tokens=48, temperature=0.0)
-    return VLMPolicy(load(path), kind=kind, params=params)
 
 
 def evaluate(

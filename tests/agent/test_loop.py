@@ -270,3 +270,25 @@ def test_call_user_without_a_terminal_is_none() -> None:
     proc = subprocess.run([sys.executable, "-c", _ASK], stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert "ANSWER: None" in proc.stdout and proc.stderr == ""
+
+
+def test_retries_of_a_real_model_are_reproducible(tiny_qwen_dir: Path) -> None:
+    """A random-weight model's answers do not parse, so it is asked again at a temperature;
+    the retries sample with a seed made from the instruction, step and attempt, so two
+    policies asked the same thing give the same attempts."""
+    from PIL import Image
+
+    from pixelpilot.agent.policy import VLMPolicy
+    from pixelpilot.envs.base import Observation
+    from pixelpilot.vlm import SamplingParams, load
+
+    vlm = load(str(tiny_qwen_dir))
+    seen = Observation(Image.new("RGB", (160, 210), "white"), "Click the OK button.")
+    runs = []
+    for _ in range(2):
+        policy = VLMPolicy(vlm, params=SamplingParams(max_new_tokens=12), retries=2)
+        policy.reset(seen.instruction)
+        runs.append(policy.act(seen).attempts)
+    assert len(runs[0]) >= 2  # the retries did happen (random weights: nothing parses)
+    assert runs[0] == runs[1]
+    assert runs[0][0]["response"] != runs[0][1]["response"]  # sampled, not the greedy repeat

@@ -14,6 +14,7 @@ sample, which offline evaluation and training call too.
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,8 @@ class VLMPolicy(BasePolicy):
     is asked again up to ``retries`` times with the temperatures in ``retry_temperatures``
     (sampling instead of greedy, so a failed answer is not simply repeated); the last answer is
     returned even if it still does not parse, and the loop records the parse error on the step.
+    A retry samples with ``params.seed`` or, when that is None, a seed made from the
+    instruction, the step and the attempt, so an evaluation with retries is reproducible.
     """
 
     def __init__(
@@ -99,6 +102,9 @@ class VLMPolicy(BasePolicy):
             "\n".join(self._pending),
         )
 
+    def _retry_seed(self, attempt: int) -> int:
+        return zlib.crc32(f"{self.instruction}\0{len(self._turns)}\0{attempt}".encode())
+
     def act(self, observation: Observation) -> PolicyOutput:
         start = time.perf_counter()
         conv = self.conversation(observation)
@@ -111,7 +117,11 @@ class VLMPolicy(BasePolicy):
             params = self.params
             if attempt:
                 temps = self.retry_temperatures
-                params = replace(params, temperature=temps[min(attempt - 1, len(temps) - 1)])
+                params = replace(
+                    params,
+                    temperature=temps[min(attempt - 1, len(temps) - 1)],
+                    seed=params.seed if params.seed is not None else self._retry_seed(attempt),
+                )
             t0 = time.perf_counter()
             text = self.vlm.generate([conv], params)[0].text
             t1 = time.perf_counter()

@@ -46,6 +46,7 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     for name in ("sft", "grpo"):
         assert (out / name / "final" / "config.json").is_file()
         assert read_declaration(out / name / "final").prompt_kind == "grounding"
+        assert not (out / name / "final" / "done.json").exists()  # no stage file in a model
     # evaluated as any checkpoint is: the ordinary factory, the kind the checkpoint declares
     header = read_trajectory(next((out / "eval-grpo").rglob("trajectory.jsonl")).parent).header
     assert header["model"] == str((out / "grpo" / "final").resolve())

@@ -6,7 +6,7 @@
     OUT/data/record/<task>/seed-<k>/ expert demonstrations, training seeds (< 1,000,000)
     OUT/data/synthetic/, typing/     synthetic screens (pixelpilot.train.synthetic): clicks,
                                      and typing episodes that copy the instruction's text
-    OUT/init/                        the random-init checkpoint (pixelpilot.vlm.tiny)
+    OUT/init/model/                  the random-init checkpoint (pixelpilot.vlm.tiny)
     OUT/sft/  OUT/grpo/              training runs (metrics.jsonl, checkpoints, final/): SFT on
                                      all of OUT/data mixed, offline GRPO on the recordings
     OUT/eval-<stage>/                online evaluation on held-out seeds (>= 1,000,000)
@@ -176,7 +176,8 @@ def stage_init(config: RecipeConfig, out: Path) -> dict[str, Any]:
 
     from pixelpilot.vlm.tiny import build_tiny
 
-    path = build_tiny(out, arch="kimi_k25", size=config.size, seed=config.seed)
+    # the model in its own folder: the stage's done.json must not travel with its exports
+    path = build_tiny(out / "model", arch="kimi_k25", size=config.size, seed=config.seed)
     with safe_open(str(Path(path) / "model.safetensors"), "pt") as f:
         params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
     return {"checkpoint": str(path), "parameters": params}
@@ -296,7 +297,8 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
         ("synthetic", lambda d: stage_synthetic(config, data / "synthetic")),
         ("baselines", lambda d: stage_baselines(config, data / "record", d)),
         ("init", lambda d: stage_init(config, d)),
-        ("sft", lambda d: _sft(config, data, str(root / "init"), d, config.sft_steps)),
+        ("sft", lambda d: _sft(config, data, _done(root / "init")["checkpoint"], d,
+                               config.sft_steps)),  # fmt: skip
         ("eval-sft", lambda d: _eval(config, _final(root, "sft"), d)),
         ("grpo", lambda d: stage_grpo(config, data / "record", _final(root, "sft"), d)),
         ("eval-grpo", lambda d: _eval(config, _final(root, "grpo"), d)),

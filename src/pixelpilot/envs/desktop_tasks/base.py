@@ -21,6 +21,7 @@ from pixelpilot.envs.desktop import DesktopEnv
 from pixelpilot.tools.actions import Action, Click
 
 TKAPP = Path(__file__).with_name("tkapp.py")
+LAUNCH_TIMEOUT = 45.0  # seconds for a Tk app to start and show its window
 
 # What the expert does next: a thought, the action, and the box of the element acted on.
 Plan = tuple[str, Action, ScreenBox | None]
@@ -73,8 +74,11 @@ class DesktopTask(DesktopEnv):
         path = self.home / "config.json"
         path.write_text(json.dumps({"app": app, "title": title, **config}, ensure_ascii=False))
         self.launch([sys.executable, str(TKAPP), str(path)])
-        self.wait_for(lambda: self.state().get("ready"), f"the {app} app")
-        self.wait_for(lambda: any(w["title"] == title for w in self.windows()), title)
+        # generous: under a full parallel test run a window took over 15 s to be listed
+        self.wait_for(lambda: self.state().get("ready"), f"the {app} app", timeout=LAUNCH_TIMEOUT)
+        self.wait_for(
+            lambda: any(w["title"] == title for w in self.windows()), title, LAUNCH_TIMEOUT
+        )
 
     def state(self) -> dict[str, Any]:
         """The app's latest ``state.json`` ({} while it has none)."""

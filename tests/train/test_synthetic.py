@@ -1,8 +1,10 @@
-"""Synthetic screens: the typing kind is a two-step episode (click the field, then type the
-quoted string of the instruction); the default kinds stay the click kinds."""
+"""The synthetic grounding generator: deterministic screens read as ordinary recordings; the
+typing kind is a two-step episode (click the field, then type the quoted string of the
+instruction); the default kinds stay the click kinds."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -10,7 +12,76 @@ import pytest
 
 from pixelpilot.errors import ConfigError
 from pixelpilot.eval.datasets import load_samples
-from pixelpilot.train.synthetic import CLICK_KINDS, KINDS, render, write_synthetic
+from pixelpilot.train.synthetic import BAND, CLICK_KINDS, KINDS, SCREEN, render, write_synthetic
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.suffix == ".png"
+    }
+
+
+def test_same_seed_same_screens_other_seed_other_screens(tmp_path: Path) -> None:
+    a = write_synthetic(tmp_path / "a", 12, seed=3)
+    b = write_synthetic(tmp_path / "b", 12, seed=3)
+    c = write_synthetic(tmp_path / "c", 12, seed=4)
+    assert _digests(a) == _digests(b)
+    assert len(_digests(a)) == 12
+    assert set(_digests(a).values()) != set(_digests(c).values())
+
+
+def test_samples_read_as_trajectories_with_the_click_inside_the_target(tmp_path: Path) -> None:
+    root = write_synthetic(tmp_path / "syn", 30, seed=0)
+    samples = load_samples(str(root), "trajectory")
+    assert len(samples) == 30
+    for s in samples:
+        assert s.screen == SCREEN
+        (click,) = s.gold
+        assert click["type"] == "click"
+        x1, y1, x2, y2 = s.target
+        assert x1 <= click["x"] <= x2 and y1 <= click["y"] <= y2
+        assert 0 <= x1 and x2 < SCREEN[0] and BAND <= y1 and y2 < SCREEN[1]
+        assert s.task.startswith("synthetic/") and s.instruction
+
+
+def test_targets_spread_over_the_screen_and_every_kind_appears() -> None:
+    samples = [render(7, i)[1] for i in range(300)]
+    assert {s.kind for s in samples} == set(CLICK_KINDS)  # the default stream: clicks only
+    xs = [s.point[0] for s in samples]
+    ys = [s.point[1] for s in samples]
+    # no usual spot: the centres cover most of the width and of the body's height
+    assert max(xs) - min(xs) > 0.6 * SCREEN[0]
+    assert max(ys) - min(ys) > 0.6 * (SCREEN[1] - BAND)
+
+
+def test_instruction_names_the_target() -> None:
+    for i in range(60):
+        image, s = render(1, i, ("button", "link", "tab"))
+        assert image.size == SCREEN
+        if s.kind == "tab":
+            assert s.instruction.startswith("Click on Tab #")
+        elif s.kind == "link":
+            assert s.instruction.startswith('Click on the link "')
+        else:
+            assert "button" in s.instruction.lower()
+
+
+def test_a_larger_count_extends_a_smaller_one(tmp_path: Path) -> None:
+    root = tmp_path / "syn"
+    write_synthetic(root, 5, seed=2)
+    first = _digests(root)
+    write_synthetic(root, 9, seed=2)
+    both = _digests(root)
+    assert len(both) == 9 and all(both[k] == v for k, v in first.items())
+
+
+@pytest.mark.parametrize("kwargs", [{"count": 0}, {"count": 3, "kinds": ("slider",)}])
+def test_bad_arguments_are_config_errors(tmp_path: Path, kwargs: dict) -> None:
+    with pytest.raises(ConfigError):
+        write_synthetic(tmp_path / "x", **kwargs)
+    assert not (tmp_path / "x").exists()
 
 
 def test_typing_episodes_click_the_field_then_type_the_quoted_text(tmp_path: Path) -> None:
@@ -30,11 +101,8 @@ def test_typing_episodes_click_the_field_then_type_the_quoted_text(tmp_path: Pat
         assert len(typing.history) == 1 and "click" in typing.history[0][0]  # the click before
 
 
-def test_the_default_stream_is_the_click_kinds(tmp_path: Path) -> None:
+def test_the_typing_kind_is_opt_in(tmp_path: Path) -> None:
     assert set(CLICK_KINDS) < set(KINDS) and "type" not in CLICK_KINDS
-    for i in range(20):
-        image, sample = render(0, i)
-        assert sample.kind in CLICK_KINDS and sample.text == ""
-        assert image.size == (160, 210)
+    assert all(render(0, i)[1].text == "" for i in range(20))
     with pytest.raises(ConfigError):
         write_synthetic(tmp_path, 1, kinds=("typing",))

@@ -19,6 +19,24 @@ def record(out: Path, tasks: str, episodes: int, seed: int = 0) -> Path:
     return out
 
 
+def pixelpilot_command(args: list[str], procs: int = 1) -> list[str]:
+    """The command that runs ``pixelpilot ARGS`` in one process, or in ``procs`` processes
+    under accelerate's torchrun launcher (gloo on CPUs) on a free port."""
+    import shutil
+    import socket
+
+    if procs == 1:
+        return [sys.executable, "-m", "pixelpilot.cli", *args]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    assert accelerate, "accelerate is part of the train extra"
+    return [accelerate, "launch", "--multi_gpu", "--num_processes", str(procs),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", str(port), "-m", "pixelpilot.cli", *args]  # fmt: skip
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_thread_per_process() -> None:
     """One intra-op thread in this process and in the training processes tests start: on a

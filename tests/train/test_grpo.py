@@ -219,26 +219,15 @@ def test_online_grpo_records_its_rollouts_and_keeps_its_reward(
 
 
 def _grpo_run(data: Path, model: str, out: Path, batch: int, procs: int) -> list[dict]:
-    import shutil
-    import socket
     import subprocess
-    import sys
+
+    from tests.train.conftest import pixelpilot_command
 
     args = ["train", "grpo", str(data), "--model", model, "--out", str(out), "--json",
             "--batch-size", str(batch), "--group", "3", "--max-steps", "2", "--lr", "1e-3",
             "--max-new-tokens", "10", "--replay-successes", "--no-progress"]  # fmt: skip
-    if procs == 1:
-        cmd = [sys.executable, "-m", "pixelpilot.cli", *args]
-    else:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-        assert accelerate, "accelerate is part of the train extra"
-        cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", str(procs),
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(port), "-m", "pixelpilot.cli", *args]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
+    done = subprocess.run(pixelpilot_command(args, procs), capture_output=True, text=True,
+                          timeout=1500)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert len([ln for ln in done.stdout.splitlines() if ln.startswith("{")]) == 1
     return rows(out)

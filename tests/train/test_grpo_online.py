@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.train.conftest import pixelpilot_command
 
 from pixelpilot.train.grpo import GRPOConfig, train_grpo
 
@@ -137,18 +135,8 @@ def _online_run(model: str, out: Path, procs: int, *extra: str) -> list[dict]:
             model, "--out", str(out), "--json", "--batch-size", str(2 // procs), "--group", "3",
             "--max-steps", "2", "--episode-steps", "2", "--max-new-tokens", "32", "--lr", "1e-3",
             "--schedule", "constant", "--seeds", SEEDS, "--no-progress", *extra]  # fmt: skip
-    if procs == 1:
-        cmd = [sys.executable, "-m", "pixelpilot.cli", *args]
-    else:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-        assert accelerate, "accelerate is part of the train extra"
-        cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", str(procs),
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(port), "-m", "pixelpilot.cli", *args]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = pixelpilot_command(args, procs)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     return rows(out)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from tests.train.conftest import pixelpilot_command
 
 from pixelpilot.errors import ConfigError
 from pixelpilot.train.config import SFTConfig
@@ -141,15 +141,8 @@ def _train(
     args = ["train", objective, str(data), "--model", model, "--out", str(out), "--json",
             "--batch-size", str(4 // procs), "--max-steps", str(steps), "--lr", "1e-3",
             "--schedule", "constant", "--no-progress", *extra]  # fmt: skip
-    if procs == 1:
-        cmd = [sys.executable, "-m", "pixelpilot.cli", *args]
-    else:  # as in test_distributed: accelerate's torchrun launcher, gloo on CPUs
-        accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-        assert accelerate, "accelerate is part of the train extra"
-        cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", str(procs),
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(_free_port()), "-m", "pixelpilot.cli", *args]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = pixelpilot_command(args, procs)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]

@@ -37,6 +37,14 @@ def pixelpilot_command(args: list[str], procs: int = 1) -> list[str]:
             "--main_process_port", str(port), "-m", "pixelpilot.cli", *args]  # fmt: skip
 
 
+def step_rows(out: Path) -> list[dict]:
+    """The optimizer-step rows of a run's ``metrics.jsonl`` (not its validation rows)."""
+    import json
+
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if "loss" in r]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_thread_per_process() -> None:
     """One intra-op thread in this process and in the training processes tests start: on a

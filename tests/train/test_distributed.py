@@ -4,13 +4,11 @@ with the same global batch; shards and gradient averaging are checked in-process
 from __future__ import annotations
 
 import json
-import shutil
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.train.conftest import pixelpilot_command
 
 from pixelpilot.train.distributed import Dist, shard
 
@@ -23,25 +21,12 @@ def test_shards_cover_a_batch_once_in_order() -> None:
     assert shard(items, Dist()) == items
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _sft(data: Path, model: str, out: Path, batch: int, procs: int) -> list[float]:
     args = ["train", "sft", str(data), "--model", model, "--out", str(out), "--json",
             "--batch-size", str(batch), "--max-steps", "3", "--lr", "1e-3",
             "--no-progress"]  # fmt: skip
-    if procs == 1:
-        cmd = [sys.executable, "-m", "pixelpilot.cli", *args]
-    else:  # --multi_gpu picks accelerate's torchrun launcher; on CPUs the ranks use gloo
-        accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-        assert accelerate, "accelerate is part of the train extra"
-        cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", str(procs),
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(_free_port()), "-m", "pixelpilot.cli", *args]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(pixelpilot_command(args, procs), capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     assert len(lines) == 1, done.stdout  # rank 0 alone reports

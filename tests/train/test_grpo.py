@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tests.train.conftest import pixelpilot_command, step_rows
 
 from pixelpilot.cli import main
 from pixelpilot.errors import ConfigError
@@ -31,11 +32,6 @@ def config(data: Path | str, model: str, out: Path, **kw: object) -> GRPOConfig:
     base = dict(data=str(data), model=model, out=str(out), lr=1e-4, batch_size=2, group=3,
                 max_steps=2, max_new_tokens=10, progress=False, seed=0)  # fmt: skip
     return GRPOConfig(**(base | kw))
-
-
-def rows(out: Path) -> list[dict]:
-    lines = (out / "metrics.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if "loss" in r]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +60,7 @@ def test_cli_prints_the_json_contract_and_logs_step_metrics(
     assert set(summary) == {"steps", "reward_first", "reward_last", "checkpoint", "seconds"}
     assert summary["steps"] == 2 and summary["seconds"] > 0
     assert 0.0 <= summary["reward_first"] <= 1.0
-    steps = rows(out)
+    steps = step_rows(out)
     assert len(steps) == 2
     assert METRICS <= set(steps[0])
     assert {"generate", "score", "forward", "backward"} <= set(steps[0]["seconds"])
@@ -100,7 +96,7 @@ def test_resume_gives_the_same_steps(click_data: Path, tiny_xs: str, tmp_path: P
     cfg = config(click_data, tiny_xs, tmp_path / "b", **kw)
     assert train_grpo(cfg, stop_after=1).train.steps == 1
     assert train_grpo(replace(cfg, resume=True)).train.steps == 2
-    a, b = rows(tmp_path / "a"), rows(tmp_path / "b")
+    a, b = step_rows(tmp_path / "a"), step_rows(tmp_path / "b")
     for key in ("loss", "reward_mean", "kl", "clip_fraction", "grad_norm"):
         assert [r[key] for r in b] == pytest.approx([r[key] for r in a], abs=1e-6), key
     assert any(r["clip_fraction"] > 0 or r["ratio_mean"] != 1.0 for r in a)  # the 2nd pass moved
@@ -135,7 +131,7 @@ def test_multi_image_prompts_train(login_data: Path, tiny_xs: str, tmp_path: Pat
     cfg = config(login_data, tiny_xs, out, batch_size=5, max_steps=1, group=2,
                  replay_successes=True)  # fmt: skip
     result = train_grpo(cfg)
-    (step,) = rows(out)
+    (step,) = step_rows(out)
     assert step["samples"] == 5 and not step["skipped"] and result.train.steps == 1
     assert step["replayed"] >= 1 and step["grad_norm"] > 0  # the replayed answers give a signal
 
@@ -150,7 +146,7 @@ def test_lora_reference_is_the_base_without_its_adapter(
         click_data, tiny_xs, out, lora_r=4, beta=0.04, lr=5e-3, max_steps=3, replay_successes=True
     )  # replayed answers give a signal to move on
     result = train_grpo(cfg)
-    kls = [r["kl"] for r in rows(out)]
+    kls = [r["kl"] for r in step_rows(out)]
     assert kls[0] == pytest.approx(0.0, abs=1e-6)  # LoRA starts as the identity: policy = base
     assert kls[-1] > 0  # the adapter moved the policy away from its base
     assert Path(result.train.checkpoint, "model.safetensors").is_file()  # merged
@@ -211,7 +207,7 @@ def test_online_grpo_records_its_rollouts_and_keeps_its_reward(
         assert ep.directory.parent.name.endswith(f"-seed-{ep.seed}")
         groups.setdefault(ep.directory.parent, set()).add(ep.directory.name)
     assert sorted(map(len, groups.values())) == [4, 4, 4, 4]  # G episodes per task and seed
-    steps = rows(out)
+    steps = step_rows(out)
     assert all(r["episodes"] == 8 for r in steps)
     # not collapsed: after an update the policy still succeeds (8 episodes; the warm model
     # succeeds on about half of its sampled click-test episodes)
@@ -221,8 +217,6 @@ def test_online_grpo_records_its_rollouts_and_keeps_its_reward(
 def _grpo_run(data: Path, model: str, out: Path, batch: int, procs: int) -> list[dict]:
     import subprocess
 
-    from tests.train.conftest import pixelpilot_command
-
     args = ["train", "grpo", str(data), "--model", model, "--out", str(out), "--json",
             "--batch-size", str(batch), "--group", "3", "--max-steps", "2", "--lr", "1e-3",
             "--max-new-tokens", "10", "--replay-successes", "--no-progress"]  # fmt: skip
@@ -230,7 +224,7 @@ def _grpo_run(data: Path, model: str, out: Path, batch: int, procs: int) -> list
                           timeout=1500)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert len([ln for ln in done.stdout.splitlines() if ln.startswith("{")]) == 1
-    return rows(out)
+    return step_rows(out)
 
 
 @pytest.mark.slow

@@ -13,14 +13,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.train.conftest import pixelpilot_command
+from tests.train.conftest import pixelpilot_command, step_rows
 
 from pixelpilot.train.grpo import GRPOConfig, train_grpo
-
-
-def rows(out: Path) -> list[dict]:
-    lines = (out / "metrics.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if "loss" in r]
 
 
 def groups(out: Path) -> dict[str, dict]:
@@ -51,7 +46,7 @@ def test_worker_rollouts_equal_in_process_rollouts(warm_model: str, tmp_path: Pa
     step1 = sorted(k for k in a if k.startswith("step-000001"))
     assert [Path(k).name for k in step1] == ["draw-0-seed-100003", "draw-1-seed-100003"]
     assert a[step1[0]]["answers"] != a[step1[1]]["answers"]  # each draw samples its own
-    first, second = rows(tmp_path / "inproc"), rows(tmp_path / "workers")
+    first, second = step_rows(tmp_path / "inproc"), step_rows(tmp_path / "workers")
     for key in ("loss", "grad_norm", "kl", "entropy"):  # step 2: the reloaded weights
         assert [r[key] for r in second] == pytest.approx([r[key] for r in first], abs=1e-5), key
     for key in ("reward_mean", "advantage_std", "answer_length", "episodes"):
@@ -72,7 +67,7 @@ def test_lora_worker_rollouts_load_the_adapter_and_equal_in_process(
     train_grpo(online(warm_model, tmp_path / "inproc", **kw))
     train_grpo(online(warm_model, tmp_path / "workers", rollout_workers=1, **kw))
     assert groups(tmp_path / "workers") == groups(tmp_path / "inproc")
-    a, b = rows(tmp_path / "inproc"), rows(tmp_path / "workers")
+    a, b = step_rows(tmp_path / "inproc"), step_rows(tmp_path / "workers")
     assert [r["grad_norm"] for r in b] == pytest.approx([r["grad_norm"] for r in a], abs=1e-5)
     assert a[0]["grad_norm"] > 0  # step 2 ran on an adapter that moved
     (weights,) = (tmp_path / "workers" / "rollouts" / "policy").glob("*.pt")
@@ -139,7 +134,7 @@ def _online_run(model: str, out: Path, procs: int, *extra: str) -> list[dict]:
     cmd = pixelpilot_command(args, procs)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    return rows(out)
+    return step_rows(out)
 
 
 @pytest.mark.slow
@@ -169,6 +164,6 @@ def test_ray_rollout_workers_equal_in_process_rollouts(tiny_xs: str, tmp_path: P
     finally:
         ray.shutdown()
     assert groups(tmp_path / "ray") == groups(tmp_path / "inproc")
-    a, b = rows(tmp_path / "inproc"), rows(tmp_path / "ray")
+    a, b = step_rows(tmp_path / "inproc"), step_rows(tmp_path / "ray")
     assert [r["loss"] for r in b] == pytest.approx([r["loss"] for r in a], abs=1e-5)
     assert [r["entropy"] for r in b] == pytest.approx([r["entropy"] for r in a], abs=1e-5)

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from tests.train.conftest import pixelpilot_command
+from tests.train.conftest import pixelpilot_command, step_rows
 
 from pixelpilot.errors import ConfigError
 from pixelpilot.train.config import SFTConfig
@@ -145,8 +145,7 @@ def _train(
     cmd = pixelpilot_command(args, procs)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
-    rows = [r for r in rows if "loss" in r]
+    rows = step_rows(out)
     assert [r["samples"] for r in rows] == [4] * steps
     return rows
 

@@ -52,6 +52,41 @@ def test_agent_offline_and_training_prompts_are_equal(sequence_data: Path, tiny_
         assert all(bool((enc[k] == cached[k]).all()) for k in enc)
 
 
+def test_history_without_thoughts_is_what_a_short_answer_model_sees(
+    sequence_data: Path, tiny_xs: str
+) -> None:
+    """A model trained to answer without a Thought has none in its own history at run time;
+    ``history_thoughts=False`` trains on that prompt, and the default keeps the recorded one."""
+    from PIL import Image
+
+    from pixelpilot.agent.policy import VLMPolicy
+    from pixelpilot.agent.sample import rewrite_answer
+    from pixelpilot.envs.base import Observation
+    from pixelpilot.train.config import SFTConfig
+    from pixelpilot.train.data import conversation_for, prompt_key
+    from pixelpilot.vlm import load
+
+    vlm = load(tiny_xs)
+    sample = max(load_samples(sequence_data, "trajectory"), key=lambda s: s.step)
+    answer, shot = sample.history[0]
+    assert answer.startswith("Thought:")  # the expert writes one
+    short = rewrite_answer(answer, sample.coords, vlm.profile.coords, sample.screen, False)
+    assert short.startswith("Action: click(") and "Thought" not in short
+    policy = VLMPolicy(vlm)
+    policy.reset(sample.instruction)
+    with Image.open(shot) as im:
+        policy.remember(im.convert("RGB"), short)
+    with Image.open(sample.image) as im:
+        agent = vlm.prompt_text(policy.conversation(Observation(im.convert("RGB"), sample.screen)))
+    base = dict(data=str(sequence_data), model=tiny_xs, out="unused")
+    bare, full = SFTConfig(**base, history_thoughts=False), SFTConfig(**base)
+    assert vlm.prompt_text(conversation_for(sample, vlm.profile, bare)) == agent
+    with_thought = vlm.prompt_text(conversation_for(sample, vlm.profile, full))
+    assert with_thought != agent
+    assert answer.split("\n")[0] in with_thought
+    assert prompt_key(bare) != prompt_key(full)  # cached prompts of the two are not mixed up
+
+
 def test_sft_target_parses_back_to_the_recorded_pixel(sequence_data: Path, tiny_xs: str) -> None:
     from pixelpilot.tools.frames import CoordinateFrame
     from pixelpilot.train.data import parse_for, target_for

@@ -81,12 +81,16 @@ def step_conversation(
 
 
 def rewrite_answer(
-    text: str, source: CoordinateFrame, target: CoordinateFrame, screen: tuple[int, int]
+    text: str,
+    source: CoordinateFrame,
+    target: CoordinateFrame,
+    screen: tuple[int, int],
+    thought: bool = True,
 ) -> str:
-    """``text`` (written in ``source``) as a model in ``target`` would have written it. The
-    text is kept as it is when the frames are equal or it does not parse (a failed answer is
-    shown to the model as it was)."""
-    if source.equivalent(target):
+    """``text`` (written in ``source``) as a model in ``target`` would have written it, without
+    its Thought unless ``thought``. The text is kept as it is when nothing changes or it does
+    not parse (a failed answer is shown to the model as it was)."""
+    if source.equivalent(target) and (thought or "Thought:" not in text):
         return text
     from pixelpilot.tools.grammar import format_response
 
@@ -94,7 +98,8 @@ def rewrite_answer(
         response = parse_answer(text, source, screen)
         if not response.actions:
             return text
-        return format_response(response.thought, response.actions, target, screen)
+        kept = response.thought if thought else None
+        return format_response(kept, response.actions, target, screen)
     except (ParseError, ValueError):
         return text
 
@@ -151,12 +156,14 @@ class StepSample:
         language: str | None = None,
         step_instructions: bool = False,
         history_images: int | None = None,
+        history_thoughts: bool = True,
     ) -> Conversation:
         """The conversation the agent would send a model with ``profile`` at this step: the
         agent's prompt template (``kind`` and ``language``; by default the profile's own, as
-        ``VLMPolicy``), the episode's earlier answers rewritten into the model's frame, the
-        last screenshots of the image window, the current one. Screenshots outside the window
-        are never loaded."""
+        ``VLMPolicy``), the episode's earlier answers rewritten into the model's frame (without
+        their Thought unless ``history_thoughts``: a model that answers without one sees its
+        own history so at run time), the last screenshots of the image window, the current
+        one. Screenshots outside the window are never loaded."""
         from pixelpilot.agent.prompts import template_for
 
         window = image_window(profile, history_images)
@@ -165,7 +172,7 @@ class StepSample:
         turns: list[Turn] = [
             (
                 _load_rgb(image) if i >= first_with_image else None,
-                rewrite_answer(response, self.coords, coords, self.screen),
+                rewrite_answer(response, self.coords, coords, self.screen, history_thoughts),
                 None,
             )
             for i, (response, image) in enumerate(self.history)

@@ -91,6 +91,11 @@ class TrainConfig:
     step_instructions: bool = opt(
         False, "Append the step instruction to the prompt (AndroidControl low level)."
     )
+    history_thoughts: bool = opt(
+        True,
+        "Show the Thought of the episode's earlier answers in the prompt. Off for a model "
+        "trained to answer without one, whose own history at run time has none.",
+    )
     device: str | None = opt(None, "Device (default: cuda:LOCAL_RANK when available, else cpu).")
     dtype: str = opt(
         "auto", "Weights dtype: auto (float32 on CPU, bfloat16 autocast on GPU), float32, bfloat16."

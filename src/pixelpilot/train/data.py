@@ -200,8 +200,16 @@ def _processor_key(path: Path) -> str:
 def conversation_for(sample: Sample, profile: Any, config: Any) -> Any:
     """The conversation the agent would send at this step."""
     return sample.conversation(
-        profile, kind=config.prompt_kind, step_instructions=config.step_instructions
+        profile,
+        kind=config.prompt_kind,
+        step_instructions=config.step_instructions,
+        history_thoughts=config.history_thoughts,
     )
+
+
+def prompt_key(config: Any) -> str:
+    """What besides the sample decides its prompt (the prompt cache's ``key_extra``)."""
+    return f"{config.prompt_kind}:{config.step_instructions}:{config.history_thoughts}"
 
 
 def target_for(sample: Sample, profile: Any) -> str:

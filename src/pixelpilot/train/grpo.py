@@ -462,7 +462,7 @@ def train_grpo(config: GRPOConfig, *, stop_after: int | None = None) -> GRPOResu
         return train_online(config, stop_after=stop_after)
     from pathlib import Path
 
-    from pixelpilot.train.data import PromptCache, conversation_for, load_split
+    from pixelpilot.train.data import PromptCache, conversation_for, load_split, prompt_key
     from pixelpilot.train.distributed import default_device, init_from_env, shutdown
     from pixelpilot.train.model import load_trainable
     from pixelpilot.train.rewards import build_rewards
@@ -479,7 +479,7 @@ def train_grpo(config: GRPOConfig, *, stop_after: int | None = None) -> GRPOResu
             vlm,
             lambda s: conversation_for(s, vlm.profile, config),
             config.cache,
-            key_extra=f"{config.prompt_kind}:{config.step_instructions}",
+            key_extra=prompt_key(config),
             memory_mib=config.cache_memory_mib,
         )
         objective = GRPOObjective(vlm, config, cache, rewards, reference_model(config, vlm))

@@ -18,7 +18,8 @@ interrupted training stage resumes from its last checkpoint, an interrupted eval
 its results file, an interrupted recording redoes the unfinished task. Everything depends on
 ``seed`` only. Training uses seeds below ``EVAL_SEED``; evaluation uses ``EVAL_SEED`` and up.
 
-The model is trained with short answers (no Thought: ``sample.target_text(thought=False)``),
+The model is trained with short answers (no Thought: ``sample.target_text(thought=False)``;
+the earlier answers in a prompt's history without theirs too, as the model's own history is),
 soft coordinate targets (``pixelpilot.train.coords``), the pointing loss on the image tokens
 (``pixelpilot.train.pointing``) and the short ``grounding`` prompt kind
 (100 tokens instead of 500 for ``computer``). Every checkpoint it trains declares that kind in
@@ -192,7 +193,8 @@ def _sft(config: RecipeConfig, data: Path, model: str, out: Path, steps: int) ->
         data=str(data), model=model, out=str(out), max_steps=steps,
         batch_size=config.batch_size, lr=config.lr, warmup_steps=max(1, steps // 20),
         min_lr_ratio=0.1, seed=config.seed, prompt_kind=config.prompt_kind,
-        checkpoint_every=max(1, steps // 10), progress=config.progress,
+        history_thoughts=config.thought, checkpoint_every=max(1, steps // 10),
+        progress=config.progress,
     )  # fmt: skip
     resume = latest_checkpoint(out) is not None
     sft = SFTConfig(**common, resume=resume, overwrite=not resume and out.exists())
@@ -213,7 +215,8 @@ def stage_grpo(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
         tasks=",".join(config.tasks),
         batch_size=config.grpo_prompts, group=config.group,
         lr=config.grpo_lr, seed=config.seed, prompt_kind=config.prompt_kind,
-        max_new_tokens=40, checkpoint_every=max(1, config.grpo_steps // 5),
+        history_thoughts=config.thought, max_new_tokens=40,
+        checkpoint_every=max(1, config.grpo_steps // 5),
         progress=config.progress, resume=resume, overwrite=not resume and out.exists(),
     )  # fmt: skip
     t0 = time.perf_counter()

@@ -17,7 +17,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from pixelpilot.train.config import SFTConfig
-from pixelpilot.train.data import PromptCache, conversation_for, load_split, target_for
+from pixelpilot.train.data import (
+    PromptCache,
+    conversation_for,
+    load_split,
+    prompt_key,
+    target_for,
+)
 from pixelpilot.train.trainer import StepLoss, Trainer, TrainResult
 
 
@@ -124,7 +130,7 @@ def train_sft(
             vlm,
             lambda s: conversation_for(s, vlm.profile, config),
             config.cache,
-            key_extra=f"{config.prompt_kind}:{config.step_instructions}",
+            key_extra=prompt_key(config),
             memory_mib=config.cache_memory_mib,
         )
         make_objective = objective or SFTObjective

@@ -169,6 +169,15 @@ class TrainingDiverged(PixelpilotError):
         )
 
 
+class LaunchError(PixelpilotError):
+    """A training run launched in several processes failed (the processes' own messages are
+    printed above it)."""
+
+    def __init__(self, what: str, returncode: int) -> None:
+        self.returncode = returncode
+        super().__init__(f"{what} exited with status {returncode} (its messages are above)")
+
+
 class DependencyNotInstalled(PixelpilotError, ImportError):
     """An optional dependency is missing; the message names the command that installs it."""
 

@@ -50,3 +50,36 @@ def test_training_logs_the_pointing_loss_and_saves_no_extra_weights(tmp_path: Pa
         saved = set(f.keys())
     with safe_open(str(Path(model) / "model.safetensors"), "pt") as f:
         assert saved == set(f.keys())
+
+
+def test_launched_in_two_processes_it_takes_the_same_steps_as_one(tmp_path: Path) -> None:
+    """``launch_pointing_sft``: two processes, each with half of every global batch, take the
+    steps one process takes with the whole batch; a failing run is one ``LaunchError``."""
+    import dataclasses
+
+    from tests.train.conftest import step_rows
+
+    from pixelpilot.errors import LaunchError
+    from pixelpilot.train.config import SFTConfig
+    from pixelpilot.train.pointing import launch_pointing_sft, train_pointing_sft
+    from pixelpilot.train.synthetic import write_synthetic
+    from pixelpilot.vlm.tiny import build_tiny
+
+    model = build_tiny(arch="kimi_k25", size="xs")
+    # every sample has a point: each rank's pointing mean is then over as many samples
+    data = write_synthetic(tmp_path / "syn", 8, seed=0, kinds=("dialog", "button"))
+    one = SFTConfig(data=str(data), model=str(model), out=str(tmp_path / "one"), max_steps=3,
+                    batch_size=4, lr=1e-3, prompt_kind="grounding", progress=False)  # fmt: skip
+    two = dataclasses.replace(one, out=str(tmp_path / "two"), batch_size=2)
+    alone = train_pointing_sft(one, sigma=20.0, thought=False)
+    launched = launch_pointing_sft(two, 2, sigma=20.0, thought=False)
+    assert launched["steps"] == alone.steps == 3
+    assert (Path(launched["checkpoint"]) / "model.safetensors").is_file()
+    losses = [(r["loss"], r["point_loss"]) for r in step_rows(tmp_path / "two")]
+    expected = [(r["loss"], r["point_loss"]) for r in alone.history]
+    assert len(losses) == 3 and losses != [losses[0]] * 3
+    for got, want in zip(losses, expected, strict=True):
+        assert got == pytest.approx(want, abs=1e-4)
+    broken = dataclasses.replace(two, out=str(tmp_path / "broken"), data=str(tmp_path / "none"))
+    with pytest.raises(LaunchError, match="SFT in 2 processes exited with status"):
+        launch_pointing_sft(broken, 2, sigma=20.0, thought=False)

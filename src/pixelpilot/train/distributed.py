@@ -117,6 +117,13 @@ def gather_objects(obj: Any, where: Dist) -> list[Any]:
     return out
 
 
+def mean_over_ranks(figures: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Each figure averaged over the ranks that report it (a rank whose slice has no sample a
+    figure applies to leaves it out)."""
+    keys = dict.fromkeys(k for f in figures for k in f)
+    return {k: sum(f[k] for f in figures if k in f) / sum(k in f for f in figures) for k in keys}
+
+
 def broadcast_object(obj: Any, where: Dist) -> Any:
     """Rank 0's ``obj`` on every rank."""
     if not where.active:
@@ -141,3 +148,26 @@ def shutdown(where: Dist) -> None:
 
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def launch(module: str, args: Sequence[str], procs: int, what: str) -> None:
+    """Run ``python -m module ARGS`` in ``procs`` processes on this machine under
+    ``torch.distributed.run`` (gloo over 127.0.0.1, one CPU thread each; their output goes
+    where this process's goes); ``LaunchError`` if any fails. Each joins with
+    ``init_from_env``."""
+    import socket
+    import subprocess
+    import sys
+
+    from pixelpilot.errors import LaunchError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs),
+        "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", module, *args,
+    ]  # fmt: skip
+    code = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
+    if code:
+        raise LaunchError(what, code)

@@ -131,3 +131,51 @@ def train_pointing_sft(
             vlm, cfg, cache, sigma, thought, weight
         ),
     )
+
+
+def launch_pointing_sft(
+    config: SFTConfig, procs: int, *, sigma: float, thought: bool = True, weight: float = 1.0
+) -> dict[str, Any]:
+    """``train_pointing_sft`` in ``procs`` processes on this machine (each a slice of every
+    global batch of ``config.batch_size * procs``); returns the run's summary. Each process
+    averages the pointing term over its own samples that have a point, so when some samples
+    have none (typing steps) the step differs slightly from one process's on the same batch."""
+    import json
+    from pathlib import Path
+
+    from pixelpilot.train.distributed import launch
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = out / "launch.json"
+    objective = {"sigma": sigma, "thought": thought, "weight": weight}
+    spec.write_text(json.dumps({"config": config.to_dict(), "objective": objective}) + "\n")
+    launch("pixelpilot.train.pointing", [str(spec)], procs, f"SFT in {procs} processes")
+    return json.loads((out / "summary.json").read_text())
+
+
+def main(argv: list[str]) -> int:
+    """One process of ``launch_pointing_sft``: ``python -m pixelpilot.train.pointing SPEC``."""
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    from pixelpilot.errors import PixelpilotError
+
+    spec = json.loads(Path(argv[0]).read_text())
+    try:
+        result = train_pointing_sft(SFTConfig.from_dict(spec["config"]), **spec["objective"])
+    except PixelpilotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if os.environ.get("RANK", "0") == "0":
+        summary = Path(spec["config"]["out"]) / "summary.json"
+        summary.write_text(json.dumps(result.summary(), default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -61,7 +61,8 @@ class RecipeConfig:
     point_weight: float = 1.0  # the pointing loss on the image tokens (0 = none)
     sft_steps: int = 10_000
     grpo_steps: int = 100
-    batch_size: int = 8
+    batch_size: int = 8  # SFT samples per optimizer step, over all processes
+    sft_procs: int = 2  # SFT processes (one CPU thread each; this machine has 2 cores)
     lr: float = 1e-3
     grpo_lr: float = 2e-5
     group: int = 8  # GRPO answers per prompt
@@ -77,8 +78,8 @@ class RecipeConfig:
         """A smoke run of every stage in a few minutes (it learns nothing)."""
         values: dict[str, Any] = dict(
             tasks=("miniwob/click-test", "miniwob/enter-text"), episodes=3, synthetic=12,
-            typing=4, size="xs", sft_steps=2, grpo_steps=1, batch_size=2, group=2, grpo_prompts=1,
-            eval_episodes=2, eval_max_steps=2, baselines=False,
+            typing=4, size="xs", sft_steps=2, grpo_steps=1, batch_size=2, sft_procs=1, group=2,
+            grpo_prompts=1, eval_episodes=2, eval_max_steps=2, baselines=False,
         )  # fmt: skip
         return cls(out=out, **{**values, **overrides})
 
@@ -92,6 +93,12 @@ class RecipeConfig:
                 f"training seeds must stay below {EVAL_SEED} (seed {self.seed}, "
                 f"{self.episodes} episodes)",
                 option="seed",
+            )
+        if self.sft_procs < 1 or self.batch_size % self.sft_procs:
+            raise ConfigError(
+                f"--batch-size ({self.batch_size}) must be a multiple of --sft-procs "
+                f"({self.sft_procs})",
+                option="sft_procs",
             )
         counts = ("episodes", "synthetic", "batch_size", "grpo_prompts", "group")
         for name in (*counts, "eval_episodes", "eval_workers"):
@@ -187,22 +194,24 @@ def stage_init(config: RecipeConfig, out: Path) -> dict[str, Any]:
 def _sft(config: RecipeConfig, data: Path, model: str, out: Path, steps: int) -> dict[str, Any]:
     from pixelpilot.train.checkpoint import latest_checkpoint
     from pixelpilot.train.config import SFTConfig
-    from pixelpilot.train.pointing import train_pointing_sft
+    from pixelpilot.train.pointing import launch_pointing_sft, train_pointing_sft
 
     common = dict(
         data=str(data), model=model, out=str(out), max_steps=steps,
-        batch_size=config.batch_size, lr=config.lr, warmup_steps=max(1, steps // 20),
-        min_lr_ratio=0.1, seed=config.seed, prompt_kind=config.prompt_kind,
-        history_thoughts=config.thought, checkpoint_every=max(1, steps // 10),
-        progress=config.progress,
+        batch_size=config.batch_size // config.sft_procs, lr=config.lr,
+        warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, seed=config.seed,
+        prompt_kind=config.prompt_kind, history_thoughts=config.thought,
+        checkpoint_every=max(1, steps // 10), progress=config.progress,
     )  # fmt: skip
     resume = latest_checkpoint(out) is not None
     sft = SFTConfig(**common, resume=resume, overwrite=not resume and out.exists())
+    objective = dict(sigma=config.sigma, thought=config.thought, weight=config.point_weight)
     t0 = time.perf_counter()
-    result = train_pointing_sft(
-        sft, sigma=config.sigma, thought=config.thought, weight=config.point_weight
-    )
-    return {**result.summary(), "wall_seconds": time.perf_counter() - t0}
+    if config.sft_procs > 1:
+        summary = launch_pointing_sft(sft, config.sft_procs, **objective)
+    else:
+        summary = train_pointing_sft(sft, **objective).summary()
+    return {**summary, "wall_seconds": time.perf_counter() - t0}
 
 
 def stage_grpo(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from pixelpilot.train.distributed import (
     all_sum,
     broadcast_object,
     gather_objects,
+    mean_over_ranks,
     shard,
 )
 from pixelpilot.train.zero import build_optimizer, consolidate, memory_figures
@@ -200,6 +201,8 @@ class Trainer:
         all_reduce_gradients(self.params, self.where)
         loss, samples = all_sum([loss_sum, count], self.where)
         loss /= self.where.world
+        if self.where.active:  # the objective's figures over the global batch, not rank 0's
+            extra = mean_over_ranks(gather_objects(extra, self.where))
         norm = torch.nn.utils.clip_grad_norm_(
             self.params, self.config.max_grad_norm or float("inf")
         )

@@ -52,14 +52,14 @@ class RecipeConfig:
     tasks: tuple[str, ...] = TASKS
     seed: int = 0
     episodes: int = 200  # expert demonstrations per task (seeds seed*10**5 + 0..N-1)
-    synthetic: int = 8_000  # synthetic grounding screens (one click each), mixed into SFT
-    typing: int = 3_000  # synthetic typing episodes (click a field, type the quoted text)
+    synthetic: int = 10_000  # synthetic grounding screens (one click each), mixed into SFT
+    typing: int = 10_000  # synthetic typing episodes (click a field, type the quoted text)
     size: str = "xs"  # kimi_k25 tiny size: xs, s, m
     prompt_kind: str = "grounding"
     thought: bool = False
     sigma: float = 25.0  # soft coordinate targets, in 0..1000 units (0 = plain SFT)
     point_weight: float = 1.0  # the pointing loss on the image tokens (0 = none)
-    sft_steps: int = 10_000
+    sft_steps: int = 18_000
     grpo_steps: int = 100
     batch_size: int = 8  # SFT samples per optimizer step, over all processes
     sft_procs: int = 2  # SFT processes (one CPU thread each; this machine has 2 cores)

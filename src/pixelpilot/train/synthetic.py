@@ -209,7 +209,7 @@ def _draw_dialog(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
     return GroundingSample("dialog", 'Close the dialog box by clicking the "x".', close)
 
 
-_TYPING = (
+TYPING_TEMPLATES = (
     'Enter "{}" into the text field and press Submit.',
     'Enter the password "{}" into both text fields and press submit.',
     'Type "{}" in the text box.',
@@ -217,7 +217,7 @@ _TYPING = (
 _SYLLABLES = "an ar el en er ia in is la le li lo ma na ne ni on ra re ri ro sa ta te ti ul".split()
 
 
-def _random_text(rng: random.Random) -> str:
+def random_text(rng: random.Random) -> str:
     """A name-like word (capitalised or not) or a short password of letters and digits."""
     if rng.random() < 0.5:
         word = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4)))
@@ -229,12 +229,12 @@ def _random_text(rng: random.Random) -> str:
 def _draw_typing(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
     """A form: one or two labelled text fields and a Submit button; the instruction quotes a
     random string; the target is the first field."""
-    text = _random_text(rng)
+    text = random_text(rng)
     if rng.random() < 0.3:  # the login form's wording: the username is typed first
-        template = 'Enter the username "{}" and the password "' + _random_text(rng) + '" into'
+        template = 'Enter the username "{}" and the password "' + random_text(rng) + '" into'
         template += " the text fields and press login."
     else:
-        template = rng.choice(_TYPING)
+        template = rng.choice(TYPING_TEMPLATES)
     taken: list[Box] = []
     width = rng.randint(100, 150)
     first = _free(rng, taken, width, rng.randint(18, 24), body)

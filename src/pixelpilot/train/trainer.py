@@ -38,6 +38,7 @@ from pixelpilot.train.distributed import (
     Dist,
     all_reduce_gradients,
     all_sum,
+    barrier,
     broadcast_object,
     gather_objects,
     mean_over_ranks,
@@ -289,6 +290,9 @@ class Trainer:
         return self._result(final)
 
     def _result(self, final: str) -> TrainResult:
+        # every rank returns only when rank 0 has written its files: a rank that went on to
+        # tear gloo down while another still used it aborted the other (SIGABRT in CI)
+        barrier(self.where)
         losses = [r["loss"] for r in self.history if not r.get("skipped")]
         return TrainResult(
             steps=self.step,

@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 from benchdoc import markers, write_section
+
+from pixelpilot.train.distributed import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = markers("bench_train")
@@ -35,12 +36,6 @@ def record(out: Path, episodes: int) -> None:
     cmd = [sys.executable, "-m", "pixelpilot.cli", "record", TASKS, "--expert",
            "--episodes", str(episodes), "--seed", "0", "--out", str(out), "--json"]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, timeout=600)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # Runs one command in a fresh interpreter and reports the largest child's peak RSS (KiB).

@@ -23,13 +23,12 @@ def pixelpilot_command(args: list[str], procs: int = 1) -> list[str]:
     """The command that runs ``pixelpilot ARGS`` in one process, or in ``procs`` processes
     under accelerate's torchrun launcher (gloo on CPUs) on a free port."""
     import shutil
-    import socket
+
+    from pixelpilot.train.distributed import free_port
 
     if procs == 1:
         return [sys.executable, "-m", "pixelpilot.cli", *args]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     assert accelerate, "accelerate is part of the train extra"
     return [accelerate, "launch", "--multi_gpu", "--num_processes", str(procs),

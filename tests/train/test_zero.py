@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,12 +16,7 @@ from tests.train.conftest import pixelpilot_command, step_rows
 
 from pixelpilot.errors import ConfigError
 from pixelpilot.train.config import SFTConfig
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from pixelpilot.train.distributed import free_port
 
 
 def test_zero_stage_beyond_one_is_a_one_line_error(tmp_path: Path) -> None:
@@ -119,7 +113,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 def test_sharded_adamw_keeps_half_the_state_and_updates_like_adamw(tmp_path: Path) -> None:
     import torch.multiprocessing as mp
 
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
     whole = r0["whole"]
     assert whole == 4 * 2 * (8 * 16 + 16 + 16 * 4 + 4)  # two fp32 AdamW moments per parameter

@@ -150,20 +150,26 @@ def shutdown(where: Dist) -> None:
             dist.destroy_process_group()
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a launcher's rendezvous."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def launch(module: str, args: Sequence[str], procs: int, what: str) -> None:
     """Run ``python -m module ARGS`` in ``procs`` processes on this machine under
     ``torch.distributed.run`` (gloo over 127.0.0.1, one CPU thread each; their output goes
     where this process's goes); ``LaunchError`` if any fails. Each joins with
     ``init_from_env``."""
-    import socket
     import subprocess
     import sys
 
     from pixelpilot.errors import LaunchError
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs),
         "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", module, *args,

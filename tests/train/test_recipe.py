@@ -27,6 +27,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == ["error: --episodes must be >= 1"]
     done = _run("--out", str(tmp_path / "run"), "--seed", "10")  # seeds would reach eval's
     assert done.returncode == 2 and "below 1000000" in done.stderr
+    done = _run("--out", str(tmp_path / "run"), "--grpo-reward", "format=0.1,pointy=0.9")
+    assert done.returncode == 2  # refused before any stage runs, not after the SFT hour
+    assert done.stderr.strip().splitlines() == [
+        "error: --grpo-reward: unknown reward 'pointy' (known: format, type, point, distance, text)"
+    ]
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

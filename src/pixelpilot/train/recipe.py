@@ -60,11 +60,12 @@ class RecipeConfig:
     sigma: float = 25.0  # soft coordinate targets, in 0..1000 units (0 = plain SFT)
     point_weight: float = 1.0  # the pointing loss on the image tokens (0 = none)
     sft_steps: int = 18_000
-    grpo_steps: int = 100
+    grpo_steps: int = 1000
     batch_size: int = 8  # SFT samples per optimizer step, over all processes
     sft_procs: int = 2  # SFT processes (one CPU thread each; this machine has 2 cores)
     lr: float = 1e-3
-    grpo_lr: float = 2e-5
+    grpo_lr: float = 2e-4
+    grpo_reward: str = "format=0.1,type=0.2,point=0.7"  # GRPO rewards (train grpo --reward)
     group: int = 8  # GRPO answers per prompt
     grpo_prompts: int = 4  # GRPO prompts per step
     eval_episodes: int = 50
@@ -104,6 +105,13 @@ class RecipeConfig:
         for name in (*counts, "eval_episodes", "eval_workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
+        from pixelpilot.train.rewards import parse_reward_spec
+
+        try:  # a bad spec fails now, not after the SFT stage
+            parse_reward_spec(self.grpo_reward)
+        except ConfigError as exc:
+            message = str(exc).replace("--reward", "--grpo-reward")
+            raise ConfigError(message, option="grpo_reward") from None
 
 
 # --- stage bookkeeping ----------------------------------------------------------------------
@@ -223,7 +231,8 @@ def stage_grpo(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
         data=str(data), model=model, out=str(out), max_steps=config.grpo_steps,
         tasks=",".join(config.tasks),
         batch_size=config.grpo_prompts, group=config.group,
-        lr=config.grpo_lr, seed=config.seed, prompt_kind=config.prompt_kind,
+        lr=config.grpo_lr, reward=config.grpo_reward, seed=config.seed,
+        prompt_kind=config.prompt_kind,
         history_thoughts=config.thought, max_new_tokens=40,
         checkpoint_every=max(1, config.grpo_steps // 5),
         progress=config.progress, resume=resume, overwrite=not resume and out.exists(),

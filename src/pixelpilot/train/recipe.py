@@ -107,11 +107,7 @@ class RecipeConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
         from pixelpilot.train.rewards import parse_reward_spec
 
-        try:  # a bad spec fails now, not after the SFT stage
-            parse_reward_spec(self.grpo_reward)
-        except ConfigError as exc:
-            message = str(exc).replace("--reward", "--grpo-reward")
-            raise ConfigError(message, option="grpo_reward") from None
+        parse_reward_spec(self.grpo_reward, "grpo_reward")  # fails now, not after the SFT stage
 
 
 # --- stage bookkeeping ----------------------------------------------------------------------

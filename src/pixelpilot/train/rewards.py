@@ -168,8 +168,10 @@ class Rewards:
         return RewardResult(total, parts)
 
 
-def parse_reward_spec(spec: str) -> dict[str, float]:
-    """``"format=0.1,type=0.2,distance=0.7"`` -> weights; a bare name weighs 1."""
+def parse_reward_spec(spec: str, option: str = "reward") -> dict[str, float]:
+    """``"format=0.1,type=0.2,distance=0.7"`` -> weights; a bare name weighs 1. ``option``
+    names the setting the spec came from in a ``ConfigError``."""
+    flag = "--" + option.replace("_", "-")
     weights: dict[str, float] = {}
     for item in (s.strip() for s in spec.split(",")):
         if not item:
@@ -178,18 +180,19 @@ def parse_reward_spec(spec: str) -> dict[str, float]:
         name = name.strip()
         if name not in BUILTINS:
             raise ConfigError(
-                f"--reward: unknown reward {name!r} (known: {', '.join(BUILTINS)})",
-                option="reward",
+                f"{flag}: unknown reward {name!r} (known: {', '.join(BUILTINS)})", option=option
             )
         try:
             weight = float(value) if value else 1.0
         except ValueError:
-            raise ConfigError(f"--reward: weight of {name} is not a number: {value!r}") from None
+            raise ConfigError(
+                f"{flag}: weight of {name} is not a number: {value!r}", option=option
+            ) from None
         if not math.isfinite(weight):
-            raise ConfigError(f"--reward: weight of {name} must be finite")
+            raise ConfigError(f"{flag}: weight of {name} must be finite", option=option)
         weights[name] = weight
     if not weights:
-        raise ConfigError("--reward: no reward given", option="reward")
+        raise ConfigError(f"{flag}: no reward given", option=option)
     return weights
 
 

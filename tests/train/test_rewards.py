@@ -11,7 +11,9 @@ from pixelpilot.errors import ConfigError
 from pixelpilot.eval.matching import MatchRules
 from pixelpilot.train.rewards import (
     build_rewards,
+    char_similarity,
     gaussian_point_reward,
+    levenshtein,
     parse_reward_spec,
 )
 from pixelpilot.vlm.base import ModelProfile
@@ -61,6 +63,24 @@ def test_text_reward_is_token_f1() -> None:
     out = r(type_sample(), "Action: type(content='hello world')").components
     assert out["text"] == pytest.approx(0.8)
     assert out["distance"] == 1  # not a point action and the step matches (F1 >= 0.5)
+
+
+def test_chars_reward_gives_partial_credit_for_near_strings() -> None:
+    assert levenshtein("kitten", "sitting") == 3 and levenshtein("", "abc") == 3
+    assert char_similarity("nrHom", "nrHom") == 1 and char_similarity("", "") == 1
+    r = build_rewards("chars=1,text=1", PROFILE)
+    gold = ({"type": "type", "content": "nrHom\n"},)
+    sample = StepSample(id="e/1", episode="e", task="t", step=1, image="x.png",
+                        instruction="Type", gold=gold, screen=(200, 100))  # fmt: skip
+    exact = r(sample, "Action: type(content='nrHom\\n')").components
+    assert exact == {"chars": 1, "text": 1}
+    near = r(sample, "Action: type(content='nHroH')").components
+    assert near["text"] == 0 and near["chars"] == pytest.approx(0.4)  # 3 edits of 5
+    far = r(sample, "Action: type(content='Bo0B')").components
+    assert far["chars"] == 0  # nothing in place
+    click = r(sample, "Action: click(start_box='(50,40)')").components
+    assert click["chars"] == 0  # a click where a typing step was due
+    assert r(click_sample(), "Action: click(start_box='(50,40)')").components["chars"] == 1
 
 
 def short_answer(sample: StepSample, text: str) -> float:

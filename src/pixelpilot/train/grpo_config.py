@@ -42,7 +42,7 @@ class GRPOConfig(TrainConfig):
     )
     reward: str = opt(
         "format=0.1,type=0.2,distance=0.7",
-        "Rewards and weights (format, type, point, distance, text).",
+        "Rewards and weights (format, type, point, distance, text, chars).",
     )
     reward_fn: str | None = opt(
         None, "Extra reward callables: module:function[=weight], comma-separated."

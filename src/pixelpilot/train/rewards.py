@@ -17,10 +17,15 @@ evaluated answer are judged alike. With ``p`` the first predicted action and ``g
   the centre, and still a signal for a point far outside the box (where ``point`` is 0 for
   every miss). Without a box, the gold point is the centre and ``sx = t * W``, ``sy = t * H``
   for the rule's normalised distance threshold ``t`` (0.14 by default);
-- ``text``     for typed text, the token F1 of ``p.content`` against ``g.content``.
+- ``text``     for typed text, the token F1 of ``p.content`` against ``g.content``;
+- ``chars``    for typed text, the character similarity ``1 - lev(p, g) / max(|p|, |g|)``
+  (``lev`` the Levenshtein edit distance): partial credit for a string that is nearly the
+  gold one, where ``text`` gives 0 to every wrong single word, so a group of sampled strings
+  all wrong still carries a signal toward the right one.
 
 A component that does not apply to the gold action (``distance`` for a typing step, ``text``
-for a click) takes the step match (0 or 1), so a weighted sum keeps its scale on every step.
+and ``chars`` for a click) takes the step match (0 or 1), so a weighted sum keeps its scale on
+every step.
 ``parse_reward_spec("format=0.1,type=0.2,distance=0.7")`` picks and weights built-ins;
 ``module:function[=weight]`` adds a user's own callable.
 """
@@ -96,6 +101,24 @@ def gaussian_point_reward(
     return math.exp(-(dx * dx / (2 * sx * sx) + dy * dy / (2 * sy * sy)))
 
 
+def levenshtein(a: str, b: str) -> int:
+    """The edit distance of two strings (insertions, deletions, substitutions)."""
+    if len(a) < len(b):
+        a, b = b, a
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for k, cb in enumerate(b, 1):
+            prev, row[k] = row[k], min(row[k] + 1, row[k - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def char_similarity(pred: str, gold: str) -> float:
+    """``1 - levenshtein(pred, gold) / max(len)``: 1 for the same string, 0 for nothing shared."""
+    longest = max(len(pred), len(gold))
+    return 1.0 if longest == 0 else 1.0 - levenshtein(pred, gold) / longest
+
+
 def _component(name: str, j: Judgement, sample: Any, rules: MatchRules) -> float:
     step = float(j.match.step_correct)
     if name == "format":
@@ -118,17 +141,18 @@ def _component(name: str, j: Judgement, sample: Any, rules: MatchRules) -> float
         return gaussian_point_reward(
             (p[pk[0]], p[pk[1]]), box, (gold[gk[0]], gold[gk[1]]), sample.screen, threshold
         )
-    if name == "text":
+    if name in ("text", "chars"):
         if gold.get("type") != "type":
             return step
         if not j.match.type_match or not j.actions:
             return 0.0
         pred = str(j.actions[0].to_dict().get("content", "")).rstrip("\n")
-        return token_f1(pred, str(gold.get("content", "")).rstrip("\n"))
+        want = str(gold.get("content", "")).rstrip("\n")
+        return token_f1(pred, want) if name == "text" else char_similarity(pred, want)
     raise ConfigError(f"unknown reward {name!r}")
 
 
-BUILTINS = ("format", "type", "point", "distance", "text")
+BUILTINS = ("format", "type", "point", "distance", "text", "chars")
 
 
 class Rewards:

@@ -54,13 +54,20 @@ class PointingObjective(SoftCoordObjective):
         sigma: float,
         thought: bool = True,
         weight: float = 1.0,
+        copy_weight: float = 0.0,
     ) -> None:
         super().__init__(vlm, config, cache, sigma, thought)
         self.weight = weight
+        self.copy_weight = copy_weight
+        self.copier = None
+        if copy_weight > 0:  # the copy objective on the decoder's attention (train/copying.py)
+            from pixelpilot.train.copying import CopyAttention
+
+            self.copier = CopyAttention(vlm)
         self.image_token = int(vlm.tokenizer.convert_tokens_to_ids("<|media_pad|>"))
         self.pad_token = int(vlm.tokenizer.pad_token_id)
         self._seen: dict[str, Any] = {}
-        if weight > 0:  # the decoder's input ids and last hidden states, as the forward runs
+        if weight > 0 or copy_weight > 0:  # the decoder's input ids and last hidden states
             model = vlm.model
             model.register_forward_pre_hook(self._inputs, with_kwargs=True)
             model.model.language_model.register_forward_hook(self._hidden)
@@ -98,7 +105,14 @@ class PointingObjective(SoftCoordObjective):
 
     def loss(self, samples: Sequence[Any]) -> StepLoss:
         out = super().loss(samples)
+        if self.copier is not None:
+            copy, figures = self.copier.loss(self._seen.get("input_ids"))
+            if copy is not None:
+                out.loss = out.loss + self.copy_weight * copy
+                out.metrics["copy_loss"] = float(copy.detach())
+                out.metrics.update(figures)
         if self.weight <= 0:
+            self._seen.clear()
             return out
         point, accuracy = self.pointing_loss(samples)
         if point is not None:
@@ -110,6 +124,8 @@ class PointingObjective(SoftCoordObjective):
     def validate(self, samples: Sequence[Any]) -> dict[str, float]:
         result = super().validate(samples)
         self._seen.clear()
+        if self.copier is not None:
+            self.copier.clear()
         return result
 
 
@@ -119,6 +135,7 @@ def train_pointing_sft(
     sigma: float,
     thought: bool = True,
     weight: float = 1.0,
+    copy_weight: float = 0.0,
     stop_after: int | None = None,
 ) -> TrainResult:
     """``train_sft`` with ``PointingObjective``."""
@@ -128,13 +145,19 @@ def train_pointing_sft(
         config,
         stop_after=stop_after,
         objective=lambda vlm, cfg, cache: PointingObjective(
-            vlm, cfg, cache, sigma, thought, weight
+            vlm, cfg, cache, sigma, thought, weight, copy_weight
         ),
     )
 
 
 def launch_pointing_sft(
-    config: SFTConfig, procs: int, *, sigma: float, thought: bool = True, weight: float = 1.0
+    config: SFTConfig,
+    procs: int,
+    *,
+    sigma: float,
+    thought: bool = True,
+    weight: float = 1.0,
+    copy_weight: float = 0.0,
 ) -> dict[str, Any]:
     """``train_pointing_sft`` in ``procs`` processes on this machine (each a slice of every
     global batch of ``config.batch_size * procs``); returns the run's summary. Each process
@@ -148,7 +171,7 @@ def launch_pointing_sft(
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "launch.json"
-    objective = {"sigma": sigma, "thought": thought, "weight": weight}
+    objective = {"sigma": sigma, "thought": thought, "weight": weight, "copy_weight": copy_weight}
     spec.write_text(json.dumps({"config": config.to_dict(), "objective": objective}) + "\n")
     launch("pixelpilot.train.pointing", [str(spec)], procs, f"SFT in {procs} processes")
     return json.loads((out / "summary.json").read_text())

@@ -1,0 +1,176 @@
+"""A copy objective on the decoder's attention, used in training only.
+
+Typing tasks ask the model to write a string that the instruction quotes (``Enter "nrHom" into
+the text field``), and the tokenizer writes it with the same tokens in both places. A small
+transformer copies through an induction circuit: one head that looks at the previous token,
+then one that finds the earlier place where the current token stood and reads the token after
+it. Learned from the answer loss alone this circuit forms late and suddenly (the copy probe in
+``docs/default-model.md`` needs about 40,000 samples), and a 1M-parameter model trained on
+screenshots did not form it in its budget. This objective names the circuit's two attention
+patterns and asks for them directly (supervised attention):
+
+- in the last decoder layer, head 0, the position that predicts the k-th typed token attends
+  to the k-th token of the quoted string (and the position of the last typed token to the
+  closing quote, so stopping is copied too);
+- in the first decoder layer, head 0, every token of the quoted string attends to the token
+  before it (the previous-token head the copy head reads through).
+
+Each term is the cross-entropy of the head's attention distribution (causal, over the
+non-padding keys) at the query against the key it should attend to::
+
+    loss_copy = mean over supervised (query, key) pairs of -log attention(query -> key)
+    loss = loss_answer + lambda * loss_copy
+
+The attention logits are computed again from the layer's own projections on the hidden
+states the forward pass gave it (any attention implementation), so the objective adds no
+parameter and nothing to the checkpoint. A sample gets the term when the sequence holds a
+``content='...'`` answer whose tokens are a quoted string of the prompt: the answer being
+trained, and earlier typing answers in the history alike. It applies to the
+DeepSeek-V3 multi-head latent attention of the ``kimi_k25`` family.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+QUOTE = '"'
+
+
+class CopyAttention:
+    """Records a decoder's attention inputs during a forward pass and scores how well two
+    of its heads follow the copy circuit (see the module docstring)."""
+
+    def __init__(self, vlm: Any, head: int = 0) -> None:
+        from pixelpilot.errors import ConfigError
+
+        language = vlm.model.model.language_model
+        layers = list(language.layers)
+        needed = ("q_proj", "kv_a_proj_with_mqa", "kv_a_layernorm", "kv_b_proj", "scaling")
+        attns = [layers[0].self_attn, layers[-1].self_attn]
+        if len(layers) < 2 or not all(hasattr(a, n) for a in attns for n in needed):
+            raise ConfigError(
+                "the copy objective needs a decoder of at least 2 multi-head latent attention "
+                "layers (kimi_k25 / DeepSeek-V3)"
+            )
+        self.attns = attns
+        self.head = head
+        tok = vlm.tokenizer
+        self.pad = int(tok.pad_token_id)
+        ids = {t: tok.convert_tokens_to_ids(t) for t in ("content", "='", "')", QUOTE)}
+        if any(v is None or v == tok.unk_token_id for v in ids.values()):
+            raise ConfigError("the copy objective needs the tokens content, =', ') and \"")
+        self.content, self.open, self.close, self.quote = (
+            int(ids["content"]),
+            int(ids["='"]),
+            int(ids["')"]),
+            int(ids[QUOTE]),
+        )
+        self._seen: dict[int, tuple[Any, Any]] = {}
+        for index, attn in enumerate(attns):
+            attn.register_forward_pre_hook(self._recorder(index), with_kwargs=True)
+
+    def _recorder(self, index: int) -> Any:
+        def record(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+            hidden = kwargs.get("hidden_states", args[0] if args else None)
+            rope = kwargs.get("position_embeddings", args[1] if len(args) > 1 else None)
+            self._seen[index] = (hidden, rope)
+
+        return record
+
+    def clear(self) -> None:
+        self._seen.clear()
+
+    def pairs(self, ids: list[int]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """(copy pairs, previous-token pairs) of one sequence: (query, key) positions."""
+        copy: list[tuple[int, int]] = []
+        previous: list[tuple[int, int]] = []
+        done: set[int] = set()
+        for i in range(1, len(ids)):
+            if ids[i] != self.open or ids[i - 1] != self.content:
+                continue
+            try:
+                end = ids.index(self.close, i + 1)
+            except ValueError:
+                continue
+            typed = ids[i + 1 : end]
+            start = quoted(ids[:i], typed, self.quote)
+            if start is None:
+                continue
+            n = len(typed)
+            copy += [(i + k, start + k) for k in range(n + 1)]  # the last: to the closing quote
+            if start not in done:
+                done.add(start)
+                previous += [(start + k, start + k - 1) for k in range(n + 1)]
+        return copy, previous
+
+    def loss(self, input_ids: Any) -> tuple[Any, dict[str, float]]:
+        """The mean cross-entropy over all supervised pairs of the batch (None if there are
+        none) and figures: the copy head's mean attention on its target key, and the share
+        of copy queries whose most-attended key is the target."""
+        import torch
+
+        if input_ids is None or len(self._seen) < 2:
+            return None, {}
+        rows = [self.pairs(r) for r in input_ids.tolist()]
+        terms, figures = [], {}
+        for index, which in ((1, 0), (0, 1)):
+            batch = [(b, q, k) for b, r in enumerate(rows) for q, k in r[which]]
+            if not batch:
+                continue
+            hidden, rope = self._seen[index]
+            logp = self._log_attention(index, hidden, rope, input_ids, batch)
+            terms.append(-logp)
+            if which == 0:
+                figures["copy_attention"] = float(logp.detach().exp().mean())
+        self.clear()
+        if not terms:
+            return None, {}
+        return torch.cat(terms).mean(), figures
+
+    def _log_attention(self, index: int, hidden: Any, rope: Any, input_ids: Any,
+                       batch: list[tuple[int, int, int]]) -> Any:  # fmt: skip
+        """log attention(query -> key) of head ``self.head`` for each (row, query, key)."""
+        import torch
+        from transformers.models.deepseek_v3 import modeling_deepseek_v3 as ds
+
+        attn = self.attns[index]
+        h = self.head
+        rows = torch.tensor([b for b, _, _ in batch])
+        queries = torch.tensor([q for _, q, _ in batch])
+        keys = torch.tensor([k for _, _, k in batch])
+        nope, rot = attn.qk_nope_head_dim, attn.qk_rope_head_dim
+        bsz, length, _ = hidden.shape
+        if attn.q_proj is not None:
+            q = attn.q_proj(hidden)
+        else:
+            q = attn.q_b_proj(attn.q_a_layernorm(attn.q_a_proj(hidden)))
+        q = q.view(bsz, length, -1, nope + rot)[:, :, h]  # (B, T, nope + rot)
+        kv = attn.kv_a_proj_with_mqa(hidden)
+        latent, k_rot = torch.split(kv, [attn.kv_lora_rank, rot], dim=-1)
+        k_nope = attn.kv_b_proj(attn.kv_a_layernorm(latent))
+        k_nope = k_nope.view(bsz, length, -1, nope + attn.v_head_dim)[:, :, h, :nope]
+        cos, sin = rope
+        rotate = (
+            ds.apply_rotary_pos_emb_interleave
+            if attn.config.rope_interleave
+            else ds.apply_rotary_pos_emb
+        )
+        q_rot, k_rot = rotate(q[:, None, :, nope:], k_rot[:, None], cos, sin)
+        query = torch.cat([q[:, :, :nope], q_rot[:, 0]], dim=-1)[rows, queries]  # (P, D)
+        key = torch.cat([k_nope, k_rot[:, 0]], dim=-1)[rows]  # (P, T, D)
+        logits = torch.einsum("pd,ptd->pt", query, key).float() * attn.scaling
+        position = torch.arange(length)
+        allowed = (position[None] <= queries[:, None]) & (input_ids[rows] != self.pad)
+        logits = logits.masked_fill(~allowed, float("-inf"))
+        return torch.log_softmax(logits, dim=-1)[torch.arange(len(batch)), keys]
+
+
+def quoted(ids: list[int], typed: list[int], quote: int) -> int | None:
+    """The first position of ``typed`` standing between two quote tokens in ``ids``."""
+    n = len(typed)
+    if n == 0:
+        return None
+    for s in range(1, len(ids) - n):
+        if ids[s - 1] == quote and ids[s + n] == quote and ids[s : s + n] == typed:
+            return s
+    return None

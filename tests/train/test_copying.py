@@ -1,0 +1,97 @@
+"""The copy objective: which attention it asks for, and that it reads the real heads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from pixelpilot.train.copying import CopyAttention, quoted
+
+TEXT = ('Enter the username "nieves" and the password "8ai" into the fields. '
+        "Action: type(content='nieves') Action: type(content='8ai') "
+        "Action: type(content='zz')")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def kimi(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    from pixelpilot.vlm import load
+    from pixelpilot.vlm.tiny import build_tiny
+
+    return load(str(build_tiny(tmp_path_factory.mktemp("k") / "k", "kimi_k25", "xs", 0)))
+
+
+def test_quoted_finds_the_string_between_quotes() -> None:
+    q = 9
+    assert quoted([1, q, 5, 6, q, 2, q, 5, q], [5, 6], q) == 2
+    assert quoted([1, q, 5, 6, q, 2, q, 5, q], [5], q) == 7  # not the 5 followed by a 6
+    assert quoted([1, q, 5, 6, q], [6], q) is None and quoted([q, q], [], q) is None
+
+
+def test_pairs_point_typed_tokens_at_the_quoted_ones(kimi) -> None:  # noqa: ANN001
+    copier = CopyAttention(kimi)
+    ids = kimi.tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+    copy, previous = copier.pairs(ids)
+    tokens = kimi.tokenizer.convert_ids_to_tokens(ids)
+    start = tokens.index('"') + 1  # the first token of "nieves"
+    n = tokens.index('"', start) - start  # its tokens
+    assert n >= 3 and "".join(tokens[start : start + n]) == "nieves"
+    typed = [q for q, _ in copy[: n + 1]]
+    assert [k for _, k in copy[: n + 1]] == list(range(start, start + n + 1))  # and the quote
+    assert tokens[typed[0]] == "='"  # the query is the position that predicts the token
+    assert tokens[copy[n][1]] == '"'  # the last typed token attends to the closing quote
+    assert [ids[q + 1] for q in typed[:n]] == ids[start : start + n]  # the same tokens
+    assert len(copy) == n + 1 + 4  # then "8ai" (3 tokens and the quote); 'zz' is not quoted
+    assert previous[:2] == [(start, start - 1), (start + 1, start)]
+
+
+def test_recomputed_attention_is_the_heads_own(kimi) -> None:  # noqa: ANN001
+    """The objective's attention equals the eager attention weights of the model."""
+    copier = CopyAttention(kimi)
+    ids = torch.tensor([kimi.tokenizer(TEXT, add_special_tokens=False)["input_ids"]])
+    copy, previous = copier.pairs(ids[0].tolist())
+    model = kimi.model
+    model.set_attn_implementation("eager")
+    try:
+        with torch.no_grad():
+            attentions = model(input_ids=ids, output_attentions=True).attentions
+            for index, layer, pairs in ((1, -1, copy), (0, 0, previous)):
+                hidden, rope = copier._seen[index]
+                batch = [(0, q, k) for q, k in pairs]
+                mine = copier._log_attention(index, hidden, rope, ids, batch).exp()
+                theirs = torch.stack([attentions[layer][0, 0, q, k] for q, k in pairs])
+                assert torch.allclose(mine, theirs, atol=1e-6)
+            loss, figures = copier.loss(ids)
+    finally:
+        model.set_attn_implementation("sdpa")
+    assert loss is not None and 0 < figures["copy_attention"] < 1
+    assert not copier._seen  # cleared for the next batch
+
+
+def test_a_few_steps_raise_the_copy_heads_attention(tmp_path: Path) -> None:
+    """SFT with the copy term on typing episodes logs it and moves the copy head toward the
+    quoted tokens; the checkpoint gains no tensor."""
+    from safetensors import safe_open
+
+    from pixelpilot.train.config import SFTConfig
+    from pixelpilot.train.pointing import train_pointing_sft
+    from pixelpilot.train.synthetic import write_synthetic
+    from pixelpilot.vlm.tiny import build_tiny
+
+    model = build_tiny(tmp_path / "m", arch="kimi_k25", size="xs", seed=0)
+    data = write_synthetic(tmp_path / "syn", 6, seed=0, kinds=("type",))
+    config = SFTConfig(data=str(data), model=str(model), out=str(tmp_path / "run"), max_steps=12,
+                       batch_size=4, lr=3e-3, prompt_kind="grounding", action_types="type",
+                       history_thoughts=False, progress=False)  # fmt: skip
+    result = train_pointing_sft(config, sigma=20.0, thought=False, weight=0.0, copy_weight=1.0)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "loss" in r]
+    assert all("copy_loss" in r and r["loss"] > r["nll"] for r in steps)
+    first, last = steps[0]["copy_attention"], steps[-1]["copy_attention"]
+    assert last > 2 * first, (first, last)
+    with safe_open(str(Path(result.checkpoint) / "model.safetensors"), "pt") as f:
+        saved = set(f.keys())
+    with safe_open(str(Path(model) / "model.safetensors"), "pt") as f:
+        assert saved == set(f.keys())

@@ -30,8 +30,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     done = _run("--out", str(tmp_path / "run"), "--grpo-reward", "format=0.1,pointy=0.9")
     assert done.returncode == 2  # refused before any stage runs, not after the SFT hour
     assert done.stderr.strip().splitlines() == [
-        "error: --grpo-reward: unknown reward 'pointy' (known: format, type, point, distance, text)"
+        "error: --grpo-reward: unknown reward 'pointy' "
+        "(known: format, type, point, distance, text, chars)"
     ]
+    done = _run("--out", str(tmp_path / "run"), "--copy-weight", "-1")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["error: --copy-weight must be >= 0"]
     assert not (tmp_path / "run").exists()
 
 

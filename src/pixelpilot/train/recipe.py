@@ -59,6 +59,7 @@ class RecipeConfig:
     thought: bool = False
     sigma: float = 25.0  # soft coordinate targets, in 0..1000 units (0 = plain SFT)
     point_weight: float = 1.0  # the pointing loss on the image tokens (0 = none)
+    copy_weight: float = 1.0  # the copy objective on the decoder's attention (0 = none)
     sft_steps: int = 18_000
     grpo_steps: int = 1000
     batch_size: int = 8  # SFT samples per optimizer step, over all processes
@@ -105,6 +106,9 @@ class RecipeConfig:
         for name in (*counts, "eval_episodes", "eval_workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
+        for name in ("point_weight", "copy_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0", option=name)
         from pixelpilot.train.rewards import parse_reward_spec
 
         parse_reward_spec(self.grpo_reward, "grpo_reward")  # fails now, not after the SFT stage
@@ -209,7 +213,8 @@ def _sft(config: RecipeConfig, data: Path, model: str, out: Path, steps: int) ->
     )  # fmt: skip
     resume = latest_checkpoint(out) is not None
     sft = SFTConfig(**common, resume=resume, overwrite=not resume and out.exists())
-    objective = dict(sigma=config.sigma, thought=config.thought, weight=config.point_weight)
+    objective = dict(sigma=config.sigma, thought=config.thought, weight=config.point_weight,
+                     copy_weight=config.copy_weight)  # fmt: skip
     t0 = time.perf_counter()
     if config.sft_procs > 1:
         summary = launch_pointing_sft(sft, config.sft_procs, **objective)

@@ -25,12 +25,16 @@ def _metrics(run: Path, rows: list[dict]) -> Path:
 
 def test_sft_and_grpo_runs_plot_to_png(tmp_path: Path) -> None:
     sft = _metrics(tmp_path / "sft", [{"step": i, "loss": 5.0 / i, "nll": 4.0 / i,
-                                       "point_loss": 2.0 / i, "point_accuracy": i / 20}
+                                       "point_loss": 2.0 / i, "point_accuracy": i / 20,
+                                       **({"copy_attention": i / 20} if i % 3 else {})}
                                       for i in range(1, 21)] + [{"validation": {}}])  # fmt: skip
+    copy_only = _metrics(tmp_path / "copy", [{"step": i, "loss": 1.0, "copy_attention": 0.5}
+                                             for i in range(1, 4)])  # fmt: skip
     grpo = _metrics(tmp_path / "grpo", [{"step": i, "reward_mean": i / 10, "success_rate": i / 20}
                                         for i in range(1, 11)])  # fmt: skip
     for path in (
         plot_sft(sft, tmp_path / "png" / "sft.png", window=5),
+        plot_sft(copy_only, tmp_path / "png" / "copy.png", window=5),
         plot_grpo(grpo, tmp_path / "png" / "grpo.png", window=3),
         plot_success([(0, 0.1), (100, 0.5)], tmp_path / "png" / "success.png"),
     ):

@@ -1,7 +1,9 @@
 """Learning curves of a training run, as PNG files (matplotlib's Agg backend, the eval extra).
 
 ``plot_sft(run, out)`` draws an SFT run's ``metrics.jsonl``: the answer NLL and, when the run
-trained the pointing loss (``pixelpilot.train.pointing``), the pointing loss and accuracy.
+trained the pointing loss (``pixelpilot.train.pointing``), the pointing loss and accuracy, and
+when it trained the copy objective (``pixelpilot.train.copying``), the copy head's attention
+on its target.
 ``plot_grpo(run, out)`` draws a GRPO run's sampled reward and success rate. Both smooth with a
 running mean over ``window`` steps (the raw per-step values of 8 samples are noisy) and return
 ``out``. ``plot_success(points, out)`` draws held-out success against training steps.
@@ -66,13 +68,21 @@ def plot_sft(run: str | Path, out: str | Path, window: int = 100, title: str = "
     nll = [r.get("nll", r["loss"]) for r in rows]
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
     ax.plot(steps, smooth(nll, window), label="answer NLL")
+    right = None
     if all("point_loss" in r for r in rows):
         ax.plot(steps, smooth([r["point_loss"] for r in rows], window), label="pointing loss")
         right = ax.twinx()
         accuracy = smooth([r["point_accuracy"] for r in rows], window)
         right.plot(steps, accuracy, "--", color="tab:green", label="pointing accuracy")
+    copying = [r for r in rows if "copy_attention" in r]  # steps whose batch had typing
+    if copying:
+        right = right or ax.twinx()
+        attention = smooth([r["copy_attention"] for r in copying], window)
+        right.plot([r["step"] for r in copying], attention, ":", color="tab:purple",
+                   label="copy head on its target")  # fmt: skip
+    if right is not None:
         right.set_ylim(-0.02, 1.02)
-        right.set_ylabel("pointing accuracy (training batches)")
+        right.set_ylabel("accuracy / attention (training batches)")
         right.legend(loc="center right", fontsize=8)
     ax.set_yscale("log")
     ax.set_xlabel("optimizer step")

@@ -37,6 +37,7 @@ def test_sft_and_grpo_runs_plot_to_png(tmp_path: Path) -> None:
         plot_sft(copy_only, tmp_path / "png" / "copy.png", window=5),
         plot_grpo(grpo, tmp_path / "png" / "grpo.png", window=3),
         plot_success([(0, 0.1), (100, 0.5)], tmp_path / "png" / "success.png"),
+        plot_success([(0, 0.0), (9, 0.7)], tmp_path / "png" / "typed.png", ylabel="typed right"),
     ):
         with Image.open(path) as image:
             assert image.format == "PNG" and image.size[0] > 300

@@ -110,9 +110,13 @@ def plot_grpo(run: str | Path, out: str | Path, window: int = 10, title: str = "
 
 
 def plot_success(
-    points: Sequence[tuple[int, float]], out: str | Path, title: str = "held-out success"
+    points: Sequence[tuple[int, float]],
+    out: str | Path,
+    title: str = "held-out success",
+    ylabel: str = "mean success, held-out seeds",
 ) -> Path:
-    """``points``: (training step, mean held-out success) pairs."""
+    """``points``: (training step, a held-out rate in 0..1) pairs: mean success by default,
+    or the rate ``ylabel`` names."""
     if not points:
         raise DataError("plot_success: no points")
     plt = _pyplot()
@@ -120,6 +124,6 @@ def plot_success(
     ax.plot([p[0] for p in points], [p[1] for p in points], "o-")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("SFT optimizer step")
-    ax.set_ylabel("mean success, held-out seeds")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     return _save(fig, plt, Path(out))

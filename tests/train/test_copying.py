@@ -95,3 +95,13 @@ def test_a_few_steps_raise_the_copy_heads_attention(tmp_path: Path) -> None:
         saved = set(f.keys())
     with safe_open(str(Path(model) / "model.safetensors"), "pt") as f:
         assert saved == set(f.keys())
+
+
+def test_other_decoders_get_a_one_line_error(tmp_path: Path) -> None:
+    from pixelpilot.errors import ConfigError
+    from pixelpilot.vlm import load
+    from pixelpilot.vlm.tiny import build_tiny
+
+    qwen = load(str(build_tiny(tmp_path / "q", "qwen2_5_vl", "xs", 0)))
+    with pytest.raises(ConfigError, match="multi-head latent attention"):
+        CopyAttention(qwen)

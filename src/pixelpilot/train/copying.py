@@ -43,10 +43,10 @@ class CopyAttention:
     def __init__(self, vlm: Any, head: int = 0) -> None:
         from pixelpilot.errors import ConfigError
 
-        language = vlm.model.model.language_model
-        layers = list(language.layers)
+        language = getattr(getattr(vlm.model, "model", None), "language_model", None)
+        layers = list(getattr(language, "layers", []))
         needed = ("q_proj", "kv_a_proj_with_mqa", "kv_a_layernorm", "kv_b_proj", "scaling")
-        attns = [layers[0].self_attn, layers[-1].self_attn]
+        attns = [getattr(layer, "self_attn", None) for layer in layers[:1] + layers[-1:]]
         if len(layers) < 2 or not all(hasattr(a, n) for a in attns for n in needed):
             raise ConfigError(
                 "the copy objective needs a decoder of at least 2 multi-head latent attention "

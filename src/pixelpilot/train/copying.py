@@ -105,8 +105,8 @@ class CopyAttention:
 
     def loss(self, input_ids: Any) -> tuple[Any, dict[str, float]]:
         """The mean cross-entropy over all supervised pairs of the batch (None if there are
-        none) and figures: the copy head's mean attention on its target key, and the share
-        of copy queries whose most-attended key is the target."""
+        none) and figures: ``copy_attention``, the copy head's mean attention on its target
+        key. Clears what the forward pass recorded."""
         import torch
 
         if input_ids is None or len(self._seen) < 2:

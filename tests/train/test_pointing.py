@@ -83,3 +83,51 @@ def test_launched_in_two_processes_it_takes_the_same_steps_as_one(tmp_path: Path
     broken = dataclasses.replace(two, out=str(tmp_path / "broken"), data=str(tmp_path / "none"))
     with pytest.raises(LaunchError, match="SFT in 2 processes exited with status"):
         launch_pointing_sft(broken, 2, sigma=20.0, thought=False)
+
+
+def test_the_look_objective_points_coordinates_at_the_gold_cell(tmp_path: Path) -> None:
+    """Its pairs: the positions that predict the x and the y, each to the image token of the
+    gold cell; a few steps raise the head's attention there and add no tensor."""
+    import torch
+    from safetensors import safe_open
+
+    from pixelpilot.train.config import SFTConfig, with_model_prompt
+    from pixelpilot.train.data import PromptCache, conversation_for, load_split
+    from pixelpilot.train.pointing import PointingObjective, train_pointing_sft
+    from pixelpilot.train.synthetic import write_synthetic
+    from pixelpilot.vlm import load
+    from pixelpilot.vlm.tiny import build_tiny
+
+    model = build_tiny(tmp_path / "m", arch="kimi_k25", size="xs", seed=0)
+    data = write_synthetic(tmp_path / "syn", 8, seed=0, kinds=("dialog", "button"))
+    config = SFTConfig(data=str(data), model=str(model), out=str(tmp_path / "run"), max_steps=12,
+                       batch_size=4, lr=3e-3, prompt_kind="grounding", history_thoughts=False,
+                       progress=False)  # fmt: skip
+    vlm = load(str(model))
+    config = with_model_prompt(config)
+    samples = list(load_split(config).train[:3])
+    cache = PromptCache(vlm, lambda s: conversation_for(s, vlm.profile, config))
+    objective = PointingObjective(vlm, config, cache, 20.0, False, 0.0, 0.0, 1.0)
+    with torch.no_grad():
+        objective.sample_losses(samples)  # the forward pass records the batch's ids
+    ids = objective._seen["input_ids"]
+    pairs = objective.look_pairs(samples)
+    assert len(pairs) == 2 * len(samples)
+    numbers = objective.numbers
+    for b, query, key in pairs:
+        index, count = target_cell(samples[b])
+        images = (ids[b] == objective.image_token).nonzero().flatten().tolist()
+        assert key == images[-count:][index]
+        assert int(ids[b, query + 1]) in numbers  # the next token is a coordinate
+    xs = [numbers[int(ids[b, q + 1])] for b, q, _ in pairs[::2]]
+    gold = [round(s.gold[0]["x"] * 1000 / s.screen[0]) for s in samples]
+    assert all(abs(x - g) <= 1 for x, g in zip(xs, gold, strict=True)), (xs, gold)
+
+    result = train_pointing_sft(config, sigma=20.0, thought=False, weight=0.0, look_weight=1.0)
+    steps = [r for r in result.history if "loss" in r]
+    first, last = steps[0]["look_attention"], steps[-1]["look_attention"]
+    assert last > 2 * first, (first, last)
+    with safe_open(str(Path(result.checkpoint) / "model.safetensors"), "pt") as f:
+        saved = set(f.keys())
+    with safe_open(str(Path(model) / "model.safetensors"), "pt") as f:
+        assert saved == set(f.keys())

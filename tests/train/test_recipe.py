@@ -33,9 +33,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         "error: --grpo-reward: unknown reward 'pointy' "
         "(known: format, type, point, distance, text, chars)"
     ]
-    done = _run("--out", str(tmp_path / "run"), "--copy-weight", "-1")
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["error: --copy-weight must be >= 0"]
+    for flag in ("--copy-weight", "--look-weight"):
+        done = _run("--out", str(tmp_path / "run"), flag, "-1")
+        assert done.returncode == 2
+        assert done.stderr.strip().splitlines() == [f"error: {flag} must be >= 0"]
     assert not (tmp_path / "run").exists()
 
 

@@ -127,14 +127,25 @@ class CopyAttention:
             return None, {}
         return torch.cat(terms).mean(), figures
 
+    def last_layer_loss(self, input_ids: Any, batch: list[tuple[int, int, int]],
+                        head: int) -> tuple[Any, float]:  # fmt: skip
+        """The mean cross-entropy of the last layer's ``head`` attending from each (row,
+        query) to its key, and its mean attention on them (the look objective of
+        ``train/pointing.py``). Keeps what the forward pass recorded."""
+        hidden, rope = self._seen[1]
+        logp = self._log_attention(1, hidden, rope, input_ids, batch, head)
+        return -logp.mean(), float(logp.detach().exp().mean())
+
     def _log_attention(self, index: int, hidden: Any, rope: Any, input_ids: Any,
-                       batch: list[tuple[int, int, int]]) -> Any:  # fmt: skip
-        """log attention(query -> key) of head ``self.head`` for each (row, query, key)."""
+                       batch: list[tuple[int, int, int]],
+                       head: int | None = None) -> Any:  # fmt: skip
+        """log attention(query -> key) of ``head`` (default ``self.head``) of the first
+        (``index`` 0) or last (1) layer, for each (row, query, key)."""
         import torch
         from transformers.models.deepseek_v3 import modeling_deepseek_v3 as ds
 
         attn = self.attns[index]
-        h = self.head
+        h = self.head if head is None else head
         rows = torch.tensor([b for b, _, _ in batch])
         queries = torch.tensor([q for _, q, _ in batch])
         keys = torch.tensor([k for _, _, k in batch])

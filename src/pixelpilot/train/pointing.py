@@ -29,6 +29,7 @@ from pixelpilot.train.data import PromptCache
 from pixelpilot.train.trainer import StepLoss, TrainResult
 
 CELL = 28  # pixels per image token side (patch 14, merged 2x2)
+LOOK_HEAD = 1  # the last decoder layer's head of the look objective (the copy objective: 0)
 
 
 def target_cell(sample: Any) -> tuple[int, int] | None:
@@ -55,19 +56,21 @@ class PointingObjective(SoftCoordObjective):
         thought: bool = True,
         weight: float = 1.0,
         copy_weight: float = 0.0,
+        look_weight: float = 0.0,
     ) -> None:
         super().__init__(vlm, config, cache, sigma, thought)
         self.weight = weight
         self.copy_weight = copy_weight
+        self.look_weight = look_weight
         self.copier = None
-        if copy_weight > 0:  # the copy objective on the decoder's attention (train/copying.py)
+        if copy_weight > 0 or look_weight > 0:  # supervised attention (train/copying.py)
             from pixelpilot.train.copying import CopyAttention
 
             self.copier = CopyAttention(vlm)
         self.image_token = int(vlm.tokenizer.convert_tokens_to_ids("<|media_pad|>"))
         self.pad_token = int(vlm.tokenizer.pad_token_id)
         self._seen: dict[str, Any] = {}
-        if weight > 0 or copy_weight > 0:  # the decoder's input ids and last hidden states
+        if weight > 0 or self.copier is not None:  # the decoder's input ids, last hidden states
             model = vlm.model
             model.register_forward_pre_hook(self._inputs, with_kwargs=True)
             model.model.language_model.register_forward_hook(self._hidden)
@@ -103,9 +106,38 @@ class PointingObjective(SoftCoordObjective):
             return None, 0.0
         return torch.stack(losses).mean(), hits / len(losses)
 
+    def look_pairs(self, samples: Sequence[Any]) -> list[tuple[int, int, int]]:
+        """(row, query, key) of the look objective: the positions that predict the x and the
+        y of the answer's first point, each to the image token of the gold cell."""
+        ids = self._seen.get("input_ids")
+        if ids is None:
+            return []
+        out = []
+        for b, sample in enumerate(samples):
+            cell = target_cell(sample)
+            if cell is None:
+                continue
+            positions = (ids[b] == self.image_token).nonzero().flatten()
+            index, count = cell
+            if len(positions) < count or index >= count:
+                continue
+            key = int(positions[len(positions) - count + index])
+            start = ids.shape[1] - len(self.target_ids(sample))  # left-padded: answer last
+            out += [(b, start + j - 1, key) for j in self.soft_positions(sample)[:2]]
+        return out
+
     def loss(self, samples: Sequence[Any]) -> StepLoss:
         out = super().loss(samples)
-        if self.copier is not None:
+        if self.look_weight > 0 and self.copier is not None:
+            pairs = self.look_pairs(samples)
+            if pairs:
+                look, share = self.copier.last_layer_loss(self._seen["input_ids"], pairs, LOOK_HEAD)
+                out.loss = out.loss + self.look_weight * look
+                out.metrics["look_loss"] = float(look.detach())
+                out.metrics["look_attention"] = share
+        if self.copier is not None and self.copy_weight <= 0:
+            self.copier.clear()
+        elif self.copier is not None:
             copy, figures = self.copier.loss(self._seen.get("input_ids"))
             if copy is not None:
                 out.loss = out.loss + self.copy_weight * copy
@@ -136,6 +168,7 @@ def train_pointing_sft(
     thought: bool = True,
     weight: float = 1.0,
     copy_weight: float = 0.0,
+    look_weight: float = 0.0,
     stop_after: int | None = None,
 ) -> TrainResult:
     """``train_sft`` with ``PointingObjective``."""
@@ -145,7 +178,7 @@ def train_pointing_sft(
         config,
         stop_after=stop_after,
         objective=lambda vlm, cfg, cache: PointingObjective(
-            vlm, cfg, cache, sigma, thought, weight, copy_weight
+            vlm, cfg, cache, sigma, thought, weight, copy_weight, look_weight
         ),
     )
 
@@ -158,6 +191,7 @@ def launch_pointing_sft(
     thought: bool = True,
     weight: float = 1.0,
     copy_weight: float = 0.0,
+    look_weight: float = 0.0,
 ) -> dict[str, Any]:
     """``train_pointing_sft`` in ``procs`` processes on this machine (each a slice of every
     global batch of ``config.batch_size * procs``); returns the run's summary. Each process
@@ -171,7 +205,8 @@ def launch_pointing_sft(
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "launch.json"
-    objective = {"sigma": sigma, "thought": thought, "weight": weight, "copy_weight": copy_weight}
+    objective = {"sigma": sigma, "thought": thought, "weight": weight,
+                 "copy_weight": copy_weight, "look_weight": look_weight}  # fmt: skip
     spec.write_text(json.dumps({"config": config.to_dict(), "objective": objective}) + "\n")
     launch("pixelpilot.train.pointing", [str(spec)], procs, f"SFT in {procs} processes")
     return json.loads((out / "summary.json").read_text())

@@ -60,6 +60,7 @@ class RecipeConfig:
     sigma: float = 25.0  # soft coordinate targets, in 0..1000 units (0 = plain SFT)
     point_weight: float = 1.0  # the pointing loss on the image tokens (0 = none)
     copy_weight: float = 1.0  # the copy objective on the decoder's attention (0 = none)
+    look_weight: float = 0.0  # the look objective: coordinates attend to the gold cell
     sft_steps: int = 18_000
     grpo_steps: int = 1000
     batch_size: int = 8  # SFT samples per optimizer step, over all processes
@@ -106,7 +107,7 @@ class RecipeConfig:
         for name in (*counts, "eval_episodes", "eval_workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
-        for name in ("point_weight", "copy_weight"):
+        for name in ("point_weight", "copy_weight", "look_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0", option=name)
         from pixelpilot.train.rewards import parse_reward_spec
@@ -214,7 +215,7 @@ def _sft(config: RecipeConfig, data: Path, model: str, out: Path, steps: int) ->
     resume = latest_checkpoint(out) is not None
     sft = SFTConfig(**common, resume=resume, overwrite=not resume and out.exists())
     objective = dict(sigma=config.sigma, thought=config.thought, weight=config.point_weight,
-                     copy_weight=config.copy_weight)  # fmt: skip
+                     copy_weight=config.copy_weight, look_weight=config.look_weight)  # fmt: skip
     t0 = time.perf_counter()
     if config.sft_procs > 1:
         summary = launch_pointing_sft(sft, config.sft_procs, **objective)

@@ -26,7 +26,8 @@ def _metrics(run: Path, rows: list[dict]) -> Path:
 def test_sft_and_grpo_runs_plot_to_png(tmp_path: Path) -> None:
     sft = _metrics(tmp_path / "sft", [{"step": i, "loss": 5.0 / i, "nll": 4.0 / i,
                                        "point_loss": 2.0 / i, "point_accuracy": i / 20,
-                                       **({"copy_attention": i / 20} if i % 3 else {})}
+                                       **({"copy_attention": i / 20} if i % 3 else {}),
+                                       **({"look_attention": i / 30} if i % 4 else {})}
                                       for i in range(1, 21)] + [{"validation": {}}])  # fmt: skip
     copy_only = _metrics(tmp_path / "copy", [{"step": i, "loss": 1.0, "copy_attention": 0.5}
                                              for i in range(1, 4)])  # fmt: skip

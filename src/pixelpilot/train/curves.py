@@ -74,12 +74,16 @@ def plot_sft(run: str | Path, out: str | Path, window: int = 100, title: str = "
         right = ax.twinx()
         accuracy = smooth([r["point_accuracy"] for r in rows], window)
         right.plot(steps, accuracy, "--", color="tab:green", label="pointing accuracy")
-    copying = [r for r in rows if "copy_attention" in r]  # steps whose batch had typing
-    if copying:
-        right = right or ax.twinx()
-        attention = smooth([r["copy_attention"] for r in copying], window)
-        right.plot([r["step"] for r in copying], attention, ":", color="tab:purple",
-                   label="copy head on its target")  # fmt: skip
+    heads = (  # logged on the steps whose batch had typing (copy) or a click (look)
+        ("copy_attention", "tab:purple", "copy head on its target"),
+        ("look_attention", "tab:red", "look head on the gold cell"),
+    )
+    for key, color, label in heads:
+        kept = [r for r in rows if key in r]
+        if kept:
+            right = right or ax.twinx()
+            attention = smooth([r[key] for r in kept], window)
+            right.plot([r["step"] for r in kept], attention, ":", color=color, label=label)
     if right is not None:
         right.set_ylim(-0.02, 1.02)
         right.set_ylabel("accuracy / attention (training batches)")

@@ -23,7 +23,9 @@ def test_the_bundled_model_ships_small_and_declares_its_prompt() -> None:
     assert folder is not None, "the bundled model is missing from src/pixelpilot/models/default"
     size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
     assert size < 25 * 2**20
-    assert read_declaration(folder).prompt_kind == "grounding"
+    declared = read_declaration(folder)
+    assert declared.prompt_kind == "grounding"
+    assert declared.history_thoughts is False  # trained on histories without Thoughts
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "kimi_k25"
     assert (folder / "MODEL_CARD.md").read_text().startswith("# pixelpilot default model")

@@ -87,6 +87,38 @@ def test_history_without_thoughts_is_what_a_short_answer_model_sees(
     assert prompt_key(bare) != prompt_key(full)  # cached prompts of the two are not mixed up
 
 
+def test_offline_evaluation_shows_the_history_the_checkpoint_declares(
+    sequence_data: Path, tiny_xs: str, tmp_path: Path
+) -> None:
+    """A checkpoint trained without Thoughts in its history declares it, and offline
+    evaluation then prompts it as training and the agent do; SFT writes the declaration."""
+    import shutil
+
+    from pixelpilot.eval.offline import conversation as offline_conversation
+    from pixelpilot.train.config import SFTConfig
+    from pixelpilot.train.data import conversation_for
+    from pixelpilot.train.sft import train_sft
+    from pixelpilot.vlm import load
+    from pixelpilot.vlm.profiles import Declaration, read_declaration, write_declaration
+
+    sample = max(load_samples(sequence_data, "trajectory"), key=lambda s: s.step)
+    folder = Path(shutil.copytree(tiny_xs, tmp_path / "bare"))
+    write_declaration(folder, Declaration(history_thoughts=False))
+    vlm = load(str(folder))
+    bare = SFTConfig(data=str(sequence_data), model=str(folder), out="unused",
+                     history_thoughts=False)  # fmt: skip
+    offline = vlm.prompt_text(offline_conversation(sample, vlm.profile))
+    assert offline == vlm.prompt_text(conversation_for(sample, vlm.profile, bare))
+    assert "Thought" not in offline.split(sample.instruction, 1)[1]
+    assert "Thought:" in vlm.prompt_text(offline_conversation(sample, load(tiny_xs).profile))
+
+    config = SFTConfig(data=str(sequence_data), model=tiny_xs, out=str(tmp_path / "run"),
+                       max_steps=1, batch_size=2, history_thoughts=False,
+                       progress=False)  # fmt: skip
+    result = train_sft(config)
+    assert read_declaration(result.checkpoint).history_thoughts is False
+
+
 def test_sft_target_parses_back_to_the_recorded_pixel(sequence_data: Path, tiny_xs: str) -> None:
     from pixelpilot.tools.frames import CoordinateFrame
     from pixelpilot.train.data import parse_for, target_for

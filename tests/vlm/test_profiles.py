@@ -32,8 +32,11 @@ def test_a_written_declaration_reads_back(tmp_path: Path) -> None:
         "version": 1,
         "prompt_kind": "grounding",
         "prompt_language": "Chinese",
+        "history_thoughts": True,
     }
     assert read_declaration(tmp_path) == Declaration("grounding", "Chinese")
+    write_declaration(tmp_path, Declaration("grounding", history_thoughts=False))
+    assert read_declaration(tmp_path) == Declaration("grounding", "English", False)
     (tmp_path / DECLARATION_FILE).write_text('{"prompt_kind": "mobile"}')  # the rest defaults
     assert read_declaration(tmp_path) == Declaration("mobile", "English")
 
@@ -48,6 +51,7 @@ def test_a_written_declaration_reads_back(tmp_path: Path) -> None:
         ('["grounding"]', FileFormatError, "a model declaration is a JSON object"),
         ('{"prompt-kind": "grounding"}', FileFormatError, "unknown keys 'prompt-kind'"),
         ('{"version": 2}', FileFormatError, "not a pixelpilot.model version 1 declaration"),
+        ('{"history_thoughts": "no"}', FileFormatError, "history_thoughts must be true or false"),
         ('{"prompt_kind": "' + "x" * 5000 + '"}', PromptError, "unknown prompt kind 'xxx"),
     ],
 )
@@ -70,6 +74,8 @@ def test_declare_profile_writes_what_is_not_the_default(tmp_path: Path) -> None:
     # a declaration copied from the starting checkpoint is corrected, not left to speak
     declare_profile(tmp_path, ModelProfile(prompt_kind="computer"))
     assert read_declaration(tmp_path) == Declaration()
+    declare_profile(tmp_path, ModelProfile(history_thoughts=False))
+    assert read_declaration(tmp_path) == Declaration(history_thoughts=False)
 
 
 def test_the_loaded_checkpoint_profile_carries_the_declaration(tmp_path: Path) -> None:
@@ -80,9 +86,10 @@ def test_the_loaded_checkpoint_profile_carries_the_declaration(tmp_path: Path) -
     old = build_tiny(tmp_path / "old", "kimi_k25", "xs", 0)
     assert load(str(old)).profile.prompt_kind == "computer"
     new = Path(shutil.copytree(old, tmp_path / "new"))
-    write_declaration(new, Declaration("grounding"))
+    write_declaration(new, Declaration("grounding", history_thoughts=False))
     profile = load(str(new)).profile
     assert (profile.prompt_kind, profile.prompt_language) == ("grounding", "English")
+    assert profile.history_thoughts is False
 
 
 def test_a_bad_declaration_fails_before_the_weights_load(

@@ -156,19 +156,21 @@ class StepSample:
         language: str | None = None,
         step_instructions: bool = False,
         history_images: int | None = None,
-        history_thoughts: bool = True,
+        history_thoughts: bool | None = None,
     ) -> Conversation:
         """The conversation the agent would send a model with ``profile`` at this step: the
         agent's prompt template (``kind`` and ``language``; by default the profile's own, as
         ``VLMPolicy``), the episode's earlier answers rewritten into the model's frame (without
-        their Thought unless ``history_thoughts``: a model that answers without one sees its
-        own history so at run time), the last screenshots of the image window, the current
-        one. Screenshots outside the window are never loaded."""
+        their Thought unless ``history_thoughts``, by default the profile's: a model that
+        answers without one sees its own history so at run time), the last screenshots of the
+        image window, the current one. Screenshots outside the window are never loaded."""
         from pixelpilot.agent.prompts import template_for
 
         window = image_window(profile, history_images)
         first_with_image = len(self.history) - (window - 1)
         coords = profile.coords
+        if history_thoughts is None:
+            history_thoughts = profile.history_thoughts
         turns: list[Turn] = [
             (
                 _load_rgb(image) if i >= first_with_image else None,

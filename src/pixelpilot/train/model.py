@@ -26,10 +26,12 @@ def load_trainable(config: Any, device: str) -> Any:
     vlm = load(config.model, device=device, dtype=dtype)
     if not isinstance(vlm, HFVLM):
         raise ConfigError(f"--model {config.model} is not a trainable checkpoint", option="model")
-    if config.prompt_kind is not None:  # trained with this kind: prompts and export follow it
-        from dataclasses import replace
+    from dataclasses import replace
 
+    if config.prompt_kind is not None:  # trained with this kind: prompts and export follow it
         vlm.profile = replace(vlm.profile, prompt_kind=config.prompt_kind)
+    # the history it is trained on is the one its declaration asks evaluation to show it
+    vlm.profile = replace(vlm.profile, history_thoughts=config.history_thoughts)
     if config.lora_r > 0:
         vlm.model = add_lora(vlm.model, config)
     vlm.model.train()

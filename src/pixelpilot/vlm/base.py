@@ -79,8 +79,10 @@ class ModelProfile:
     ``min_pixels``/``max_pixels`` are the smart_resize limits of its image processor;
     ``history_images`` is how many recent screenshots go into the prompt; ``prompt_kind``
     (computer, mobile, grounding) and ``prompt_language`` are the template the model was
-    trained with, which the agent uses unless told otherwise (a checkpoint declares them in
-    its ``pixelpilot.json``; see ``pixelpilot.vlm.profiles``).
+    trained with, which the agent uses unless told otherwise; ``history_thoughts`` whether
+    its prompts show the Thought of earlier answers (off for a model trained to answer
+    without one, whose own history at run time has none). A checkpoint declares these three
+    in its ``pixelpilot.json``; see ``pixelpilot.vlm.profiles``.
     """
 
     name: str = "model"
@@ -93,6 +95,7 @@ class ModelProfile:
     max_images: int | None = None  # a server's per-request image limit, when known
     prompt_kind: str = "computer"
     prompt_language: str = "English"
+    history_thoughts: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -19,7 +19,7 @@ from pixelpilot.vlm.base import PROMPT_KINDS, PROMPT_LANGUAGES, ModelProfile
 
 DECLARATION_FILE = "pixelpilot.json"
 DECLARATION_FORMAT = "pixelpilot.model"
-_DECLARATION_KEYS = ("format", "version", "prompt_kind", "prompt_language")
+_DECLARATION_KEYS = ("format", "version", "prompt_kind", "prompt_language", "history_thoughts")
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,7 @@ def profile_for(
         history_images=family.history_images,
         prompt_kind=(declaration or Declaration()).prompt_kind,
         prompt_language=(declaration or Declaration()).prompt_language,
+        history_thoughts=(declaration or Declaration()).history_thoughts,
         extra=extra,
         **kwargs,
     )
@@ -129,12 +130,14 @@ def profile_for(
 
 @dataclass(frozen=True)
 class Declaration:
-    """How to prompt a checkpoint: the prompt kind and the language of its thoughts. A folder
-    without ``pixelpilot.json`` (an older checkpoint, or one made elsewhere) gets these
-    defaults, the UI-TARS computer prompt in English."""
+    """How to prompt a checkpoint: the prompt kind, the language of its thoughts, and whether
+    the history shows earlier answers' Thoughts (a model trained without them sees none). A
+    folder without ``pixelpilot.json`` (an older checkpoint, or one made elsewhere) gets these
+    defaults, the UI-TARS computer prompt in English with Thoughts in the history."""
 
     prompt_kind: str = "computer"
     prompt_language: str = "English"
+    history_thoughts: bool = True
 
     def __post_init__(self) -> None:
         check_prompt(self.prompt_kind, self.prompt_language)
@@ -187,14 +190,20 @@ def read_declaration(folder: str | Path) -> Declaration:
     kind = data.get("prompt_kind", "computer")
     language = data.get("prompt_language", "English")
     check_prompt(kind, language, where=str(path))
-    return Declaration(kind, language)
+    thoughts = data.get("history_thoughts", True)
+    if not isinstance(thoughts, bool):
+        raise FileFormatError(
+            path, None, f"history_thoughts must be true or false, not {_short(thoughts)}"
+        )
+    return Declaration(kind, language, thoughts)
 
 
 def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
     """Write ``folder/pixelpilot.json`` (atomically) and return its path."""
     path = Path(folder) / DECLARATION_FILE
     data = {"format": DECLARATION_FORMAT, "version": 1, "prompt_kind": declaration.prompt_kind,
-            "prompt_language": declaration.prompt_language}  # fmt: skip
+            "prompt_language": declaration.prompt_language,
+            "history_thoughts": declaration.history_thoughts}  # fmt: skip
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)
@@ -202,10 +211,13 @@ def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
 
 
 def declare_profile(folder: str | Path, profile: ModelProfile) -> Path | None:
-    """After a checkpoint of ``profile`` was written to ``folder``: declare its prompt kind
-    and language when they are not the defaults, or when the folder already holds a
-    declaration (copied from the starting checkpoint, which must not speak for this one)."""
-    declaration = Declaration(profile.prompt_kind, profile.prompt_language)
+    """After a checkpoint of ``profile`` was written to ``folder``: declare its prompt kind,
+    language and history Thoughts when they are not the defaults, or when the folder already
+    holds a declaration (copied from the starting checkpoint, which must not speak for this
+    one)."""
+    declaration = Declaration(
+        profile.prompt_kind, profile.prompt_language, profile.history_thoughts
+    )
     if declaration.is_default and not (Path(folder) / DECLARATION_FILE).exists():
         return None
     return write_declaration(folder, declaration)

@@ -60,7 +60,7 @@ class RecipeConfig:
     sigma: float = 25.0  # soft coordinate targets, in 0..1000 units (0 = plain SFT)
     point_weight: float = 1.0  # the pointing loss on the image tokens (0 = none)
     copy_weight: float = 1.0  # the copy objective on the decoder's attention (0 = none)
-    look_weight: float = 0.0  # the look objective: coordinates attend to the gold cell
+    look_weight: float = 1.0  # the look objective: coordinates attend to the gold cell (0 = none)
     sft_steps: int = 18_000
     grpo_steps: int = 1000
     batch_size: int = 8  # SFT samples per optimizer step, over all processes

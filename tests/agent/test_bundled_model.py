@@ -58,5 +58,5 @@ def test_held_out_success_matches_the_model_card(tmp_path: Path) -> None:
     assert report["model"].startswith("default (kimi_k25, ")
     rates = {t.split("/")[1]: v["success_rate"] for t, v in report["tasks"].items()}
     typing = rates.pop("enter-text")
-    assert all(rate >= 0.8 for rate in rates.values()), rates  # card: 1.00, 0.92, 0.96 on 50
-    assert typing >= 0.5, typing  # card: 0.60 on 50 (random clicks and the third model: 0)
+    assert all(rate >= 0.8 for rate in rates.values()), rates  # card: 1.00, 0.98, 0.94 on 50
+    assert typing >= 0.7, typing  # card: 0.88 on 50 (random clicks and the third model: 0)

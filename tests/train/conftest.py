@@ -44,6 +44,15 @@ def step_rows(out: Path) -> list[dict]:
     return [r for r in map(json.loads, lines) if "loss" in r]
 
 
+def tensor_names(folder: str | Path) -> set[str]:
+    """The tensor names of a checkpoint folder's ``model.safetensors`` (an objective that
+    adds no parameter leaves them as the starting checkpoint's)."""
+    from safetensors import safe_open
+
+    with safe_open(str(Path(folder) / "model.safetensors"), "pt") as f:
+        return set(f.keys())
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_thread_per_process() -> None:
     """One intra-op thread in this process and in the training processes tests start: on a

@@ -29,7 +29,7 @@ def test_target_cell_is_the_merged_patch_under_the_click() -> None:
 
 @pytest.mark.slow
 def test_training_logs_the_pointing_loss_and_saves_no_extra_weights(tmp_path: Path) -> None:
-    from safetensors import safe_open
+    from tests.train.conftest import tensor_names
 
     from pixelpilot.train.config import SFTConfig
     from pixelpilot.train.pointing import train_pointing_sft
@@ -46,10 +46,7 @@ def test_training_logs_the_pointing_loss_and_saves_no_extra_weights(tmp_path: Pa
     assert first["loss"] > first["nll"]  # the answer loss plus the pointing term
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all("point_accuracy" in r for r in rows if "loss" in r)
-    with safe_open(str(Path(result.checkpoint) / "model.safetensors"), "pt") as f:
-        saved = set(f.keys())
-    with safe_open(str(Path(model) / "model.safetensors"), "pt") as f:
-        assert saved == set(f.keys())
+    assert tensor_names(result.checkpoint) == tensor_names(model)
 
 
 def test_launched_in_two_processes_it_takes_the_same_steps_as_one(tmp_path: Path) -> None:
@@ -89,7 +86,7 @@ def test_the_look_objective_points_coordinates_at_the_gold_cell(tmp_path: Path) 
     """Its pairs: the positions that predict the x and the y, each to the image token of the
     gold cell; a few steps raise the head's attention there and add no tensor."""
     import torch
-    from safetensors import safe_open
+    from tests.train.conftest import tensor_names
 
     from pixelpilot.train.config import SFTConfig, with_model_prompt
     from pixelpilot.train.data import PromptCache, conversation_for, load_split
@@ -127,7 +124,4 @@ def test_the_look_objective_points_coordinates_at_the_gold_cell(tmp_path: Path) 
     steps = [r for r in result.history if "loss" in r]
     first, last = steps[0]["look_attention"], steps[-1]["look_attention"]
     assert last > 2 * first, (first, last)
-    with safe_open(str(Path(result.checkpoint) / "model.safetensors"), "pt") as f:
-        saved = set(f.keys())
-    with safe_open(str(Path(model) / "model.safetensors"), "pt") as f:
-        assert saved == set(f.keys())
+    assert tensor_names(result.checkpoint) == tensor_names(model)

@@ -56,7 +56,8 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     assert len(list((out / "data" / "typing").rglob("trajectory.jsonl"))) == 4
     for name in ("sft", "grpo"):
         assert (out / name / "final" / "config.json").is_file()
-        assert read_declaration(out / name / "final").prompt_kind == "grounding"
+        declared = read_declaration(out / name / "final")
+        assert declared.prompt_kind == "grounding" and declared.history_thoughts is False
         assert not (out / name / "final" / "done.json").exists()  # no stage file in a model
     # evaluated as any checkpoint is: the ordinary factory, the kind the checkpoint declares
     header = read_trajectory(next((out / "eval-grpo").rglob("trajectory.jsonl")).parent).header

@@ -15,6 +15,13 @@ write, so the head adds no parameter and nothing to the checkpoint. The image to
 instruction in the prompt, so their states can depend on what is asked. Samples whose gold
 action has no point, or whose screenshot the processor resized (the cell grid would not match
 the pixels), get no pointing loss.
+
+The look objective (``look_weight``) then asks the answer to fetch that cell: in the last
+decoder layer, head ``LOOK_HEAD``, the positions that predict the x and the y of the answer's
+first point attend to the gold cell's image token (supervised attention, computed by
+``train/copying.py``'s ``CopyAttention``, whose copy objective uses head 0)::
+
+    loss_look = mean over the two positions of -log attention(position -> gold cell token)
 """
 
 from __future__ import annotations
@@ -128,21 +135,20 @@ class PointingObjective(SoftCoordObjective):
 
     def loss(self, samples: Sequence[Any]) -> StepLoss:
         out = super().loss(samples)
-        if self.look_weight > 0 and self.copier is not None:
-            pairs = self.look_pairs(samples)
+        if self.copier is not None:
+            pairs = self.look_pairs(samples) if self.look_weight > 0 else []
             if pairs:
                 look, share = self.copier.last_layer_loss(self._seen["input_ids"], pairs, LOOK_HEAD)
                 out.loss = out.loss + self.look_weight * look
                 out.metrics["look_loss"] = float(look.detach())
                 out.metrics["look_attention"] = share
-        if self.copier is not None and self.copy_weight <= 0:
-            self.copier.clear()
-        elif self.copier is not None:
-            copy, figures = self.copier.loss(self._seen.get("input_ids"))
-            if copy is not None:
-                out.loss = out.loss + self.copy_weight * copy
-                out.metrics["copy_loss"] = float(copy.detach())
-                out.metrics.update(figures)
+            if self.copy_weight > 0:
+                copy, figures = self.copier.loss(self._seen.get("input_ids"))
+                if copy is not None:
+                    out.loss = out.loss + self.copy_weight * copy
+                    out.metrics["copy_loss"] = float(copy.detach())
+                    out.metrics.update(figures)
+            self.copier.clear()  # what the forward pass recorded is for this batch only
         if self.weight <= 0:
             self._seen.clear()
             return out

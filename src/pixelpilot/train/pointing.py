@@ -189,30 +189,23 @@ def train_pointing_sft(
     )
 
 
-def launch_pointing_sft(
-    config: SFTConfig,
-    procs: int,
-    *,
-    sigma: float,
-    thought: bool = True,
-    weight: float = 1.0,
-    copy_weight: float = 0.0,
-    look_weight: float = 0.0,
-) -> dict[str, Any]:
-    """``train_pointing_sft`` in ``procs`` processes on this machine (each a slice of every
-    global batch of ``config.batch_size * procs``); returns the run's summary. Each process
-    averages the pointing term over its own samples that have a point, so when some samples
-    have none (typing steps) the step differs slightly from one process's on the same batch."""
+def launch_pointing_sft(config: SFTConfig, procs: int, **objective: Any) -> dict[str, Any]:
+    """``train_pointing_sft(config, **objective)`` in ``procs`` processes on this machine
+    (each a slice of every global batch of ``config.batch_size * procs``); returns the run's
+    summary. Each process averages the pointing term over its own samples that have a point,
+    so when some samples have none (typing steps) the step differs slightly from one
+    process's on the same batch. ``objective`` is checked against ``train_pointing_sft``'s
+    keywords here, before any process starts."""
+    import inspect
     import json
     from pathlib import Path
 
     from pixelpilot.train.distributed import launch
 
+    inspect.signature(train_pointing_sft).bind(config, **objective)  # TypeError when off
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "launch.json"
-    objective = {"sigma": sigma, "thought": thought, "weight": weight,
-                 "copy_weight": copy_weight, "look_weight": look_weight}  # fmt: skip
     spec.write_text(json.dumps({"config": config.to_dict(), "objective": objective}) + "\n")
     launch("pixelpilot.train.pointing", [str(spec)], procs, f"SFT in {procs} processes")
     return json.loads((out / "summary.json").read_text())

@@ -240,6 +240,11 @@ def record_command(
     out: str = typer.Option(
         ..., "--out", help="Folder: OUT/<task>/seed-<k>/ per episode.", callback=out_folder
     ),
+    miss_first: bool = typer.Option(
+        False,
+        "--miss-first",
+        help="Recovery data: start each episode with a seeded random click, marked perturbed.",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Record episodes (expert or model) as trajectories, one folder per episode."""
@@ -272,6 +277,7 @@ def record_command(
             model_name=model_name,
             max_steps=max_steps,
             on_episode=advance,
+            miss_first=miss_first,
         )
     if as_json:
         emit_json(summary)

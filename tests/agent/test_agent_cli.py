@@ -47,6 +47,19 @@ def test_record_replay_view(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert html_path == out / "view.html" and html_path.stat().st_size > 1000
 
 
+def test_record_miss_first_marks_the_injected_click(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "rec"
+    _json(capsys, ["record", "miniwob/click-test", "--expert", "--miss-first", "--episodes", "1",
+                   "--seed", "5", "--out", str(out), "--json"])  # fmt: skip
+    episode = read_trajectory(out / "miniwob-click-test" / "seed-5")
+    assert [s.perturbed for s in episode.steps] == [True] + [False] * (len(episode.steps) - 1)
+    assert main(["view", str(out)]) == 0
+    html = Path(capsys.readouterr().out.strip()).read_text()
+    assert html.count("perturbed (injected") == 1
+
+
 def test_run_with_the_expert(tmp_path: Path) -> None:
     """The real entry point in a subprocess: JSON on stdout, status lines on stderr."""
     out = tmp_path / "run"

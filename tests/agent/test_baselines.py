@@ -102,3 +102,42 @@ def test_usual_spot_runs_through_the_factory_on_miniwob(tmp_path: Path, monkeypa
         assert r.steps == 2 or r.success
         first = json.loads((Path(r.trajectory) / "trajectory.jsonl").read_text().splitlines()[1])
         assert first["actions"][0] == {"type": "click", "x": 80, "y": 130}
+
+
+def test_miss_first_records_recovery_episodes_whose_miss_is_no_target(tmp_path: Path) -> None:
+    """Expert recordings after a seeded random first click: the click is written in the
+    expert's frame and marked ``perturbed``; it shows in later prompts' history, is never a
+    sample, and the usual-spot table ignores it. The same seeds record the same clicks."""
+    from pixelpilot.agent.run import record_tasks
+    from pixelpilot.agent.trajectory import iter_episodes
+    from pixelpilot.eval.datasets import load_samples
+    from pixelpilot.tools.frames import CoordinateFrame
+    from pixelpilot.tools.grammar import parse_response
+
+    runs = []
+    for name in ("a", "b"):
+        summary = record_tasks(
+            ["miniwob/click-test"], episodes=6, seed=7, out=tmp_path / name, miss_first=True
+        )
+        assert summary["tasks"]["miniwob/click-test"]["episodes"] == 6
+        runs.append(list(iter_episodes(tmp_path / name)))
+    firsts = [[ep.steps[0].response for ep in run] for run in runs]
+    assert firsts[0] == firsts[1] and len(set(firsts[0])) == 6
+    recovered = [ep for ep in runs[0] if len(ep.steps) >= 2 and ep.success]
+    assert recovered, "no random first click left click-test running"
+    for ep in runs[0]:
+        first, *rest = ep.steps
+        assert first.perturbed and not any(s.perturbed for s in rest)
+        frame = CoordinateFrame.from_record(ep.header["frame"], ep.header.get("frame_limits"))
+        (click,) = parse_response(first.response, frame, tuple(ep.header["screen"])).actions
+        assert first.actions[0] == {"type": "click", "x": click.x, "y": click.y}
+    samples = load_samples(tmp_path / "a", "trajectory")
+    assert samples and all(s.step >= 1 for s in samples)
+    for s in samples:
+        assert s.history[0][0] == next(
+            ep.steps[0].response for ep in runs[0] if ep.directory.name in s.episode
+        )
+    x, y = best_point([ep.steps[1].target for ep in recovered])  # the expert's clicks only
+    assert usual_spot_table(tmp_path / "a")["miniwob/click-test"] == [
+        {"type": "click", "x": x, "y": y}
+    ]

@@ -85,6 +85,13 @@ def test_step_dict_round_trip_keeps_unknown_keys() -> None:
     assert step.to_dict() == data
 
 
+def test_perturbed_mark_round_trips_and_defaults_to_false() -> None:
+    assert not _step(1).perturbed and "perturbed" not in _step(1).to_dict()
+    data = {**_step(2).to_dict(), "perturbed": True}
+    step = Step.from_dict(data)
+    assert step.perturbed and step.to_dict() == data
+
+
 def test_unfinished_episode_reads_as_unfinished(tmp_path: Path) -> None:
     _write(tmp_path, 2, finish=False)
     ep = read_trajectory(tmp_path)
@@ -257,6 +264,7 @@ def _set(**fields: object) -> object:
         (1, _set(thought=["<script>"]), "'thought' must be text"),
         (1, _set(error={"a": 1}), "'error' must be text"),
         (1, _set(terminated="false"), "'terminated' must be true or false"),
+        (1, _set(perturbed="yes"), "'perturbed' must be true or false"),
         (1, _set(screenshot="../../../etc/passwd"), "plain file name"),
         (1, _set(screenshot="/etc/passwd"), "plain file name"),
         (1, _set(screenshot=".."), "plain file name"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pixelpilot.agent.trajectory import read_trajectory
+from pixelpilot.agent.trajectory import iter_episodes, read_trajectory
 from pixelpilot.vlm.profiles import read_declaration
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train-default"
@@ -33,7 +33,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         "error: --grpo-reward: unknown reward 'pointy' "
         "(known: format, type, point, distance, text, chars)"
     ]
-    for flag in ("--copy-weight", "--look-weight"):
+    done = _run("--out", str(tmp_path / "run"), "--recovery", "50001")  # meets --episodes'
+    assert done.stderr.strip().splitlines() == ["error: --recovery must be <= 50000"]
+    for flag in ("--recovery", "--copy-weight", "--look-weight"):
         done = _run("--out", str(tmp_path / "run"), flag, "-1")
         assert done.returncode == 2
         assert done.stderr.strip().splitlines() == [f"error: {flag} must be >= 0"]
@@ -48,9 +50,14 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     stages = report["stages"]
-    assert list(stages) == ["record", "synthetic", "init", "sft", "eval-sft", "grpo",
-                            "eval-grpo"]  # fmt: skip
+    assert list(stages) == ["record", "recovery", "synthetic", "init", "sft", "eval-sft",
+                            "grpo", "eval-grpo"]  # fmt: skip
     assert max(stages["record"]["seeds"]) < 1_000_000 <= min(stages["eval-sft"]["seeds"])
+    # recovery episodes: the single-click task only, seeds of their own, a perturbed first step
+    assert list(stages["recovery"]["tasks"]) == ["miniwob/click-test"]
+    assert stages["recovery"]["seeds"] == [50_000, 50_001]
+    recovery = list(iter_episodes(out / "data" / "recovery"))
+    assert len(recovery) == 2 and all(ep.steps[0].perturbed for ep in recovery)
     assert stages["init"]["parameters"] > 100_000
     assert stages["synthetic"]["typing"] == 4  # typing episodes mixed into the SFT data
     assert len(list((out / "data" / "typing").rglob("trajectory.jsonl"))) == 4

@@ -2,15 +2,16 @@
 
 - ``RandomClicks``: a click at a uniformly random screen pixel every step (seeded by the
   episode's instruction and seed, so a run is repeatable).
+- ``MissFirst``: another policy whose first action is such a random click (recovery data).
 - ``UsualSpot``: per task and step index, the one action that is right most often in the
   training recordings, whatever the screenshot shows: the click point that lies inside the
   most recorded target boxes, the most frequent typed text. A model that learned "where the
   target usually is" but not how to find it scores about this.
 
-Both answer in the ``pixels`` frame and need no model. ``usual_spot_table(DATA)`` builds the
-table from recorded expert trajectories (use training seeds only); ``random_clicks()`` and
-``usual_spot()`` are ``module:function`` factories for the agent factory
-(``PolicySpec.parse(None, factory="pixelpilot.agent.baselines:usual_spot")``, or
+``RandomClicks`` and ``UsualSpot`` answer in the ``pixels`` frame and need no model.
+``usual_spot_table(DATA)`` builds the table from recorded expert trajectories (use training
+seeds only); ``random_clicks()`` and ``usual_spot()`` are ``module:function`` factories for
+the agent factory (``PolicySpec.parse(None, factory="pixelpilot.agent.baselines:usual_spot")``, or
 ``OnlineConfig(policy_factory=...)``); ``usual_spot`` reads its table from the JSON file named
 by ``PIXELPILOT_USUAL_SPOT`` (a worker process inherits it).
 """
@@ -22,6 +23,7 @@ import json
 import os
 import random
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +35,13 @@ TABLE_ENV = "PIXELPILOT_USUAL_SPOT"
 PIXELS = CoordinateFrame("pixels")
 
 
-def _answer(action: dict[str, Any], screen: tuple[int, int]) -> str:
+def _answer(
+    action: dict[str, Any], screen: tuple[int, int], frame: CoordinateFrame = PIXELS
+) -> str:
     from pixelpilot.tools.actions import Action
     from pixelpilot.tools.grammar import format_response
 
-    return format_response(None, [Action.from_dict(action)], PIXELS, screen)
+    return format_response(None, [Action.from_dict(action)], frame, screen)
 
 
 class RandomClicks(BasePolicy):
@@ -63,7 +67,36 @@ class RandomClicks(BasePolicy):
             self.started = True
         width, height = observation.size
         action = {"type": "click", "x": self.rng.randrange(width), "y": self.rng.randrange(height)}
-        return PolicyOutput(_answer(action, observation.size))
+        return PolicyOutput(_answer(action, observation.size, self.coords))
+
+
+class MissFirst(BasePolicy):
+    """``policy`` after a miss: the episode's first action is a seeded random click (as
+    ``RandomClicks`` picks it), marked ``perturbed`` and written in ``policy``'s frame; every
+    later action is ``policy``'s. Recorded with an expert it shows the states a model meets
+    after its own missed click, and the way on from them (``record_tasks(miss_first=True)``)."""
+
+    def __init__(self, policy: Any, seed: int = 0) -> None:
+        self.policy = policy
+        self.coords = policy.coords
+        self.prompt_family = policy.prompt_family
+        self.miss = RandomClicks(seed)
+        self.miss.coords = policy.coords
+        self.first = True
+
+    def reset(self, instruction: str) -> None:
+        self.policy.reset(instruction)
+        self.miss.reset(instruction)
+        self.first = True
+
+    def note(self, text: str) -> None:
+        self.policy.note(text)
+
+    def act(self, observation: Observation) -> PolicyOutput:
+        if not self.first:
+            return self.policy.act(observation)
+        self.first = False
+        return replace(self.miss.act(observation), perturbed=True)
 
 
 class UsualSpot(BasePolicy):
@@ -118,7 +151,7 @@ def usual_spot_table(data: str | os.PathLike[str]) -> dict[str, list[dict[str, A
         if not episode.success:
             continue
         for step in episode.steps:
-            if step.actions:
+            if step.actions and not step.perturbed:
                 by_step[episode.task][step.index].append((dict(step.actions[0]), step.target))
     table: dict[str, list[dict[str, Any]]] = {}
     for task, steps in sorted(by_step.items()):

@@ -315,6 +315,8 @@ class Agent:
         extra: dict[str, Any] = {}
         if output.attempts:
             extra["attempts"] = list(output.attempts)
+        if output.perturbed:
+            extra["perturbed"] = True
         step = Step(
             index=index,
             screenshot=screenshot_name(index),

@@ -73,10 +73,13 @@ def record_tasks(
     model_name: str | None = None,
     max_steps: int = 15,
     on_episode: Callable[[str, int, EpisodeResult], None] | None = None,
+    miss_first: bool = False,
 ) -> dict[str, Any]:
     """Run ``episodes`` episodes of every task (seeds ``seed, seed+1, ...``), each recorded in
     ``OUT/<task-name>/seed-<k>/``; return the summary of ``summarize`` with the ``model`` that
-    ran. One env per task, one Chromium for all MiniWoB tasks, the model loaded once."""
+    ran. One env per task, one Chromium for all MiniWoB tasks, the model loaded once.
+    ``miss_first``: every episode starts with a seeded random click, recorded as ``perturbed``
+    (``pixelpilot.agent.baselines.MissFirst``), and the model goes on from there."""
     spec = PolicySpec.parse(model, model_name=model_name)
     spec.check()
     spec = spec.resolved()  # the bundled model's folder, named as such in every header
@@ -86,6 +89,10 @@ def record_tasks(
         for task in tasks:
             runs = results.setdefault(task, [])
             agent = factory.agent(task)
+            if miss_first:
+                from pixelpilot.agent.baselines import MissFirst
+
+                agent.policy = MissFirst(agent.policy, seed=seed)
             for k in range(seed, seed + episodes):
                 result = agent.run(seed=k, out=Path(out) / task.replace("/", "-") / f"seed-{k}")
                 runs.append(result)

@@ -118,6 +118,11 @@ class Step:
         out.update({k: v for k, v in self.extra.items() if k not in out})
         return out
 
+    @property
+    def perturbed(self) -> bool:
+        """The action was injected to teach recovery, not chosen (``PolicyOutput.perturbed``)."""
+        return self.extra.get("perturbed") is True
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Step:
         """Build a step from its JSON form; ``ValueError`` names the offending key."""
@@ -139,6 +144,7 @@ class Step:
         for key in ("info", "timing"):
             if not isinstance(data.get(key) or {}, dict):
                 raise ValueError(f"{key!r} must be an object")
+        untrusted.flag(data, "perturbed")  # kept in extra, but only as a JSON boolean
         return cls(
             index=index,
             screenshot=data["screenshot"],

@@ -149,6 +149,8 @@ def _step_html(episode: Episode, step: Step, screen: tuple[int, int]) -> str:
     parts = [f"<h3>Step {step.index} &middot; reward {step.reward:g}"]
     if step.terminated or step.truncated:
         parts.append(" &middot; " + ("terminated" if step.terminated else "truncated"))
+    if step.perturbed:
+        parts.append(" &middot; perturbed (injected, not the policy's)")
     parts.append("</h3>")
     if step.reflection:
         parts.append(f"<div><b>Reflection</b><pre>{_e(step.reflection)}</pre></div>")

@@ -53,7 +53,9 @@ class PolicyOutput:
     (actions in screen pixels) when the policy parsed it itself, else ``None`` and the agent
     parses ``text`` with the policy's ``coords``; ``attempts`` the rejected answers before this
     one (``{"response", "error"}`` each); ``timing`` seconds per phase (prompt, model, parse);
-    ``target`` the box of the element acted on, when the policy knows it (experts).
+    ``target`` the box of the element acted on, when the policy knows it (experts);
+    ``perturbed`` that the action is not the policy's choice but one injected to teach recovery
+    (recorded as ``"perturbed": true``: later steps' history, never a target).
     """
 
     text: str
@@ -61,6 +63,7 @@ class PolicyOutput:
     response: Response | None = None
     attempts: tuple[dict[str, str], ...] = ()
     timing: Mapping[str, float] = field(default_factory=dict)
+    perturbed: bool = False
 
 
 @runtime_checkable

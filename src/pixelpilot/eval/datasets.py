@@ -6,7 +6,8 @@ absolute path or a symlink, is refused unless ``allow_outside_images=True``, the
 ``--allow-outside-images``; an image must open and stay within ``pixelpilot.untrusted``'s size
 limits):
 
-- ``trajectory``: pixelpilot episode directories; every recorded step with an action is a sample;
+- ``trajectory``: pixelpilot episode directories; every recorded step with an action is a sample
+  (except a ``perturbed`` one, which only shows in later steps' history);
 - ``screenspot``: JSON list / JSONL of ``{"img_filename", "instruction", "bbox": [x, y, w, h]}``;
 - ``screenspot-pro`` (``screenspot-pro-cn``: its Chinese instructions): the released
   ScreenSpot-Pro layout, ``annotations/*.json`` lists of ``{"id", "img_filename", "img_size",
@@ -191,7 +192,7 @@ def _load_trajectories(path: Path) -> list[Sample]:
         history: list[tuple[str, str]] = []
         for step in ep.steps:
             image = str(ep.screenshot_path(step).resolve())
-            if step.actions and not step.error:
+            if step.actions and not step.error and not step.perturbed:
                 samples.append(
                     Sample(
                         id=f"{name}/{step.index}",

@@ -4,6 +4,9 @@
 ``kimi_k25`` checkpoint from scratch on MiniWoB++ from pixels, in one run folder::
 
     OUT/data/record/<task>/seed-<k>/ expert demonstrations, training seeds (< 1,000,000)
+    OUT/data/recovery/<task>/...     recovery episodes of the single-click tasks: a seeded
+                                     random first click (``perturbed``: never a target), then
+                                     the expert (``record_tasks(miss_first=True)``)
     OUT/data/synthetic/, typing/     synthetic screens (pixelpilot.train.synthetic): clicks,
                                      and typing episodes that copy the instruction's text
     OUT/init/model/                  the random-init checkpoint (pixelpilot.vlm.tiny)
@@ -38,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 EVAL_SEED = 1_000_000  # held-out episodes: seeds EVAL_SEED, EVAL_SEED + 1, ...
+RECOVERY_SEED = 50_000  # recovery episodes: seeds seed*10**5 + RECOVERY_SEED + 0..N-1
 TASKS = (
     "miniwob/click-test", "miniwob/click-test-2", "miniwob/click-button", "miniwob/click-link",
     "miniwob/click-dialog", "miniwob/click-tab", "miniwob/focus-text", "miniwob/enter-text",
@@ -52,6 +56,7 @@ class RecipeConfig:
     tasks: tuple[str, ...] = TASKS
     seed: int = 0
     episodes: int = 200  # expert demonstrations per task (seeds seed*10**5 + 0..N-1)
+    recovery: int = 200  # recovery episodes per single-click task (0 = none)
     synthetic: int = 10_000  # synthetic grounding screens (one click each), mixed into SFT
     typing: int = 10_000  # synthetic typing episodes (click a field, type the quoted text)
     size: str = "xs"  # kimi_k25 tiny size: xs, s, m
@@ -80,9 +85,10 @@ class RecipeConfig:
     def quick(cls, out: str, **overrides: Any) -> RecipeConfig:
         """A smoke run of every stage in a few minutes (it learns nothing)."""
         values: dict[str, Any] = dict(
-            tasks=("miniwob/click-test", "miniwob/enter-text"), episodes=3, synthetic=12,
-            typing=4, size="xs", sft_steps=2, grpo_steps=1, batch_size=2, sft_procs=1, group=2,
-            grpo_prompts=1, eval_episodes=2, eval_max_steps=2, baselines=False,
+            tasks=("miniwob/click-test", "miniwob/enter-text"), episodes=3, recovery=2,
+            synthetic=12, typing=4, size="xs", sft_steps=2, grpo_steps=1, batch_size=2,
+            sft_procs=1, group=2, grpo_prompts=1, eval_episodes=2, eval_max_steps=2,
+            baselines=False,
         )  # fmt: skip
         return cls(out=out, **{**values, **overrides})
 
@@ -91,12 +97,15 @@ class RecipeConfig:
 
         if not self.out:
             raise ConfigError("the recipe needs --out", option="out")
-        if self.seed < 0 or self.seed * 100_000 + self.episodes > EVAL_SEED:
+        if self.seed < 0 or self.seed * 100_000 + 100_000 > EVAL_SEED:
             raise ConfigError(
-                f"training seeds must stay below {EVAL_SEED} (seed {self.seed}, "
-                f"{self.episodes} episodes)",
+                f"--seed must be 0..{EVAL_SEED // 100_000 - 1}: training seeds stay below "
+                f"{EVAL_SEED} (got {self.seed})",
                 option="seed",
             )
+        for name in ("episodes", "recovery"):  # their seed ranges must not meet
+            if getattr(self, name) > RECOVERY_SEED:
+                raise ConfigError(f"--{name} must be <= {RECOVERY_SEED}", option=name)
         if self.sft_procs < 1 or self.batch_size % self.sft_procs:
             raise ConfigError(
                 f"--batch-size ({self.batch_size}) must be a multiple of --sft-procs "
@@ -107,7 +116,7 @@ class RecipeConfig:
         for name in (*counts, "eval_episodes", "eval_workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
-        for name in ("point_weight", "copy_weight", "look_weight"):
+        for name in ("recovery", "point_weight", "copy_weight", "look_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0", option=name)
         from pixelpilot.train.rewards import parse_reward_spec
@@ -141,27 +150,30 @@ def _log(config: RecipeConfig, message: str) -> None:
 # --- stages ---------------------------------------------------------------------------------
 
 
-def stage_record(config: RecipeConfig, out: Path) -> dict[str, Any]:
-    """Expert demonstrations of every task; a task cut short is recorded again."""
+def stage_record(config: RecipeConfig, out: Path, *, recovery: bool = False) -> dict[str, Any]:
+    """Expert demonstrations of every task, or (``recovery``) recovery episodes of the
+    single-click tasks; a task cut short is recorded again."""
     from pixelpilot.agent.run import record_tasks
 
     figures: dict[str, Any] = {}
-    first = config.seed * 100_000
-    for task in config.tasks:
+    first = config.seed * 100_000 + (RECOVERY_SEED if recovery else 0)
+    episodes = config.recovery if recovery else config.episodes
+    tasks = [t for t in config.tasks if not recovery or EXPERT_STEPS.get(t, 1) == 1]
+    for task in tasks:
         folder = out / task.replace("/", "-")
         done = _done(folder)
         if done is None:
             shutil.rmtree(folder, ignore_errors=True)
             t0 = time.perf_counter()
-            bar = _bar(config, config.episodes, f"record {task}")
+            bar = _bar(config, episodes, f"{'recovery' if recovery else 'record'} {task}")
             summary = record_tasks(
-                [task], episodes=config.episodes, seed=first, out=out,
+                [task], episodes=episodes, seed=first, out=out, miss_first=recovery,
                 on_episode=lambda *_, bar=bar: bar.update(1),
             )  # fmt: skip
             bar.close()
             done = _mark(folder, {**summary["tasks"][task], "seconds": time.perf_counter() - t0})
         figures[task] = done
-    return {"tasks": figures, "seeds": [first, first + config.episodes - 1]}
+    return {"tasks": figures, "seeds": [first, first + episodes - 1]}
 
 
 def _bar(config: RecipeConfig, total: int, desc: str) -> Any:
@@ -317,6 +329,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     data = root / "data"  # the recordings and the synthetic screens: one SFT data set
     stages = [
         ("record", lambda d: stage_record(config, data / "record")),
+        ("recovery", lambda d: stage_record(config, data / "recovery", recovery=True)),
         ("synthetic", lambda d: stage_synthetic(config, data / "synthetic")),
         ("baselines", lambda d: stage_baselines(config, data / "record", d)),
         ("init", lambda d: stage_init(config, d)),
@@ -327,7 +340,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
         ("eval-grpo", lambda d: _eval(config, _final(root, "grpo"), d)),
     ]  # fmt: skip
     for name, run in stages:
-        if name == "baselines" and not config.baselines:
+        if {"baselines": not config.baselines, "recovery": not config.recovery}.get(name):
             continue
         folder = root / name
         done = _done(folder)

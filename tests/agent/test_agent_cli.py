@@ -60,6 +60,23 @@ def test_record_miss_first_marks_the_injected_click(
     assert html.count("perturbed (injected") == 1
 
 
+def test_record_keeps_going_past_an_episode_the_expert_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """click-test-2 seed 50158 hides button ONE under TWO: the expert raises EnvError there."""
+    import pixelpilot.agent.run as run
+    from pixelpilot.errors import EnvError
+
+    args = ["record", "miniwob/click-test-2", "--expert", "--episodes", "2", "--seed", "50157"]
+    summary = _json(capsys, [*args, "--out", str(tmp_path / "a"), "--json"])
+    row = summary["tasks"]["miniwob/click-test-2"]
+    assert row["episodes"] == 2 and row["errors"] == 1 and row["success_rate"] == 0.5
+    assert not read_trajectory(tmp_path / "a" / "miniwob-click-test-2" / "seed-50158").finished
+    monkeypatch.setattr(run, "ERROR_STREAK", 1)  # one error in a row is now a broken env
+    with pytest.raises(EnvError, match="'ONE' is not visible"):
+        run.record_tasks(["miniwob/click-test-2"], episodes=2, seed=50157, out=tmp_path / "b")
+
+
 def test_run_with_the_expert(tmp_path: Path) -> None:
     """The real entry point in a subprocess: JSON on stdout, status lines on stderr."""
     out = tmp_path / "run"

@@ -13,7 +13,7 @@ from typing import Any
 
 from pixelpilot.agent.factory import AgentFactory, EnvSpec, PolicySpec, make_env
 from pixelpilot.agent.loop import EpisodeResult
-from pixelpilot.errors import NoModelError
+from pixelpilot.errors import EnvError, NoModelError
 
 __all__ = [
     "EnvSpec",
@@ -25,6 +25,9 @@ __all__ = [
     "record_tasks",
     "summarize",
 ]
+
+
+ERROR_STREAK = 5  # episodes in a row whose policy raised EnvError: the env is broken, stop
 
 
 def env_spec(env: str, url: str | None = None, instruction: str | None = None) -> EnvSpec:
@@ -79,11 +82,16 @@ def record_tasks(
     ``OUT/<task-name>/seed-<k>/``; return the summary of ``summarize`` with the ``model`` that
     ran. One env per task, one Chromium for all MiniWoB tasks, the model loaded once.
     ``miss_first``: every episode starts with a seeded random click, recorded as ``perturbed``
-    (``pixelpilot.agent.baselines.MissFirst``), and the model goes on from there."""
+    (``pixelpilot.agent.baselines.MissFirst``), and the model goes on from there.
+
+    An episode whose policy raises ``EnvError`` (an expert meeting a page it cannot read, such
+    as a button hidden under another) is kept unfinished, counts as failed and as one of the
+    task's ``errors``; ``ERROR_STREAK`` such episodes in a row raise the last error."""
     spec = PolicySpec.parse(model, model_name=model_name)
     spec.check()
     spec = spec.resolved()  # the bundled model's folder, named as such in every header
     results: dict[str, list[EpisodeResult]] = {}
+    errors: dict[str, int] = {}
     with AgentFactory(spec, max_steps=max_steps, ask_user=None, label=spec.name) as factory:
         factory.load()  # a model that cannot load fails before any env starts
         for task in tasks:
@@ -93,10 +101,24 @@ def record_tasks(
                 from pixelpilot.agent.baselines import MissFirst
 
                 agent.policy = MissFirst(agent.policy, seed=seed)
+            streak = errors[task] = 0
             for k in range(seed, seed + episodes):
-                result = agent.run(seed=k, out=Path(out) / task.replace("/", "-") / f"seed-{k}")
+                folder = Path(out) / task.replace("/", "-") / f"seed-{k}"
+                try:
+                    result = agent.run(seed=k, out=folder)
+                    streak = 0
+                except EnvError as exc:
+                    streak, errors[task] = streak + 1, errors[task] + 1
+                    if streak >= ERROR_STREAK:
+                        raise
+                    result = EpisodeResult(
+                        False, 0.0, 0, "error", folder, task, k, {"error": str(exc)}
+                    )
                 runs.append(result)
                 if on_episode is not None:
                     on_episode(task, k, result)
             factory.drop_env()
-    return {"model": spec.label, **summarize(results)}
+    summary = summarize(results)
+    for task, n in errors.items():
+        summary["tasks"][task]["errors"] = n
+    return {"model": spec.label, **summary}

@@ -34,7 +34,8 @@ StepCallback = Callable[[Step], None]
 @dataclass(frozen=True)
 class EpisodeResult:
     """How an episode ended. ``reason``: finished, needs_user, terminated, truncated,
-    max_steps (``record_tasks`` adds error: the policy raised). ``trajectory`` is the episode directory when it was recorded."""
+    max_steps (``record_tasks`` adds error: the policy raised). ``trajectory`` is the episode
+    directory when it was recorded."""
 
     success: bool
     total_reward: float

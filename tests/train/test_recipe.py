@@ -50,14 +50,24 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     stages = report["stages"]
-    assert list(stages) == ["record", "recovery", "synthetic", "init", "sft", "eval-sft",
-                            "grpo", "eval-grpo"]  # fmt: skip
+    assert list(stages) == ["record", "recovery", "synthetic", "init", "sft", "sft-recovery",
+                            "eval-sft", "grpo", "eval-grpo"]  # fmt: skip
     assert max(stages["record"]["seeds"]) < 1_000_000 <= min(stages["eval-sft"]["seeds"])
-    # recovery episodes: the single-click task only, seeds of their own, a perturbed first step
+    # recovery episodes: the single-click task only, seeds of their own, a perturbed first step;
+    # the recordings beside them as hard links, none of it in the first SFT's data
     assert list(stages["recovery"]["tasks"]) == ["miniwob/click-test"]
     assert stages["recovery"]["seeds"] == [50_000, 50_001]
-    recovery = list(iter_episodes(out / "data" / "recovery"))
+    recovery = list(iter_episodes(out / "recovery-data" / "recovery"))
     assert len(recovery) == 2 and all(ep.steps[0].perturbed for ep in recovery)
+    linked = sorted(p.relative_to(out / "recovery-data" / "record")
+                    for p in (out / "recovery-data" / "record").rglob("*.png"))  # fmt: skip
+    assert linked == sorted(p.relative_to(out / "data" / "record")
+                            for p in (out / "data" / "record").rglob("*.png"))  # fmt: skip
+    assert not any(ep.steps and ep.steps[0].perturbed for ep in iter_episodes(out / "data"))
+    # GRPO starts from the recovery stage's checkpoint
+    assert json.loads((out / "grpo" / "run.json").read_text())["model"].endswith(
+        "sft-recovery/final"
+    )
     assert stages["init"]["parameters"] > 100_000
     assert stages["synthetic"]["typing"] == 4  # typing episodes mixed into the SFT data
     assert len(list((out / "data" / "typing").rglob("trajectory.jsonl"))) == 4

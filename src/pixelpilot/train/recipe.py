@@ -4,14 +4,16 @@
 ``kimi_k25`` checkpoint from scratch on MiniWoB++ from pixels, in one run folder::
 
     OUT/data/record/<task>/seed-<k>/ expert demonstrations, training seeds (< 1,000,000)
-    OUT/data/recovery/<task>/...     recovery episodes of the single-click tasks: a seeded
+    OUT/recovery-data/recovery/      recovery episodes of the single-click tasks: a seeded
                                      random first click (``perturbed``: never a target), then
-                                     the expert (``record_tasks(miss_first=True)``)
+                                     the expert (``record_tasks(miss_first=True)``); beside
+                                     them record/, hard links to OUT/data/record
     OUT/data/synthetic/, typing/     synthetic screens (pixelpilot.train.synthetic): clicks,
                                      and typing episodes that copy the instruction's text
     OUT/init/model/                  the random-init checkpoint (pixelpilot.vlm.tiny)
-    OUT/sft/  OUT/grpo/              training runs (metrics.jsonl, checkpoints, final/): SFT on
-                                     all of OUT/data mixed, offline GRPO on the recordings
+    OUT/sft/  OUT/sft-recovery/      training runs (metrics.jsonl, checkpoints, final/): SFT on
+    OUT/grpo/                        all of OUT/data mixed, a short SFT continuation on
+                                     OUT/recovery-data, offline GRPO on the recordings
     OUT/eval-<stage>/                online evaluation on held-out seeds (>= 1,000,000)
     OUT/<stage>/done.json            the stage's figures, once it completed
     OUT/report.json, OUT/report.md   the figures of every stage
@@ -56,7 +58,9 @@ class RecipeConfig:
     tasks: tuple[str, ...] = TASKS
     seed: int = 0
     episodes: int = 200  # expert demonstrations per task (seeds seed*10**5 + 0..N-1)
-    recovery: int = 200  # recovery episodes per single-click task (0 = none)
+    recovery: int = 200  # recovery episodes per single-click task (0 = no sft-recovery stage)
+    recovery_steps: int = 1500  # the sft-recovery stage: SFT steps on recordings + recovery
+    recovery_lr: float = 2e-4
     synthetic: int = 10_000  # synthetic grounding screens (one click each), mixed into SFT
     typing: int = 10_000  # synthetic typing episodes (click a field, type the quoted text)
     size: str = "xs"  # kimi_k25 tiny size: xs, s, m
@@ -86,9 +90,9 @@ class RecipeConfig:
         """A smoke run of every stage in a few minutes (it learns nothing)."""
         values: dict[str, Any] = dict(
             tasks=("miniwob/click-test", "miniwob/enter-text"), episodes=3, recovery=2,
-            synthetic=12, typing=4, size="xs", sft_steps=2, grpo_steps=1, batch_size=2,
-            sft_procs=1, group=2, grpo_prompts=1, eval_episodes=2, eval_max_steps=2,
-            baselines=False,
+            recovery_steps=2, synthetic=12, typing=4, size="xs", sft_steps=2, grpo_steps=1,
+            batch_size=2, sft_procs=1, group=2, grpo_prompts=1, eval_episodes=2,
+            eval_max_steps=2, baselines=False,
         )  # fmt: skip
         return cls(out=out, **{**values, **overrides})
 
@@ -112,7 +116,7 @@ class RecipeConfig:
                 f"({self.sft_procs})",
                 option="sft_procs",
             )
-        counts = ("episodes", "synthetic", "batch_size", "grpo_prompts", "group")
+        counts = ("episodes", "synthetic", "batch_size", "grpo_prompts", "group", "recovery_steps")
         for name in (*counts, "eval_episodes", "eval_workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
@@ -176,6 +180,23 @@ def stage_record(config: RecipeConfig, out: Path, *, recovery: bool = False) -> 
     return {"tasks": figures, "seeds": [first, first + episodes - 1]}
 
 
+def stage_recovery(config: RecipeConfig, record: Path, out: Path) -> dict[str, Any]:
+    """Recovery episodes into ``out``; beside them (``out.parent / "record"``) hard links to
+    the recordings, so that the ``sft-recovery`` stage reads both from one folder."""
+    figures = stage_record(config, out, recovery=True)
+    links = out.parent / "record"
+    shutil.rmtree(links, ignore_errors=True)
+    shutil.copytree(record, links, copy_function=_link)
+    return figures
+
+
+def _link(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # a file system without hard links: a copy
+        shutil.copy2(source, target)
+
+
 def _bar(config: RecipeConfig, total: int, desc: str) -> Any:
     from tqdm import tqdm
 
@@ -212,14 +233,16 @@ def stage_init(config: RecipeConfig, out: Path) -> dict[str, Any]:
     return {"checkpoint": str(path), "parameters": params}
 
 
-def _sft(config: RecipeConfig, data: Path, model: str, out: Path, steps: int) -> dict[str, Any]:
+def _sft(
+    config: RecipeConfig, data: Path, model: str, out: Path, steps: int, lr: float
+) -> dict[str, Any]:
     from pixelpilot.train.checkpoint import latest_checkpoint
     from pixelpilot.train.config import SFTConfig
     from pixelpilot.train.pointing import launch_pointing_sft, train_pointing_sft
 
     common = dict(
         data=str(data), model=model, out=str(out), max_steps=steps,
-        batch_size=config.batch_size // config.sft_procs, lr=config.lr,
+        batch_size=config.batch_size // config.sft_procs, lr=lr,
         warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, seed=config.seed,
         prompt_kind=config.prompt_kind, history_thoughts=config.thought,
         checkpoint_every=max(1, steps // 10), progress=config.progress,
@@ -327,20 +350,26 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     (root / "recipe.json").write_text(json.dumps(asdict(config), indent=1) + "\n")
     report: dict[str, Any] = {"config": asdict(config), "stages": {}}
     data = root / "data"  # the recordings and the synthetic screens: one SFT data set
+    recovery = root / "recovery-data"  # recovery episodes beside the recordings
+    sft = "sft-recovery" if config.recovery else "sft"  # the SFT checkpoint GRPO starts from
     stages = [
         ("record", lambda d: stage_record(config, data / "record")),
-        ("recovery", lambda d: stage_record(config, data / "recovery", recovery=True)),
+        ("recovery", lambda d: stage_recovery(config, data / "record", recovery / "recovery")),
         ("synthetic", lambda d: stage_synthetic(config, data / "synthetic")),
         ("baselines", lambda d: stage_baselines(config, data / "record", d)),
         ("init", lambda d: stage_init(config, d)),
         ("sft", lambda d: _sft(config, data, _done(root / "init")["checkpoint"], d,
-                               config.sft_steps)),  # fmt: skip
-        ("eval-sft", lambda d: _eval(config, _final(root, "sft"), d)),
-        ("grpo", lambda d: stage_grpo(config, data / "record", _final(root, "sft"), d)),
+                               config.sft_steps, config.lr)),
+        ("sft-recovery", lambda d: _sft(config, recovery, _final(root, "sft"), d,
+                                        config.recovery_steps, config.recovery_lr)),
+        ("eval-sft", lambda d: _eval(config, _final(root, sft), d)),
+        ("grpo", lambda d: stage_grpo(config, data / "record", _final(root, sft), d)),
         ("eval-grpo", lambda d: _eval(config, _final(root, "grpo"), d)),
     ]  # fmt: skip
     for name, run in stages:
-        if {"baselines": not config.baselines, "recovery": not config.recovery}.get(name):
+        skip = {"baselines": not config.baselines, "recovery": not config.recovery,
+                "sft-recovery": not config.recovery}  # fmt: skip
+        if skip.get(name):
             continue
         folder = root / name
         done = _done(folder)

@@ -35,6 +35,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     ]
     done = _run("--out", str(tmp_path / "run"), "--recovery", "50001")  # meets --episodes'
     assert done.stderr.strip().splitlines() == ["error: --recovery must be <= 50000"]
+    done = _run("--out", str(tmp_path / "run"), "--recovery-steps", "0")
+    assert done.stderr.strip().splitlines() == ["error: --recovery-steps must be >= 1"]
     for flag in ("--recovery", "--copy-weight", "--look-weight"):
         done = _run("--out", str(tmp_path / "run"), flag, "-1")
         assert done.returncode == 2

@@ -45,12 +45,12 @@ def _answer(
 
 
 class RandomClicks(BasePolicy):
-    """A click at a uniformly random pixel of the screenshot, every step."""
+    """A click at a uniformly random pixel of the screenshot, every step, written in
+    ``coords`` (pixels unless told otherwise)."""
 
-    coords = PIXELS
-
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, coords: CoordinateFrame = PIXELS) -> None:
         self.seed = seed
+        self.coords = coords
         self.rng = random.Random(seed)
         self.instruction = ""
         self.started = False
@@ -80,8 +80,7 @@ class MissFirst(BasePolicy):
         self.policy = policy
         self.coords = policy.coords
         self.prompt_family = policy.prompt_family
-        self.miss = RandomClicks(seed)
-        self.miss.coords = policy.coords
+        self.miss = RandomClicks(seed, policy.coords)
         self.first = True
 
     def reset(self, instruction: str) -> None:

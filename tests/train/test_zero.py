@@ -106,8 +106,14 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         "param0": float(next(net.parameters()).detach().sum()),
     }
     Path(out, f"rank{rank}.json").write_text(json.dumps(report))
-    dist.barrier()  # no rank tears gloo down while the other still talks to it (a SIGABRT in CI)
+    dist.barrier()  # no rank tears gloo down while the other still talks to it
     dist.destroy_process_group()
+    # ZeroRedundancyOptimizer keeps the group alive past destroy_process_group (measured: a
+    # weak reference to it survives even after the optimizer is freed); gloo's threads then
+    # aborted the process at interpreter exit in about 1 run of 20 ("terminate called without
+    # an active exception"). This test is about the arithmetic, so the worker leaves without
+    # the interpreter's teardown; its report is on disk.
+    os._exit(0)
 
 
 def test_sharded_adamw_keeps_half_the_state_and_updates_like_adamw(tmp_path: Path) -> None:

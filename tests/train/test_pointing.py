@@ -125,3 +125,27 @@ def test_the_look_objective_points_coordinates_at_the_gold_cell(tmp_path: Path) 
     first, last = steps[0]["look_attention"], steps[-1]["look_attention"]
     assert last > 2 * first, (first, last)
     assert tensor_names(result.checkpoint) == tensor_names(model)
+
+
+def test_the_pointing_probe_counts_each_step_once_and_sees_what_training_taught(
+    tmp_path: Path,
+) -> None:
+    """``pointing_probe``: every step with a point once, the checkpoint untouched, and after
+    a few steps of the pointing objective on the same screens a higher accuracy."""
+    from pixelpilot.train.config import SFTConfig
+    from pixelpilot.train.pointing import pointing_probe, train_pointing_sft
+    from pixelpilot.train.synthetic import write_synthetic
+    from pixelpilot.vlm.tiny import build_tiny
+
+    model = build_tiny(tmp_path / "m", arch="kimi_k25", size="xs", seed=0)
+    data = write_synthetic(tmp_path / "syn", 8, seed=0, kinds=("dialog", "button"))
+    weights = (Path(model) / "model.safetensors").read_bytes()
+    config = SFTConfig(data=str(data), model=str(model), out=str(tmp_path / "run"), max_steps=40,
+                       batch_size=4, lr=3e-3, prompt_kind="grounding", history_thoughts=False,
+                       progress=False)  # fmt: skip
+    trained = train_pointing_sft(config, sigma=20.0, thought=False, weight=1.0).checkpoint
+    before = pointing_probe(str(model), str(data))
+    after = pointing_probe(trained, str(data))
+    assert before["steps"] == after["steps"] == 8
+    assert (Path(model) / "model.safetensors").read_bytes() == weights
+    assert after["point_accuracy"] >= before["point_accuracy"] + 0.5, (before, after)

@@ -189,6 +189,51 @@ def train_pointing_sft(
     )
 
 
+def pointing_probe(
+    model: str,
+    data: str,
+    *,
+    tasks: str | None = None,
+    limit: int | None = None,
+    sigma: float = 25.0,
+    thought: bool = False,
+    batch_size: int = 4,
+) -> dict[str, float]:
+    """Teacher-forced figures of checkpoint ``model`` on the recorded steps under ``data``
+    (no update): ``point_accuracy``, the share of steps with a gold point whose top-scoring
+    image token is the gold cell, and ``look_attention``, the look head's attention on it
+    (the figures the SFT stage logs on its batches), over ``steps`` steps. A diagnosis of
+    where a trained model looks (docs/default-model.md, round 11)."""
+    import dataclasses
+
+    import torch
+
+    from pixelpilot.train.data import PromptCache, conversation_for, load_split, prompt_key
+    from pixelpilot.train.model import autocast, load_trainable
+    from pixelpilot.vlm.profiles import read_declaration
+
+    declared = read_declaration(model)
+    config = SFTConfig(data=data, model=model, out="(nothing written)", tasks=tasks, limit=limit,
+                       prompt_kind=declared.prompt_kind,
+                       history_thoughts=declared.history_thoughts)  # fmt: skip
+    samples = [s for s in load_split(config).train if target_cell(s) is not None]
+    vlm = load_trainable(config, "cpu")
+    vlm.model.eval()
+    config = dataclasses.replace(config, batch_size=batch_size)
+    cache = PromptCache(vlm, lambda s: conversation_for(s, vlm.profile, config), None,
+                        key_extra=prompt_key(config))  # fmt: skip
+    objective = PointingObjective(vlm, config, cache, sigma, thought, 1.0, 0.0, 1.0)
+    totals = {"point_accuracy": 0.0, "look_attention": 0.0}
+    for start in range(0, len(samples), batch_size):
+        batch = samples[start : start + batch_size]
+        with torch.no_grad(), autocast(vlm, config):
+            metrics = objective.loss(batch).metrics
+        for key in totals:  # each a mean over the batch's steps, all of which have a point
+            totals[key] += metrics.get(key, 0.0) * len(batch)
+    count = max(1, len(samples))
+    return {**{k: v / count for k, v in totals.items()}, "steps": len(samples)}
+
+
 def launch_pointing_sft(config: SFTConfig, procs: int, **objective: Any) -> dict[str, Any]:
     """``train_pointing_sft(config, **objective)`` in ``procs`` processes on this machine
     (each a slice of every global batch of ``config.batch_size * procs``); returns the run's

@@ -37,7 +37,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == ["error: --recovery must be <= 50000"]
     done = _run("--out", str(tmp_path / "run"), "--recovery-steps", "0")
     assert done.stderr.strip().splitlines() == ["error: --recovery-steps must be >= 1"]
-    for flag in ("--recovery", "--copy-weight", "--look-weight"):
+    done = _run("--out", str(tmp_path / "run"), "--label-episodes", "50001")
+    assert done.stderr.strip().splitlines() == ["error: --label-episodes must be <= 50000"]
+    for flag in ("--recovery", "--label-episodes", "--copy-weight", "--look-weight"):
         done = _run("--out", str(tmp_path / "run"), flag, "-1")
         assert done.returncode == 2
         assert done.stderr.strip().splitlines() == [f"error: {flag} must be >= 0"]
@@ -91,3 +93,22 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads(again.stdout)["stages"] == stages
     assert time.perf_counter() - t0 < 120
+
+
+def test_label_tasks_get_their_own_number_of_demonstrations(tmp_path: Path) -> None:
+    from pixelpilot.train.recipe import LABEL_TASKS, RecipeConfig, stage_record
+
+    tasks = ("miniwob/click-test", "miniwob/click-link")
+    assert "miniwob/click-link" in LABEL_TASKS and "miniwob/click-test" not in LABEL_TASKS
+    config = RecipeConfig(out=str(tmp_path), tasks=tasks, episodes=1, label_episodes=3, seed=2,
+                          progress=False)  # fmt: skip
+    figures = stage_record(config, tmp_path / "record")
+    folders = {t: tmp_path / "record" / t.replace("/", "-") for t in tasks}
+    seeds = {t: sorted(e.header["seed"] for e in iter_episodes(f)) for t, f in folders.items()}
+    assert seeds == {"miniwob/click-test": [200_000],
+                     "miniwob/click-link": [200_000, 200_001, 200_002]}  # fmt: skip
+    assert figures["seeds"] == [200_000, 200_002]
+    assert {t: f["episodes"] for t, f in figures["tasks"].items()} == {
+        "miniwob/click-test": 1,
+        "miniwob/click-link": 3,
+    }

@@ -3,7 +3,9 @@
 ``run_recipe(RecipeConfig(...))`` (what ``scripts/train-default`` runs) trains a tiny
 ``kimi_k25`` checkpoint from scratch on MiniWoB++ from pixels, in one run folder::
 
-    OUT/data/record/<task>/seed-<k>/ expert demonstrations, training seeds (< 1,000,000)
+    OUT/data/record/<task>/seed-<k>/ expert demonstrations, training seeds (< 1,000,000); the
+                                     tasks that name a label among several (LABEL_TASKS)
+                                     get ``label_episodes`` of them when it is set
     OUT/recovery-data/recovery/      recovery episodes of the single-click tasks: a seeded
                                      random first click (``perturbed``: never a target), then
                                      the expert (``record_tasks(miss_first=True)``); beside
@@ -50,6 +52,9 @@ TASKS = (
     "miniwob/enter-password", "miniwob/login-user",
 )  # fmt: skip
 MAX_STEPS = 8  # step limit of an evaluation episode (the longest expert episode takes 5)
+# the tasks that name one label among several on the screen: reading is the skill; the
+# recipe can record more of them (--label-episodes; docs/default-model.md, round 11)
+LABEL_TASKS = ("miniwob/click-test-2", "miniwob/click-button", "miniwob/click-link")
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class RecipeConfig:
     tasks: tuple[str, ...] = TASKS
     seed: int = 0
     episodes: int = 200  # expert demonstrations per task (seeds seed*10**5 + 0..N-1)
+    label_episodes: int = 0  # demonstrations per task of LABEL_TASKS instead (0: --episodes)
     recovery: int = 200  # recovery episodes per single-click task (0 = no sft-recovery stage)
     recovery_steps: int = 1500  # the sft-recovery stage: SFT steps on recordings + recovery
     recovery_lr: float = 2e-4
@@ -107,9 +113,11 @@ class RecipeConfig:
                 f"{EVAL_SEED} (got {self.seed})",
                 option="seed",
             )
-        for name in ("episodes", "recovery"):  # their seed ranges must not meet
+        for name in ("episodes", "label_episodes", "recovery"):  # seed ranges must not meet
             if getattr(self, name) > RECOVERY_SEED:
-                raise ConfigError(f"--{name} must be <= {RECOVERY_SEED}", option=name)
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be <= {RECOVERY_SEED}", option=name
+                )
         if self.sft_procs < 1 or self.batch_size % self.sft_procs:
             raise ConfigError(
                 f"--batch-size ({self.batch_size}) must be a multiple of --sft-procs "
@@ -120,7 +128,7 @@ class RecipeConfig:
         for name in (*counts, "eval_episodes", "eval_workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
-        for name in ("recovery", "point_weight", "copy_weight", "look_weight"):
+        for name in ("recovery", "label_episodes", "point_weight", "copy_weight", "look_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0", option=name)
         from pixelpilot.train.rewards import parse_reward_spec
@@ -161,9 +169,13 @@ def stage_record(config: RecipeConfig, out: Path, *, recovery: bool = False) -> 
 
     figures: dict[str, Any] = {}
     first = config.seed * 100_000 + (RECOVERY_SEED if recovery else 0)
-    episodes = config.recovery if recovery else config.episodes
     tasks = [t for t in config.tasks if not recovery or EXPERT_STEPS.get(t, 1) == 1]
+    label = config.label_episodes or config.episodes
+    counts = {t: label if t in LABEL_TASKS else config.episodes for t in tasks}
+    if recovery:
+        counts = dict.fromkeys(tasks, config.recovery)
     for task in tasks:
+        episodes = counts[task]
         folder = out / task.replace("/", "-")
         done = _done(folder)
         if done is None:
@@ -177,7 +189,7 @@ def stage_record(config: RecipeConfig, out: Path, *, recovery: bool = False) -> 
             bar.close()
             done = _mark(folder, {**summary["tasks"][task], "seconds": time.perf_counter() - t0})
         figures[task] = done
-    return {"tasks": figures, "seeds": [first, first + episodes - 1]}
+    return {"tasks": figures, "seeds": [first, first + max(counts.values(), default=1) - 1]}
 
 
 def stage_recovery(config: RecipeConfig, record: Path, out: Path) -> dict[str, Any]:

@@ -133,7 +133,7 @@ def test_the_pointing_probe_counts_each_step_once_and_sees_what_training_taught(
     """``pointing_probe``: every step with a point once, the checkpoint untouched, and after
     a few steps of the pointing objective on the same screens a higher accuracy."""
     from pixelpilot.train.config import SFTConfig
-    from pixelpilot.train.pointing import pointing_probe, train_pointing_sft
+    from pixelpilot.train.pointing import pointing_probe, pointing_probe_by_task, train_pointing_sft
     from pixelpilot.train.synthetic import write_synthetic
     from pixelpilot.vlm.tiny import build_tiny
 
@@ -149,3 +149,8 @@ def test_the_pointing_probe_counts_each_step_once_and_sees_what_training_taught(
     assert before["steps"] == after["steps"] == 8
     assert (Path(model) / "model.safetensors").read_bytes() == weights
     assert after["point_accuracy"] >= before["point_accuracy"] + 0.5, (before, after)
+    per_task = pointing_probe_by_task(trained, str(data))  # one load, the same steps split
+    assert sorted(per_task) == ["synthetic/button", "synthetic/dialog"]
+    assert sum(f["steps"] for f in per_task.values()) == 8
+    hits = sum(f["point_accuracy"] * f["steps"] for f in per_task.values())
+    assert hits == pytest.approx(after["point_accuracy"] * 8)

@@ -204,34 +204,60 @@ def pointing_probe(
     image token is the gold cell, and ``look_attention``, the look head's attention on it
     (the figures the SFT stage logs on its batches), over ``steps`` steps. A diagnosis of
     where a trained model looks (docs/default-model.md, round 11)."""
-    import dataclasses
+    probe = _Probe(model, data, tasks, limit, sigma, thought)
+    return probe.figures(probe.samples, batch_size)
 
-    import torch
 
-    from pixelpilot.train.data import PromptCache, conversation_for, load_split, prompt_key
-    from pixelpilot.train.model import autocast, load_trainable
-    from pixelpilot.vlm.profiles import read_declaration
+def pointing_probe_by_task(
+    model: str, data: str, *, tasks: str | None = None, limit: int | None = None
+) -> dict[str, dict[str, float]]:
+    """``pointing_probe``'s figures for each task found (at most ``limit`` steps each), with
+    the checkpoint and the data loaded once."""
+    probe = _Probe(model, data, tasks, None, 25.0, False)
+    by_task: dict[str, list[Any]] = {}
+    for sample in probe.samples:
+        by_task.setdefault(sample.task, []).append(sample)
+    return {t: probe.figures(s[:limit], 4) for t, s in sorted(by_task.items())}
 
-    declared = read_declaration(model)
-    config = SFTConfig(data=data, model=model, out="(nothing written)", tasks=tasks, limit=limit,
-                       prompt_kind=declared.prompt_kind,
-                       history_thoughts=declared.history_thoughts)  # fmt: skip
-    samples = [s for s in load_split(config).train if target_cell(s) is not None]
-    vlm = load_trainable(config, "cpu")
-    vlm.model.eval()
-    config = dataclasses.replace(config, batch_size=batch_size)
-    cache = PromptCache(vlm, lambda s: conversation_for(s, vlm.profile, config), None,
-                        key_extra=prompt_key(config))  # fmt: skip
-    objective = PointingObjective(vlm, config, cache, sigma, thought, 1.0, 0.0, 1.0)
-    totals = {"point_accuracy": 0.0, "look_attention": 0.0}
-    for start in range(0, len(samples), batch_size):
-        batch = samples[start : start + batch_size]
-        with torch.no_grad(), autocast(vlm, config):
-            metrics = objective.loss(batch).metrics
-        for key in totals:  # each a mean over the batch's steps, all of which have a point
-            totals[key] += metrics.get(key, 0.0) * len(batch)
-    count = max(1, len(samples))
-    return {**{k: v / count for k, v in totals.items()}, "steps": len(samples)}
+
+class _Probe:
+    """A checkpoint in eval mode, its pointing objective and the steps under ``data`` that
+    have a gold point (``pointing_probe``)."""
+
+    def __init__(
+        self, model: str, data: str, tasks: str | None, limit: int | None, sigma: float,
+        thought: bool,
+    ) -> None:  # fmt: skip
+        from pixelpilot.train.data import PromptCache, conversation_for, load_split, prompt_key
+        from pixelpilot.train.model import load_trainable
+        from pixelpilot.vlm.profiles import read_declaration
+
+        declared = read_declaration(model)
+        self.config = SFTConfig(data=data, model=model, out="(nothing written)", tasks=tasks,
+                                limit=limit, prompt_kind=declared.prompt_kind,
+                                history_thoughts=declared.history_thoughts)  # fmt: skip
+        self.samples = [s for s in load_split(self.config).train if target_cell(s) is not None]
+        self.vlm = load_trainable(self.config, "cpu")
+        self.vlm.model.eval()
+        cache = PromptCache(self.vlm, lambda s: conversation_for(s, self.vlm.profile, self.config),
+                            None, key_extra=prompt_key(self.config))  # fmt: skip
+        self.objective = PointingObjective(self.vlm, self.config, cache, sigma, thought, 1.0, 0.0,
+                                           1.0)  # fmt: skip
+
+    def figures(self, samples: Sequence[Any], batch_size: int) -> dict[str, float]:
+        import torch
+
+        from pixelpilot.train.model import autocast
+
+        totals = {"point_accuracy": 0.0, "look_attention": 0.0}
+        for start in range(0, len(samples), batch_size):
+            batch = samples[start : start + batch_size]
+            with torch.no_grad(), autocast(self.vlm, self.config):
+                metrics = self.objective.loss(batch).metrics
+            for key in totals:  # each a mean over the batch's steps, all of which have a point
+                totals[key] += metrics.get(key, 0.0) * len(batch)
+        count = max(1, len(samples))
+        return {**{k: v / count for k, v in totals.items()}, "steps": len(samples)}
 
 
 def launch_pointing_sft(config: SFTConfig, procs: int, **objective: Any) -> dict[str, Any]:

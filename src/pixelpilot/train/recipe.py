@@ -170,10 +170,11 @@ def stage_record(config: RecipeConfig, out: Path, *, recovery: bool = False) -> 
     figures: dict[str, Any] = {}
     first = config.seed * 100_000 + (RECOVERY_SEED if recovery else 0)
     tasks = [t for t in config.tasks if not recovery or EXPERT_STEPS.get(t, 1) == 1]
-    label = config.label_episodes or config.episodes
-    counts = {t: label if t in LABEL_TASKS else config.episodes for t in tasks}
     if recovery:
         counts = dict.fromkeys(tasks, config.recovery)
+    else:
+        label = config.label_episodes or config.episodes
+        counts = {t: label if t in LABEL_TASKS else config.episodes for t in tasks}
     for task in tasks:
         episodes = counts[task]
         folder = out / task.replace("/", "-")

@@ -110,6 +110,26 @@ def box(value: Any, key: str = "target") -> tuple[int, int, int, int] | None:
     return x1, y1, x2, y2
 
 
+def labels(value: Any, key: str = "labels") -> tuple[tuple[str, tuple[int, int, int, int]], ...]:
+    """``[[text, x1, y1, x2, y2], ...]``: readable texts on the screen and their boxes (a
+    non-empty string of at most 200 characters, then a box as ``box`` checks it); null is none."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError(f"{key!r} must be a list of [text, x1, y1, x2, y2]")
+    out = []
+    for item in value:
+        if not isinstance(item, list) or len(item) != 5:
+            raise ValueError(f"{key!r} entries must be [text, x1, y1, x2, y2], got {item!r}")
+        text = item[0]
+        if not isinstance(text, str) or not text or len(text) > 200:
+            raise ValueError(f"{key!r} text must be a string of 1..200 characters, got {text!r}")
+        found = box(item[1:], key)
+        assert found is not None
+        out.append((text, found))
+    return tuple(out)
+
+
 def actions(value: Any) -> tuple[dict[str, Any], ...]:
     """Canonical action dicts, each checked by ``Action.from_dict`` (a known type, its fields,
     coordinates as finite non-negative numbers, rounded to integers); null is no action."""

@@ -207,6 +207,7 @@ def _load_trajectories(path: Path) -> list[Sample]:
                         history=tuple(history),
                         gold_response=step.response,
                         coords=coords,
+                        meta={"labels": step.labels} if step.labels else {},
                     )
                 )
             history.append((step.response, image))

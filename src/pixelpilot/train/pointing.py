@@ -22,6 +22,9 @@ first point attend to the gold cell's image token (supervised attention, compute
 ``train/copying.py``'s ``CopyAttention``, whose copy objective uses head 0)::
 
     loss_look = mean over the two positions of -log attention(position -> gold cell token)
+
+The reading objective (``read_weight``, ``train/reading.py``) asks the image token under each
+text of a synthetic screen, as the decoder receives it, to predict that text's tokens.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class PointingObjective(SoftCoordObjective):
         weight: float = 1.0,
         copy_weight: float = 0.0,
         look_weight: float = 0.0,
+        read_weight: float = 0.0,
     ) -> None:
         super().__init__(vlm, config, cache, sigma, thought)
         self.weight = weight
@@ -74,10 +78,17 @@ class PointingObjective(SoftCoordObjective):
             from pixelpilot.train.copying import CopyAttention
 
             self.copier = CopyAttention(vlm)
+        self.read_weight = read_weight
+        self.reader = None
+        if read_weight > 0:  # reading the screen's texts (train/reading.py)
+            from pixelpilot.train.reading import ReadingObjective
+
+            self.reader = ReadingObjective(vlm)
         self.image_token = int(vlm.tokenizer.convert_tokens_to_ids("<|media_pad|>"))
         self.pad_token = int(vlm.tokenizer.pad_token_id)
         self._seen: dict[str, Any] = {}
-        if weight > 0 or self.copier is not None:  # the decoder's input ids, last hidden states
+        if weight > 0 or self.copier is not None or self.reader is not None:
+            # the decoder's input ids, last hidden states
             model = vlm.model
             model.register_forward_pre_hook(self._inputs, with_kwargs=True)
             model.model.language_model.register_forward_hook(self._hidden)
@@ -135,6 +146,12 @@ class PointingObjective(SoftCoordObjective):
 
     def loss(self, samples: Sequence[Any]) -> StepLoss:
         out = super().loss(samples)
+        if self.reader is not None:
+            read, figures = self.reader.loss(self._seen.get("input_ids"), samples)
+            if read is not None:
+                out.loss = out.loss + self.read_weight * read
+                out.metrics["read_loss"] = float(read.detach())
+                out.metrics.update(figures)
         if self.copier is not None:
             pairs = self.look_pairs(samples) if self.look_weight > 0 else []
             if pairs:
@@ -164,6 +181,8 @@ class PointingObjective(SoftCoordObjective):
         self._seen.clear()
         if self.copier is not None:
             self.copier.clear()
+        if self.reader is not None:
+            self.reader.clear()
         return result
 
 
@@ -175,6 +194,7 @@ def train_pointing_sft(
     weight: float = 1.0,
     copy_weight: float = 0.0,
     look_weight: float = 0.0,
+    read_weight: float = 0.0,
     stop_after: int | None = None,
 ) -> TrainResult:
     """``train_sft`` with ``PointingObjective``."""
@@ -184,7 +204,7 @@ def train_pointing_sft(
         config,
         stop_after=stop_after,
         objective=lambda vlm, cfg, cache: PointingObjective(
-            vlm, cfg, cache, sigma, thought, weight, copy_weight, look_weight
+            vlm, cfg, cache, sigma, thought, weight, copy_weight, look_weight, read_weight
         ),
     )
 

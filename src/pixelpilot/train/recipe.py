@@ -76,6 +76,7 @@ class RecipeConfig:
     point_weight: float = 1.0  # the pointing loss on the image tokens (0 = none)
     copy_weight: float = 1.0  # the copy objective on the decoder's attention (0 = none)
     look_weight: float = 1.0  # the look objective: coordinates attend to the gold cell (0 = none)
+    read_weight: float = 0.0  # the reading objective: image tokens name the texts they show
     sft_steps: int = 18_000
     grpo_steps: int = 1000
     batch_size: int = 8  # SFT samples per optimizer step, over all processes
@@ -128,7 +129,8 @@ class RecipeConfig:
         for name in (*counts, "eval_episodes", "eval_workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
-        for name in ("recovery", "label_episodes", "point_weight", "copy_weight", "look_weight"):
+        weights = ("point_weight", "copy_weight", "look_weight", "read_weight")
+        for name in ("recovery", "label_episodes", *weights):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0", option=name)
         from pixelpilot.train.rewards import parse_reward_spec
@@ -263,7 +265,8 @@ def _sft(
     resume = latest_checkpoint(out) is not None
     sft = SFTConfig(**common, resume=resume, overwrite=not resume and out.exists())
     objective = dict(sigma=config.sigma, thought=config.thought, weight=config.point_weight,
-                     copy_weight=config.copy_weight, look_weight=config.look_weight)  # fmt: skip
+                     copy_weight=config.copy_weight, look_weight=config.look_weight,
+                     read_weight=config.read_weight)  # fmt: skip
     t0 = time.perf_counter()
     if config.sft_procs > 1:
         summary = launch_pointing_sft(sft, config.sft_procs, **objective)

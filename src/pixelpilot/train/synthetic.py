@@ -54,6 +54,7 @@ class GroundingSample:
     instruction: str
     box: Box
     text: str = ""  # what to type after clicking the box (kind "type")
+    labels: tuple[tuple[str, Box], ...] = ()  # every text drawn below the band, with its box
 
     @property
     def point(self) -> tuple[int, int]:
@@ -76,18 +77,33 @@ def _text_width(text: str, size: int = 11) -> int:
     return int(_font(size).getlength(text))
 
 
-def _wrap(draw: Any, text: str, xy: tuple[int, int], width: int, size: int = 10) -> None:
+def _wrap(
+    draw: Any, text: str, xy: tuple[int, int], width: int, size: int = 10
+) -> list[tuple[str, Box]]:
+    """Draw ``text`` wrapped to ``width``; the words drawn and their boxes."""
     x, y = xy
-    line = ""
+    line, words = "", []
     for word in text.split():
         trial = f"{line} {word}".strip()
         if _text_width(trial, size) > width and line:
-            draw.text((x, y), line, fill="black", font=_font(size))
+            words += _line(draw, line, (x, y), size)
             line, y = word, y + size + 2
         else:
             line = trial
     if line:
-        draw.text((x, y), line, fill="black", font=_font(size))
+        words += _line(draw, line, (x, y), size)
+    return words
+
+
+def _line(draw: Any, line: str, xy: tuple[int, int], size: int) -> list[tuple[str, Box]]:
+    x, y = xy
+    draw.text((x, y), line, fill="black", font=_font(size))
+    out, left = [], x
+    for word in line.split(" "):
+        wid = _text_width(word, size)
+        out.append((word, (left, y, left + wid, y + size + 2)))
+        left += wid + _text_width(" ", size)
+    return out
 
 
 def _free(rng: random.Random, taken: list[Box], w: int, h: int, area: Box) -> Box | None:
@@ -109,37 +125,47 @@ def _button(draw: Any, box: Box, label: str, size: int = 11) -> None:
     draw.text((cx - tw // 2, cy - size // 2 - 1), label, fill="black", font=_font(size))
 
 
-def _distractor_text(rng: random.Random, draw: Any, taken: list[Box], body: Box) -> None:
+def _distractor_text(
+    rng: random.Random, draw: Any, taken: list[Box], body: Box
+) -> list[tuple[str, Box]]:
     words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 6)))
     box = _free(rng, taken, 130, 38, body)
-    if box is not None:
-        _wrap(draw, words, box[:2], 130)
+    return _wrap(draw, words, box[:2], 130) if box is not None else []
 
 
 def _draw_buttons(rng: random.Random, draw: Any, body: Box, test: bool) -> GroundingSample:
+    """Buttons in MiniWoB's two wordings: 'Click on the "Okay" button.' (labels lower-case or
+    capitalised, as click-button draws them) and "Click button TWO." (upper-case labels on
+    large buttons, as click-test-2 draws them); the instruction names a label as drawn."""
     taken: list[Box] = []
+    template = rng.choice(('Click on the "{}" button.', "Click button {}."))
+    upper = template.startswith("Click button")
     labels = rng.sample(LABELS, rng.randint(2, 5)) if not test else ["Click Me!"]
-    boxes = []
+    size = rng.randint(11, 14)
+    boxes, drawn = [], []
     for label in labels:
-        w, h = _text_width(label) + rng.randint(10, 18), rng.randint(18, 26)
+        if not test:
+            label = label.upper() if upper else rng.choice((label, label.capitalize()))
+        w, h = _text_width(label, size) + rng.randint(10, 18), rng.randint(18, 26)
+        if upper and rng.random() < 0.5:  # click-test-2's square buttons
+            w = h = max(w, rng.randint(36, 44))
         box = _free(rng, taken, w, h, body)
         if box is not None:
-            _button(draw, box, label)
+            _button(draw, box, label, size)
             boxes.append((label, box))
+            drawn.append((label, box))
     for _ in range(rng.randint(0, 2)):
-        _distractor_text(rng, draw, taken, body)
+        drawn += _distractor_text(rng, draw, taken, body)
     label, box = rng.choice(boxes)
     if test:
-        return GroundingSample("test", "Click the button.", box)
-    template = rng.choice(('Click on the "{}" button.', "Click button {}."))
-    shown = label.upper() if template.startswith("Click button") else label
-    return GroundingSample("button", template.format(shown), box)
+        return GroundingSample("test", "Click the button.", box, labels=tuple(drawn))
+    return GroundingSample("button", template.format(label), box, labels=tuple(drawn))
 
 
 def _draw_links(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
     """A paragraph whose some words are blue underlined links."""
     x0, y = body[0] + rng.randint(0, 20), body[1] + rng.randint(0, 60)
-    x, links = x0, []
+    x, links, drawn = x0, [], []
     for _ in range(rng.randint(12, 24)):
         word = rng.choice(WORDS).capitalize() if rng.random() < 0.2 else rng.choice(WORDS)
         wid = _text_width(word, 11)
@@ -149,15 +175,17 @@ def _draw_links(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
             break
         is_link = rng.random() < 0.3
         draw.text((x, y), word, fill=(0, 0, 238) if is_link else "black", font=_font(11))
+        drawn.append((word, (x, y, x + wid, y + 13)))
         if is_link:
             draw.line((x, y + 12, x + wid, y + 12), fill=(0, 0, 238))
-            links.append((word, (x, y, x + wid, y + 13)))
+            links.append(drawn[-1])
         x += wid + _text_width(" ", 11)
     if not links:
         draw.text((x0, y + 14), "link", fill=(0, 0, 238), font=_font(11))
         links.append(("link", (x0, y + 14, x0 + _text_width("link"), y + 27)))
+        drawn.append(links[-1])
     word, box = rng.choice(links)
-    return GroundingSample("link", f'Click on the link "{word}".', box)
+    return GroundingSample("link", f'Click on the link "{word}".', box, labels=tuple(drawn))
 
 
 def _draw_tabs(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
@@ -179,9 +207,11 @@ def _draw_tabs(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
         draw.text((x + 4, y0 + 7), label, fill="white" if active else "black", font=_font(10))
         tabs.append((i, box))
         x += w + 2
-    _wrap(draw, " ".join(rng.choice(WORDS) for _ in range(10)), (x0 + 8, y0 + 30), 130, 9)
+    words = " ".join(rng.choice(WORDS) for _ in range(10))
+    drawn = [(f"Tab #{i}", box) for i, box in tabs]
+    drawn += _wrap(draw, words, (x0 + 8, y0 + 30), 130, 9)
     i, box = rng.choice(tabs[1:])
-    return GroundingSample("tab", f"Click on Tab #{i}.", box)
+    return GroundingSample("tab", f"Click on Tab #{i}.", box, labels=tuple(drawn))
 
 
 def _draw_textbox(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
@@ -189,9 +219,10 @@ def _draw_textbox(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
     box = _free(rng, taken, rng.randint(90, 150), rng.randint(18, 24), body)
     assert box is not None  # the first box always fits
     draw.rectangle(box, fill="white", outline=(118, 118, 118))
+    drawn: list[tuple[str, Box]] = []
     for _ in range(rng.randint(0, 2)):
-        _distractor_text(rng, draw, taken, body)
-    return GroundingSample("textbox", "Focus into the textbox.", box)
+        drawn += _distractor_text(rng, draw, taken, body)
+    return GroundingSample("textbox", "Focus into the textbox.", box, labels=tuple(drawn))
 
 
 def _draw_dialog(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
@@ -205,8 +236,10 @@ def _draw_dialog(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
     cx, cy = (close[0] + close[2]) // 2, (close[1] + close[3]) // 2
     draw.line((cx - 4, cy - 4, cx + 4, cy + 4), fill=(40, 40, 40), width=2)
     draw.line((cx - 4, cy + 4, cx + 4, cy - 4), fill=(40, 40, 40), width=2)
-    _wrap(draw, " ".join(rng.choice(WORDS) for _ in range(6)), (x0 + 8, y0 + 32), w - 16, 10)
-    return GroundingSample("dialog", 'Close the dialog box by clicking the "x".', close)
+    words = " ".join(rng.choice(WORDS) for _ in range(6))
+    drawn = _wrap(draw, words, (x0 + 8, y0 + 32), w - 16, 10)
+    instruction = 'Close the dialog box by clicking the "x".'
+    return GroundingSample("dialog", instruction, close, labels=tuple(drawn))
 
 
 TYPING_TEMPLATES = (
@@ -245,9 +278,11 @@ def _draw_typing(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
         if second is not None:
             draw.rectangle(second, fill="white", outline=(118, 118, 118))
     button = _free(rng, taken, 50, 22, body)
+    drawn = []
     if button is not None:
-        _button(draw, button, rng.choice(("Submit", "Login")))
-    return GroundingSample("type", template.format(text), first, text)
+        drawn.append((rng.choice(("Submit", "Login")), button))
+        _button(draw, button, drawn[0][0])
+    return GroundingSample("type", template.format(text), first, text, tuple(drawn))
 
 
 def _focused(image: Any, box: Box) -> Any:
@@ -330,7 +365,7 @@ def _episode(image: Any, sample: GroundingSample) -> list[tuple[Any, Any]]:
     click = Step(
         index=0, screenshot="step-0000.png", response=f"Action: click(start_box='({x},{y})')",
         actions=({"type": "click", "x": x, "y": y},), reward=0.0 if sample.text else 1.0,
-        terminated=not sample.text, target=sample.box,
+        terminated=not sample.text, target=sample.box, extra=_labels(sample),
     )  # fmt: skip
     if not sample.text:
         return [(image, click)]
@@ -338,5 +373,13 @@ def _episode(image: Any, sample: GroundingSample) -> list[tuple[Any, Any]]:
     typing = Step(
         index=1, screenshot="step-0001.png", actions=(typed,), reward=1.0, terminated=True,
         response=format_response(None, Action.from_dict(typed), "pixels", SCREEN),
+        extra=_labels(sample),
     )  # fmt: skip
     return [(image, click), (_focused(image, sample.box), typing)]
+
+
+def _labels(sample: GroundingSample) -> dict[str, Any]:
+    """The step's ``labels`` key (docs/trajectories.md): the texts drawn and their boxes."""
+    if not sample.labels:
+        return {}
+    return {"labels": [[text, *box] for text, box in sample.labels]}

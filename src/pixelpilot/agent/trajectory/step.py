@@ -83,6 +83,12 @@ class Step:
         """The action was injected to teach recovery, not chosen (``PolicyOutput.perturbed``)."""
         return self.extra.get("perturbed") is True
 
+    @property
+    def labels(self) -> tuple[tuple[str, tuple[int, int, int, int]], ...]:
+        """The readable texts on the screenshot and their boxes, when the recorder knew them
+        (synthetic screens): ``"labels": [[text, x1, y1, x2, y2], ...]``."""
+        return untrusted.labels(self.extra.get("labels"))
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Step:
         """Build a step from its JSON form; ``ValueError`` names the offending key."""
@@ -105,6 +111,7 @@ class Step:
             if not isinstance(data.get(key) or {}, dict):
                 raise ValueError(f"{key!r} must be an object")
         untrusted.flag(data, "perturbed")  # kept in extra, but only as a JSON boolean
+        untrusted.labels(data.get("labels"))  # kept in extra, but only when well formed
         return cls(
             index=index,
             screenshot=data["screenshot"],

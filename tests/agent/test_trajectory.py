@@ -92,6 +92,22 @@ def test_perturbed_mark_round_trips_and_defaults_to_false() -> None:
     assert step.perturbed and step.to_dict() == data
 
 
+def test_labels_round_trip_and_a_malformed_one_is_refused() -> None:
+    data = {**_step(2).to_dict(), "labels": [["ONE", 1, 2, 30, 40], ["two words", 5, 6, 7.4, 8]]}
+    step = Step.from_dict(data)
+    assert step.labels == (("ONE", (1, 2, 30, 40)), ("two words", (5, 6, 7, 8)))
+    assert step.to_dict() == data and _step(1).labels == ()
+    for bad, problem in [
+        ({"ONE": [1, 2, 3, 4]}, "must be a list"),
+        ([["ONE", 1, 2, 3]], "entries must be"),
+        ([["", 1, 2, 3, 4]], "1..200 characters"),
+        ([[7, 1, 2, 3, 4]], "1..200 characters"),
+        ([["ONE", 1, 2, "3", 4]], "4 finite numbers"),
+    ]:
+        with pytest.raises(ValueError, match=problem):
+            Step.from_dict({**_step(2).to_dict(), "labels": bad})
+
+
 def test_unfinished_episode_reads_as_unfinished(tmp_path: Path) -> None:
     _write(tmp_path, 2, finish=False)
     ep = read_trajectory(tmp_path)

@@ -137,6 +137,33 @@ def test_expert_solves_a_few_seeds(host: ChromiumHost, task: str) -> None:
                     assert out.target[1] - 1 <= action.y <= out.target[3] + 1
 
 
+@pytest.mark.parametrize(
+    ("task", "words"),
+    [
+        ("click-test-2", {"ONE", "TWO"}),
+        ("click-tab", {"Tab", "#1", "#2"}),
+        ("login-user", {"Login"}),
+    ],
+)
+def test_the_expert_names_the_visible_words_and_their_boxes(
+    host: ChromiumHost, task: str, words: set[str]
+) -> None:
+    """``labels``: the words of the task area, each box on the screen below the instruction
+    band; the word a click-test-2 instruction names lies inside the clicked button."""
+    with make(f"miniwob/{task}", browser=host) as env:
+        for seed in (0, 1):
+            _, outputs = run_expert(env, seed)
+            labels = outputs[0].labels
+            assert words <= {word for word, _ in labels}, labels
+            for _, (x1, y1, x2, y2) in labels:
+                assert 0 <= x1 < x2 < TASK_SIZE[0] and 50 <= y1 < y2 < TASK_SIZE[1]
+            if task == "click-test-2":
+                named = outputs[0].text.split("labelled ")[1].split(".")[0]
+                (box,) = [b for word, b in labels if word == named]
+                t = outputs[0].target
+                assert t[0] <= box[0] and box[2] <= t[2] and t[1] <= box[1] and box[3] <= t[3]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("task", EXPERT_TASKS)
 def test_expert_succeeds_on_95_percent_of_50_seeds(host: ChromiumHost, task: str) -> None:

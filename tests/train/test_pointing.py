@@ -154,3 +154,7 @@ def test_the_pointing_probe_counts_each_step_once_and_sees_what_training_taught(
     assert sum(f["steps"] for f in per_task.values()) == 8
     hits = sum(f["point_accuracy"] * f["steps"] for f in per_task.values())
     assert hits == pytest.approx(after["point_accuracy"] * 8)
+    # synthetic screens record their words: the probe reads them too, each word once
+    assert after["read_texts"] == sum(f["read_texts"] for f in per_task.values()) > 8
+    read = sum(f["read_accuracy"] * f["read_texts"] for f in per_task.values())
+    assert read == pytest.approx(after["read_accuracy"] * after["read_texts"])

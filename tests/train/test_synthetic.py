@@ -106,3 +106,30 @@ def test_the_typing_kind_is_opt_in(tmp_path: Path) -> None:
     assert all(render(0, i)[1].text == "" for i in range(20))
     with pytest.raises(ConfigError):
         write_synthetic(tmp_path, 1, kinds=("typing",))
+
+
+def test_every_text_below_the_band_is_recorded_with_its_box(tmp_path: Path) -> None:
+    """``labels``: the target's text is among them (buttons, links, tabs), as the instruction
+    names it; every box lies on the screen below the band; they reach the samples' meta."""
+    for i in range(80):
+        _, s = render(5, i, KINDS)
+        for _, (x1, y1, x2, y2) in s.labels:
+            assert 0 <= x1 < x2 < SCREEN[0] and BAND <= y1 < y2 < SCREEN[1]
+        if s.kind in ("button", "link", "tab"):
+            named = (s.box, s.instruction.removesuffix(".").split(" ")[-1].strip('"'))
+            if s.kind == "tab":
+                named = (s.box, "Tab #" + named[1].removeprefix("#"))
+            if 'the "' in s.instruction:
+                named = (s.box, s.instruction.split('"')[1])
+            assert (named[1], named[0]) in s.labels, (s.instruction, s.labels)
+            if s.kind == "button" and s.instruction.startswith("Click button"):
+                assert named[1] == named[1].upper()  # click-test-2's upper-case labels
+        assert s.kind in ("textbox", "type") or s.labels  # the others always draw text
+    root = write_synthetic(tmp_path / "syn", 10, seed=5, kinds=KINDS)
+    samples = load_samples(str(root), "trajectory")
+    assert samples and all(
+        s.meta["labels"] == render(5, int(s.episode.split("-")[-1]), KINDS)[1].labels
+        for s in samples
+        if s.meta
+    )
+    assert sum(bool(s.meta) for s in samples) >= 8

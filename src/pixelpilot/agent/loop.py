@@ -318,6 +318,8 @@ class Agent:
             extra["attempts"] = list(output.attempts)
         if output.perturbed:
             extra["perturbed"] = True
+        if output.labels:
+            extra["labels"] = [[text, *box] for text, box in output.labels]
         step = Step(
             index=index,
             screenshot=screenshot_name(index),

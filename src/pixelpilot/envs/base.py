@@ -55,7 +55,9 @@ class PolicyOutput:
     one (``{"response", "error"}`` each); ``timing`` seconds per phase (prompt, model, parse);
     ``target`` the box of the element acted on, when the policy knows it (experts);
     ``perturbed`` that the action is not the policy's choice but one injected to teach recovery
-    (recorded as ``"perturbed": true``: later steps' history, never a target).
+    (recorded as ``"perturbed": true``: later steps' history, never a target); ``labels`` the
+    readable words on the screen and their boxes, when the policy knows them (experts; recorded
+    as the step's ``labels``, the reading objective's targets).
     """
 
     text: str
@@ -64,6 +66,7 @@ class PolicyOutput:
     attempts: tuple[dict[str, str], ...] = ()
     timing: Mapping[str, float] = field(default_factory=dict)
     perturbed: bool = False
+    labels: tuple[tuple[str, ScreenBox], ...] = ()
 
 
 @runtime_checkable

@@ -1,5 +1,7 @@
 """Scripted experts for MiniWoB++ tasks: they read the page's DOM (a model never does) and answer
-in the UI-TARS action language, like a model, with the acted-on element's box as ``target``.
+in the UI-TARS action language, like a model, with the acted-on element's box as ``target`` and
+every visible word of the task area with its box as ``labels`` (the reading objective's targets,
+``train/reading.py``).
 
 ``env.unwrapped.expert()`` returns one; ``reset(instruction)`` then ``act(observation)`` per step.
 Each expert plans its whole episode from the DOM at its first ``act`` (these pages do not change
@@ -50,6 +52,29 @@ _BOX_JS = """([selector, text, root, w, h]) => {
     if (hit && (hit === el || el.contains(hit)) && d < bestD) { best = [px, py]; bestD = d; }
   }
   return {box: box, point: best};
+}"""
+
+# Every word of a text node under #area that is on screen and not covered: [word, x1, y1, x2, y2]
+# in page pixels (the instruction band, #query, is outside #area).
+_WORDS_JS = r"""([w, h]) => {
+  const out = [], range = document.createRange();
+  const area = document.getElementById('area');
+  if (!area) return out;
+  const walker = document.createTreeWalker(area, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n && out.length < 200; n = walker.nextNode()) {
+    const parent = n.parentElement, re = /\S+/g;
+    let m;
+    while ((m = re.exec(n.textContent)) !== null && out.length < 200) {
+      range.setStart(n, m.index); range.setEnd(n, m.index + m[0].length);
+      const r = range.getBoundingClientRect();
+      if (r.width <= 0 || r.height <= 0 || r.left < 0 || r.top < 0 || r.right > w
+          || r.bottom > h) continue;
+      const hit = document.elementFromPoint((r.left + r.right) / 2, (r.top + r.bottom) / 2);
+      if (!hit || !(hit === parent || parent.contains(hit) || hit.contains(parent))) continue;
+      out.push([m[0].slice(0, 200), r.left, r.top, r.right, r.bottom]);
+    }
+  }
+  return out;
 }"""
 
 _SHAPE_JS = """() => {
@@ -117,9 +142,8 @@ class MiniWoBExpert(BasePolicy):
             return PolicyOutput(text)
         step = self._plan[self._index]
         self._index += 1
-        return PolicyOutput(
-            format_response(step.thought, step.action, FRAME, observation.size), step.target
-        )
+        text = format_response(step.thought, step.action, FRAME, observation.size)
+        return PolicyOutput(text, step.target, labels=self.words())
 
     def plan(self) -> list[PlannedStep]:  # pragma: no cover - every expert defines it
         raise NotImplementedError
@@ -142,6 +166,17 @@ class MiniWoBExpert(BasePolicy):
         if x2 < x1 or y2 < y1 or point is None:
             raise EnvError(f"expert for miniwob/{self.env.task}: {what} is not visible")
         return Target((x1, y1, x2, y2), (int(point[0]), int(point[1])))
+
+    def words(self) -> tuple[tuple[str, ScreenBox], ...]:
+        """Every visible word of the task area and its box on screen (whole pixels)."""
+        w, h = self.env.clip[2], self.env.clip[3]
+        out = []
+        for word, *raw in self.env.page.evaluate(_WORDS_JS, [w, h]):
+            x1, y1 = int(raw[0]), int(raw[1])
+            x2, y2 = min(w - 1, int(raw[2] + 0.999) - 1), min(h - 1, int(raw[3] + 0.999) - 1)
+            if word and x2 > x1 and y2 > y1:
+                out.append((str(word), (x1, y1, x2, y2)))
+        return tuple(out)
 
     def text(self, selector: str) -> str:
         return self.env.page.evaluate(

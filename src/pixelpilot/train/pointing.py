@@ -222,8 +222,10 @@ def pointing_probe(
     """Teacher-forced figures of checkpoint ``model`` on the recorded steps under ``data``
     (no update): ``point_accuracy``, the share of steps with a gold point whose top-scoring
     image token is the gold cell, and ``look_attention``, the look head's attention on it
-    (the figures the SFT stage logs on its batches), over ``steps`` steps. A diagnosis of
-    where a trained model looks (docs/default-model.md, round 11)."""
+    (the figures the SFT stage logs on its batches), over ``steps`` steps; when the steps
+    record their screens' words (``labels``), ``read_accuracy`` over ``read_texts`` words: the
+    share whose image token's top token is one of the word's (``train/reading.py``). A
+    diagnosis of where a trained model looks and what it reads (docs/default-model.md)."""
     probe = _Probe(model, data, tasks, limit, sigma, thought)
     return probe.figures(probe.samples, batch_size)
 
@@ -262,7 +264,7 @@ class _Probe:
         cache = PromptCache(self.vlm, lambda s: conversation_for(s, self.vlm.profile, self.config),
                             None, key_extra=prompt_key(self.config))  # fmt: skip
         self.objective = PointingObjective(self.vlm, self.config, cache, sigma, thought, 1.0, 0.0,
-                                           1.0)  # fmt: skip
+                                           1.0, 1.0)  # fmt: skip
 
     def figures(self, samples: Sequence[Any], batch_size: int) -> dict[str, float]:
         import torch
@@ -270,14 +272,19 @@ class _Probe:
         from pixelpilot.train.model import autocast
 
         totals = {"point_accuracy": 0.0, "look_attention": 0.0}
+        read, texts = 0.0, 0
         for start in range(0, len(samples), batch_size):
             batch = samples[start : start + batch_size]
             with torch.no_grad(), autocast(self.vlm, self.config):
                 metrics = self.objective.loss(batch).metrics
             for key in totals:  # each a mean over the batch's steps, all of which have a point
                 totals[key] += metrics.get(key, 0.0) * len(batch)
-        count = max(1, len(samples))
-        return {**{k: v / count for k, v in totals.items()}, "steps": len(samples)}
+            count = int(metrics.get("read_texts", 0))  # a mean over the batch's words
+            read, texts = read + metrics.get("read_accuracy", 0.0) * count, texts + count
+        out = {k: v / max(1, len(samples)) for k, v in totals.items()}
+        if texts:
+            out |= {"read_accuracy": read / texts, "read_texts": texts}
+        return {**out, "steps": len(samples)}
 
 
 def launch_pointing_sft(config: SFTConfig, procs: int, **objective: Any) -> dict[str, Any]:

@@ -313,8 +313,7 @@ def render(
     """Screen ``index`` of the stream ``seed``: the PIL image and its sample."""
     from PIL import Image, ImageDraw
 
-    rng = random.Random(f"pixelpilot-synthetic:{seed}:{index}")
-    kind = kinds[rng.randrange(len(kinds))]
+    rng, kind = _stream(seed, index, kinds)
     image = Image.new("RGB", SCREEN, "white")
     draw = ImageDraw.Draw(image)
     body = (2, BAND + 4, SCREEN[0] - 3, SCREEN[1] - 3)
@@ -322,6 +321,12 @@ def render(
     draw.rectangle((0, 0, SCREEN[0] - 1, BAND - 1), fill=(255, 255, 0))
     _wrap(draw, sample.instruction, (3, 3), SCREEN[0] - 8, 10)
     return image, sample
+
+
+def _stream(seed: int, index: int, kinds: tuple[str, ...]) -> tuple[random.Random, str]:
+    """Screen ``index``'s random stream, after its first draw: the kind."""
+    rng = random.Random(f"pixelpilot-synthetic:{seed}:{index}")
+    return rng, kinds[rng.randrange(len(kinds))]
 
 
 def write_synthetic(
@@ -338,10 +343,10 @@ def write_synthetic(
         raise ConfigError(f"synthetic data: kinds among {KINDS} and count >= 1 (got {unknown})")
     root = Path(out)
     for i in range(count):
-        image, sample = render(seed, i, kinds)
-        folder = root / f"synthetic-{sample.kind}" / f"seed-{seed}-{i:07d}"
-        if (folder / "trajectory.jsonl").is_file():
+        folder = root / f"synthetic-{_stream(seed, i, kinds)[1]}" / f"seed-{seed}-{i:07d}"
+        if (folder / "trajectory.jsonl").is_file():  # written before: not drawn again
             continue
+        image, sample = render(seed, i, kinds)
         header = {
             "task": f"synthetic/{sample.kind}", "env": "synthetic", "seed": seed * 10**7 + i,
             "model": "synthetic", "frame": "pixels", "screen": list(SCREEN),

@@ -1,0 +1,96 @@
+"""The reading objective: which image tokens read which texts, that its gradient reaches the
+vision side only, and that a few steps of it teach the image tokens their texts."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from pixelpilot.train.reading import CELL, label_cells
+
+
+def test_each_text_is_read_at_the_cell_under_its_centre_and_shared_cells_are_dropped() -> None:
+    cols = math.ceil(160 / CELL)
+    labels = [
+        ("ONE", (10, 60, 50, 100)),  # centre (30, 80): row 2, column 1
+        ("TWO", (100, 150, 140, 190)),  # centre (120, 170): row 6, column 4
+        ("lorem", (0, 0, 20, 10)),  # centre (10, 5): cell 0 ...
+        ("ipsum", (0, 0, 30, 12)),  # ... shared with (15, 6): neither is kept
+        ("far", (170, 10, 200, 20)),  # centre outside the screen
+    ]
+    cells, count = label_cells(labels, (160, 210))
+    assert count == cols * math.ceil(210 / CELL)
+    assert cells == [(2 * cols + 1, "ONE"), (6 * cols + 4, "TWO")]
+
+
+def _setup(tmp_path: Path, count: int = 8) -> tuple:
+    from pixelpilot.train.config import SFTConfig, with_model_prompt
+    from pixelpilot.train.data import PromptCache, conversation_for, load_split
+    from pixelpilot.train.synthetic import write_synthetic
+    from pixelpilot.vlm import load
+    from pixelpilot.vlm.tiny import build_tiny
+
+    model = build_tiny(tmp_path / "m", arch="kimi_k25", size="xs", seed=0)
+    data = write_synthetic(tmp_path / "syn", count, seed=0, kinds=("button", "link"))
+    config = SFTConfig(data=str(data), model=str(model), out=str(tmp_path / "run"), max_steps=30,
+                       batch_size=4, lr=3e-3, prompt_kind="grounding", history_thoughts=False,
+                       progress=False)  # fmt: skip
+    config = with_model_prompt(config)
+    vlm = load(str(model))
+    cache = PromptCache(vlm, lambda s: conversation_for(s, vlm.profile, config))
+    return model, config, vlm, cache, list(load_split(config).train)
+
+
+def test_the_read_term_trains_the_vision_side_only(tmp_path: Path) -> None:
+    """Its rows are the image tokens of the labelled cells as the decoder receives them: its
+    gradient reaches the vision tower and the projector, and no decoder weight."""
+    from pixelpilot.train.pointing import PointingObjective
+
+    model, config, vlm, cache, samples = _setup(tmp_path, 4)
+    assert all(s.meta.get("labels") for s in samples)
+    objective = PointingObjective(vlm, config, cache, 20.0, False, 0.0, 0.0, 0.0, read_weight=1.0)
+    objective.sample_losses(samples)  # the forward pass records the embeddings and the ids
+    read, figures = objective.reader.loss(objective._seen["input_ids"], samples)
+    expected = sum(len(label_cells(s.meta["labels"], s.screen)[0]) for s in samples)
+    assert figures["read_texts"] == expected > 0
+    assert read.item() == pytest.approx(math.log(len(vlm.tokenizer)), rel=0.35)  # near uniform
+    vlm.model.zero_grad()
+    read.backward()
+    grads = {n: p.grad for n, p in vlm.model.named_parameters()}
+    vision = [g for n, g in grads.items() if "vision" in n and g is not None]
+    projector = [g for n, g in grads.items() if "mm_projector" in n and g is not None]
+    decoder = [g for n, g in grads.items() if "language_model" in n and g is not None]
+    assert vision and any(g.abs().sum() > 0 for g in vision)
+    assert projector and any(g.abs().sum() > 0 for g in projector)
+    assert all(g.abs().sum() == 0 for g in decoder)  # the table is detached, no layer is used
+
+
+def test_the_bag_holds_the_tokens_of_the_text_alone_and_after_a_space(tmp_path: Path) -> None:
+    from pixelpilot.train.reading import ReadingObjective
+
+    _, _, vlm, _, _ = _setup(tmp_path, 1)
+    reader = ReadingObjective(vlm)
+    tok = vlm.tokenizer
+    bag = reader.bag("ONE")
+    assert set(tok.encode("ONE", add_special_tokens=False)) <= set(bag)
+    assert set(tok.encode(" ONE", add_special_tokens=False)) <= set(bag)
+    assert bag == sorted(set(bag))
+
+
+def test_a_few_steps_teach_the_image_tokens_their_texts(tmp_path: Path) -> None:
+    """The read term alone (no pointing, look or copy) lowers its loss on the same screens
+    and adds no tensor to the checkpoint."""
+    from tests.train.conftest import tensor_names
+
+    from pixelpilot.train.pointing import train_pointing_sft
+
+    model, config, _, _, _ = _setup(tmp_path)
+    result = train_pointing_sft(config, sigma=20.0, thought=False, weight=0.0, read_weight=1.0)
+    steps = [r for r in result.history if "read_loss" in r]
+    assert len(steps) == 30
+    first = sum(r["read_loss"] for r in steps[:5]) / 5
+    last = sum(r["read_loss"] for r in steps[-5:]) / 5
+    assert last < first - 0.5, (first, last)
+    assert tensor_names(result.checkpoint) == tensor_names(model)

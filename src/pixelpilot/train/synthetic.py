@@ -134,32 +134,24 @@ def _distractor_text(
 
 
 def _draw_buttons(rng: random.Random, draw: Any, body: Box, test: bool) -> GroundingSample:
-    """Buttons in MiniWoB's two wordings: 'Click on the "Okay" button.' (labels lower-case or
-    capitalised, as click-button draws them) and "Click button TWO." (upper-case labels on
-    large buttons, as click-test-2 draws them); the instruction names a label as drawn."""
     taken: list[Box] = []
-    template = rng.choice(('Click on the "{}" button.', "Click button {}."))
-    upper = template.startswith("Click button")
     labels = rng.sample(LABELS, rng.randint(2, 5)) if not test else ["Click Me!"]
-    size = rng.randint(11, 14)
-    boxes, drawn = [], []
+    boxes = []
     for label in labels:
-        if not test:
-            label = label.upper() if upper else rng.choice((label, label.capitalize()))
-        w, h = _text_width(label, size) + rng.randint(10, 18), rng.randint(18, 26)
-        if upper and rng.random() < 0.5:  # click-test-2's square buttons
-            w = h = max(w, rng.randint(36, 44))
+        w, h = _text_width(label) + rng.randint(10, 18), rng.randint(18, 26)
         box = _free(rng, taken, w, h, body)
         if box is not None:
-            _button(draw, box, label, size)
+            _button(draw, box, label)
             boxes.append((label, box))
-            drawn.append((label, box))
+    drawn = list(boxes)
     for _ in range(rng.randint(0, 2)):
         drawn += _distractor_text(rng, draw, taken, body)
     label, box = rng.choice(boxes)
     if test:
         return GroundingSample("test", "Click the button.", box, labels=tuple(drawn))
-    return GroundingSample("button", template.format(label), box, labels=tuple(drawn))
+    template = rng.choice(('Click on the "{}" button.', "Click button {}."))
+    shown = label.upper() if template.startswith("Click button") else label
+    return GroundingSample("button", template.format(shown), box, labels=tuple(drawn))
 
 
 def _draw_links(rng: random.Random, draw: Any, body: Box) -> GroundingSample:

@@ -135,10 +135,10 @@ def test_every_text_below_the_band_is_recorded_with_its_box(tmp_path: Path) -> N
 
 
 def test_the_default_streams_draw_the_screens_the_shipped_model_was_trained_on() -> None:
-    """The recipe's synthetic data must stay what the shipped model's run used (seed 0): a
-    digest of the first screens of the click and typing streams, pixels and instructions,
-    taken when they were checked pixel for pixel against that run's files (round 12 of
-    docs/default-model.md: a changed button drawing cost the typing tasks most)."""
+    """The recipe's defaults must make the shipped model's data (seed 0): a digest of the
+    first screens of the click and typing streams, pixels and instructions, taken when they
+    were checked pixel for pixel against that run's files (round 12 of
+    docs/default-model.md: a run with redrawn buttons, among other changes, lost 0.25)."""
     digest = hashlib.sha256()
     for i in range(12):
         image, sample = render(0, i)

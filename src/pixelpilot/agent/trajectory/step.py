@@ -86,7 +86,7 @@ class Step:
     @property
     def labels(self) -> tuple[tuple[str, tuple[int, int, int, int]], ...]:
         """The readable texts on the screenshot and their boxes, when the recorder knew them
-        (synthetic screens): ``"labels": [[text, x1, y1, x2, y2], ...]``."""
+        (synthetic screens, the MiniWoB experts): ``"labels": [[text, x1, y1, x2, y2], ...]``."""
         return untrusted.labels(self.extra.get("labels"))
 
     @classmethod

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pixelpilot.train.reading import CELL, label_cells
+from pixelpilot.train.pointing import CELL
+from pixelpilot.train.reading import label_cells
 
 
 def test_each_text_is_read_at_the_cell_under_its_centre_and_shared_cells_are_dropped() -> None:

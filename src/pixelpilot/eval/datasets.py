@@ -193,6 +193,7 @@ def _load_trajectories(path: Path) -> list[Sample]:
         for step in ep.steps:
             image = str(ep.screenshot_path(step).resolve())
             if step.actions and not step.error and not step.perturbed:
+                labels = step.labels  # checked again at each read: read once
                 samples.append(
                     Sample(
                         id=f"{name}/{step.index}",
@@ -207,7 +208,7 @@ def _load_trajectories(path: Path) -> list[Sample]:
                         history=tuple(history),
                         gold_response=step.response,
                         coords=coords,
-                        meta={"labels": step.labels} if step.labels else {},
+                        meta={"labels": labels} if labels else {},
                     )
                 )
             history.append((step.response, image))

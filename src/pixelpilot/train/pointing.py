@@ -24,7 +24,7 @@ first point attend to the gold cell's image token (supervised attention, compute
     loss_look = mean over the two positions of -log attention(position -> gold cell token)
 
 The reading objective (``read_weight``, ``train/reading.py``) asks the image token under each
-text of a synthetic screen, as the decoder receives it, to predict that text's tokens.
+text of the screen (a step's ``labels``), as the decoder receives it, to predict its tokens.
 """
 
 from __future__ import annotations
@@ -42,14 +42,17 @@ CELL = 28  # pixels per image token side (patch 14, merged 2x2)
 LOOK_HEAD = 1  # the last decoder layer's head of the look objective (the copy objective: 0)
 
 
+def cell_at(x: int, y: int, screen: tuple[int, int]) -> tuple[int, int]:
+    """(index, number of cells) of the image-token cell holding pixel (x, y) of ``screen``."""
+    cols, rows = math.ceil(screen[0] / CELL), math.ceil(screen[1] / CELL)
+    return (y // CELL) * cols + x // CELL, rows * cols
+
+
 def target_cell(sample: Any) -> tuple[int, int] | None:
     """(cell index, number of cells) of the gold point in the current screenshot, or None."""
     if not sample.gold or "x" not in sample.gold[0] or "y" not in sample.gold[0]:
         return None
-    width, height = sample.screen
-    cols, rows = math.ceil(width / CELL), math.ceil(height / CELL)
-    x, y = int(sample.gold[0]["x"]), int(sample.gold[0]["y"])
-    return (y // CELL) * cols + x // CELL, rows * cols
+    return cell_at(int(sample.gold[0]["x"]), int(sample.gold[0]["y"]), sample.screen)
 
 
 class PointingObjective(SoftCoordObjective):

@@ -4,7 +4,7 @@ The pointing objective (``train/pointing.py``) asks which image token holds the 
 screens that name one label among several ("Click button ONE." beside a TWO button) a tiny
 model learns to find the buttons long before it tells their labels apart (docs/default-model.md,
 round 11). This objective teaches reading directly, for every text on the screen, not only
-the target: each text the recorder drew (a step's ``labels``, written for synthetic screens,
+the target: each text a step records (its ``labels``: synthetic screens, the MiniWoB experts;
 docs/trajectories.md) gives the image token of the 28-pixel cell under its centre, as the
 decoder receives it (the projected image embedding ``e``, before any decoder layer, so the
 instruction cannot answer for it), a bag-of-tokens target: the token ids of the text, with
@@ -25,11 +25,11 @@ screenshot the processor resized (the cell grid would not match the pixels).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
-CELL = 28  # pixels per image token side (patch 14, merged 2x2), as train/pointing.py
+from pixelpilot.train.pointing import cell_at
+
 SCALE = 16.0  # inverse temperature of the cosines
 
 
@@ -37,15 +37,13 @@ def label_cells(
     labels: Sequence[tuple[str, tuple[int, int, int, int]]], screen: tuple[int, int]
 ) -> tuple[list[tuple[int, str]], int]:
     """(cell index, text) of every text whose centre cell is its own, and the cell count."""
-    width, height = screen
-    cols, rows = math.ceil(width / CELL), math.ceil(height / CELL)
     by_cell: dict[int, list[str]] = {}
     for text, (x1, y1, x2, y2) in labels:
         x, y = (x1 + x2) // 2, (y1 + y2) // 2
-        if 0 <= x < width and 0 <= y < height:
-            by_cell.setdefault((y // CELL) * cols + x // CELL, []).append(text)
+        if 0 <= x < screen[0] and 0 <= y < screen[1]:
+            by_cell.setdefault(cell_at(x, y, screen)[0], []).append(text)
     cells = [(cell, texts[0]) for cell, texts in sorted(by_cell.items()) if len(texts) == 1]
-    return cells, rows * cols
+    return cells, cell_at(0, 0, screen)[1]
 
 
 class ReadingObjective:

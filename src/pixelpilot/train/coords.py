@@ -30,16 +30,7 @@ from pixelpilot.train.config import SFTConfig
 from pixelpilot.train.data import PromptCache
 from pixelpilot.train.sft import SFTObjective
 from pixelpilot.train.trainer import StepLoss, TrainResult
-
-
-def number_tokens(tokenizer: Any, top: int = 1000) -> dict[int, int]:
-    """``token id -> value`` of the numbers 0..``top`` that are one token each."""
-    out: dict[int, int] = {}
-    for value in range(top + 1):
-        ids = tokenizer(str(value), add_special_tokens=False)["input_ids"]
-        if len(ids) == 1:
-            out[int(ids[0])] = value
-    return out
+from pixelpilot.vlm.pointer import number_tokens
 
 
 def coordinate_positions(

@@ -72,6 +72,7 @@ class HFVLM:
         batch_size: int = 8,
         max_images: int | None = None,
         profile: ModelProfile | None = None,
+        pointer_weight: float | None = None,
     ) -> None:
         self.path = Path(path)
         config = _read_config(self.path)
@@ -95,6 +96,8 @@ class HFVLM:
 
             base = replace(base, max_images=max_images)
         self.profile = base
+        weight = declaration.pointer_weight if pointer_weight is None else pointer_weight
+        self.pointer = self._pointer(weight)
 
     # -- loading -------------------------------------------------------------------------
 
@@ -126,6 +129,20 @@ class HFVLM:
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load the model weights in {self.path}: {exc}") from exc
         return model.to(self.device).eval()
+
+    def _pointer(self, weight: float) -> Any:
+        """The pointer-guided decoding (``pixelpilot.vlm.pointer``) at ``weight``, or None."""
+        from pixelpilot.vlm.pointer import PointerGuide
+
+        try:
+            guide = PointerGuide(self.tokenizer, self.profile.coords, weight)
+        except ValueError as exc:
+            raise ModelError(f"{self.path}: {exc}") from None
+        if weight > 0 and not guide.usable:
+            raise ModelError(
+                f"{self.path}: pointer_weight {weight} needs image tokens and a [PAD] token"
+            )
+        return guide if guide.usable else None
 
     # -- prompts -------------------------------------------------------------------------
 
@@ -200,6 +217,14 @@ class HFVLM:
             kw |= {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         if params.stop:
             kw |= {"stop_strings": list(params.stop), "tokenizer": self.tokenizer}
+        if self.pointer is not None:
+            from transformers import LogitsProcessorList
+
+            screens = [c.images[-1].size if c.images else (0, 0) for c in convs]
+            cells = self.pointer.cells(self.model, inputs, screens)
+            width = inputs["input_ids"].shape[1]
+            guide = self.pointer.processor(cells, screens, width, params.n)
+            kw["logits_processor"] = LogitsProcessorList([guide])
         with torch.inference_mode():
             seqs = self.model.generate(**inputs, **kw)
         new = seqs[:, inputs["input_ids"].shape[1] :].tolist()

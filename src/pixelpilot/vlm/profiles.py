@@ -10,6 +10,7 @@ small ``pixelpilot.json`` next to ``config.json`` (``Declaration``: prompt kind 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from pixelpilot.vlm.base import PROMPT_KINDS, PROMPT_LANGUAGES, ModelProfile
 
 DECLARATION_FILE = "pixelpilot.json"
 DECLARATION_FORMAT = "pixelpilot.model"
-_DECLARATION_KEYS = ("format", "version", "prompt_kind", "prompt_language", "history_thoughts")
+_DECLARATION_KEYS = (
+    "format", "version", "prompt_kind", "prompt_language", "history_thoughts", "pointer_weight",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -133,11 +136,14 @@ class Declaration:
     """How to prompt a checkpoint: the prompt kind, the language of its thoughts, and whether
     the history shows earlier answers' Thoughts (a model trained without them sees none). A
     folder without ``pixelpilot.json`` (an older checkpoint, or one made elsewhere) gets these
-    defaults, the UI-TARS computer prompt in English with Thoughts in the history."""
+    defaults, the UI-TARS computer prompt in English with Thoughts in the history.
+    ``pointer_weight`` > 0 turns on pointer-guided coordinates (``pixelpilot.vlm.pointer``)
+    for a checkpoint trained with the pointing objective."""
 
     prompt_kind: str = "computer"
     prompt_language: str = "English"
     history_thoughts: bool = True
+    pointer_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check_prompt(self.prompt_kind, self.prompt_language)
@@ -195,7 +201,17 @@ def read_declaration(folder: str | Path) -> Declaration:
         raise FileFormatError(
             path, None, f"history_thoughts must be true or false, not {_short(thoughts)}"
         )
-    return Declaration(kind, language, thoughts)
+    weight = data.get("pointer_weight", 0.0)
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, (int, float))
+        or not math.isfinite(weight)
+        or weight < 0
+    ):
+        raise FileFormatError(
+            path, None, f"pointer_weight must be a number >= 0, not {_short(weight)}"
+        )
+    return Declaration(kind, language, thoughts, float(weight))
 
 
 def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
@@ -204,6 +220,8 @@ def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
     data = {"format": DECLARATION_FORMAT, "version": 1, "prompt_kind": declaration.prompt_kind,
             "prompt_language": declaration.prompt_language,
             "history_thoughts": declaration.history_thoughts}  # fmt: skip
+    if declaration.pointer_weight:
+        data["pointer_weight"] = declaration.pointer_weight
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)

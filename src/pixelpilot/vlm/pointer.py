@@ -1,0 +1,171 @@
+"""Pointer-guided coordinates: a click's numbers lean towards where the image tokens point.
+
+A checkpoint trained with the pointing objective (``train/pointing.py``) scores every image
+token of the current screenshot "the target is in my cell": ``h_i . w_pad`` at the last decoder
+layer, which is the ``[PAD]`` column of the LM head's logits at the image positions. The
+answer's own coordinates are written by other attention and can disagree with it (on
+click-test-2 the shipped model's pointing picked the right button more often than its
+answers; docs/default-model.md, rounds 11 and 13). With a ``pointer_weight`` w > 0 the
+decoder adds the pointing head's log-probability of the cell a candidate number falls in to
+that number's logit, where the answer writes the x and then the y of its first point
+(``start_box``)::
+
+    x:  logit(v) + w * log(p_col(col(v)) / max p_col)          p_col: the cells summed over rows
+    y:  logit(v) + w * log(p(row(v) | col(x)) / max p(. | col(x)))
+
+Numbers in the best column (row) keep their logits, the others lose ``w`` times how much less
+likely their cell is; w = 1 is the product of the two distributions, a large w keeps the
+answer inside the pointed column and row. Nothing else of the answer changes. The guide needs
+the image token grid to be the screenshot's 28-pixel cells (the processor padded it, did not
+resize it); a screenshot it resized, or a model without image tokens, decodes as usual.
+
+A checkpoint declares its weight in ``pixelpilot.json`` (``pointer_weight``, 0 when absent);
+training loads checkpoints with the guide off, so sampled answers and their log-probabilities
+come from the same distribution.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pixelpilot.tools.frames import CoordinateFrame
+
+CELL = 28  # pixels per image-token side: patch 14, merged 2x2 (train/pointing.py's cell)
+IMAGE_TOKEN = "<|media_pad|>"
+
+# the answer so far ends where the first point's x or y is due
+_X_DUE = re.compile(r"start_box=['\"]?(?:<\|box_start\|>)?\(\s*$")
+_Y_DUE = re.compile(r"start_box=['\"]?(?:<\|box_start\|>)?\(\s*(\d+)\s*,\s*$")
+
+
+def number_tokens(tokenizer: Any, top: int = 1000) -> dict[int, int]:
+    """``token id -> value`` of the numbers 0..``top`` that are one token each."""
+    out: dict[int, int] = {}
+    for value in range(top + 1):
+        ids = tokenizer(str(value), add_special_tokens=False)["input_ids"]
+        if len(ids) == 1:
+            out[int(ids[0])] = value
+    return out
+
+
+class PointerGuide:
+    """The pointer-guided decoding of one loaded checkpoint (``HFVLM`` builds it)."""
+
+    def __init__(self, tokenizer: Any, frame: CoordinateFrame, weight: float) -> None:
+        if not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"pointer_weight must be a finite number >= 0, not {weight!r}")
+        self.tokenizer = tokenizer
+        self.frame = frame
+        self.weight = float(weight)
+        image = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+        unknown = tokenizer.unk_token_id
+        self.image_token = None if image is None or image == unknown else int(image)
+        self.pad_token = tokenizer.pad_token_id
+        self.numbers = number_tokens(tokenizer)
+
+    @property
+    def usable(self) -> bool:
+        return self.weight > 0 and self.image_token is not None and self.pad_token is not None
+
+    def cells(self, model: Any, inputs: Any, screens: Sequence[tuple[int, int]]) -> list[Any]:
+        """Per conversation, the pointing head's probabilities over the cells of its last
+        screenshot (a ``[rows, cols]`` tensor), or None where the grid is not the screen's."""
+        import torch
+
+        ids = inputs["input_ids"]
+        grids = inputs.get("image_grid_thw")
+        if grids is None:
+            return [None] * len(screens)
+        with torch.inference_mode():
+            logits = model(**inputs).logits
+        out: list[Any] = []
+        counts = (ids == self.image_token).sum(dim=1).tolist()
+        image = -1
+        for b, (width, height) in enumerate(screens):
+            # images of a batch are in order; each conversation's last one is its screen
+            seen, taken = 0, image
+            while seen < counts[b] and taken + 1 < len(grids):
+                taken += 1
+                seen += int(grids[taken][1] * grids[taken][2]) // 4
+            image = taken
+            rows, cols = int(grids[image][1]) // 2, int(grids[image][2]) // 2
+            if (rows, cols) != (math.ceil(height / CELL), math.ceil(width / CELL)):
+                out.append(None)  # resized: the cells are not 28-pixel squares of the screen
+                continue
+            positions = (ids[b] == self.image_token).nonzero().flatten()[-rows * cols :]
+            if len(positions) < rows * cols:
+                out.append(None)
+                continue
+            scores = logits[b, positions, self.pad_token].float()
+            out.append(torch.softmax(scores, dim=0).reshape(rows, cols))
+        return out
+
+    def processor(
+        self, cells: Sequence[Any], screens: Sequence[tuple[int, int]], prompt_len: int, n: int
+    ) -> PointerLogits:
+        """The logits processor for one ``generate`` call (``n`` answers per conversation)."""
+        return PointerLogits(self, cells, screens, prompt_len, n)
+
+
+class PointerLogits:
+    """A transformers logits processor: ``PointerGuide``'s bias on the first point's numbers."""
+
+    def __init__(
+        self,
+        guide: PointerGuide,
+        cells: Sequence[Any],
+        screens: Sequence[tuple[int, int]],
+        prompt_len: int,
+        n: int,
+    ) -> None:
+        import torch
+
+        self.guide, self.cells, self.prompt_len, self.n = guide, list(cells), prompt_len, n
+        self.ids = torch.tensor(list(guide.numbers), dtype=torch.long)
+        values = list(guide.numbers.values())
+        self.where: list[Any] = []  # per conversation: (column, row) of every number token
+        for grid, screen in zip(self.cells, screens, strict=True):
+            if grid is None:
+                self.where.append(None)
+                continue
+            rows, cols = grid.shape
+            xs = [guide.frame.to_screen(v, 0, screen)[0] for v in values]
+            ys = [guide.frame.to_screen(0, v, screen)[1] for v in values]
+            col = torch.tensor([min(cols - 1, max(0, int(x // CELL))) for x in xs])
+            row = torch.tensor([min(rows - 1, max(0, int(y // CELL))) for y in ys])
+            self.where.append((col, row))
+        self.value_col = {
+            b: dict(zip(values, w[0].tolist(), strict=True))
+            for b, w in enumerate(self.where)
+            if w is not None
+        }
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        ids = self.ids.to(scores.device)
+        for r in range(input_ids.shape[0]):
+            b = r // self.n
+            grid = self.cells[b]
+            if grid is None:
+                continue
+            text = self.guide.tokenizer.decode(input_ids[r, self.prompt_len :].tolist())
+            col, row = self.where[b]
+            if _X_DUE.search(text):
+                p = grid.sum(dim=0)
+                index = col
+            else:
+                due = _Y_DUE.search(text)
+                if due is None:
+                    continue
+                column = self.value_col[b].get(int(due.group(1)))
+                if column is None:  # an x the number table does not hold: leave the y be
+                    continue
+                p = grid[:, column]
+                index = row
+            bias = torch.log(p / p.max()).clamp_min(-1e4)[index].to(scores.dtype)
+            scores[r, ids] += self.guide.weight * bias.to(scores.device)
+        return scores

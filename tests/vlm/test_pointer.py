@@ -1,0 +1,153 @@
+"""Pointer-guided coordinates (pixelpilot.vlm.pointer) with the bundled model, a real
+checkpoint trained with the pointing objective, on synthetic screens it never trained on."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pixelpilot.agent import factory
+from pixelpilot.agent.policy import VLMPolicy
+from pixelpilot.agent.sample import parse_answer
+from pixelpilot.envs.base import Observation
+from pixelpilot.errors import FileFormatError, ModelError
+from pixelpilot.tools.frames import CoordinateFrame
+from pixelpilot.train.synthetic import render
+from pixelpilot.vlm.base import SamplingParams
+from pixelpilot.vlm.hf import HFVLM
+from pixelpilot.vlm.pointer import CELL, PointerGuide
+from pixelpilot.vlm.profiles import Declaration, read_declaration, write_declaration
+
+SEED = 7  # a synthetic stream the recipe does not draw (it draws stream 0, and --seed's)
+SCREENS = range(12)
+
+
+@pytest.fixture(scope="module")
+def guided() -> HFVLM:
+    folder = factory.default_model_path()
+    assert folder is not None
+    return HFVLM(folder, pointer_weight=50.0)
+
+
+def _conversation(vlm: HFVLM, index: int) -> tuple[Any, Any, Any]:
+    image, sample = render(SEED, index)
+    policy = VLMPolicy(vlm)
+    policy.reset(sample.instruction)
+    return policy.conversation(Observation(image, sample.instruction)), image, sample
+
+
+def _cells(vlm: HFVLM, convs: list[Any]) -> list[Any]:
+    inputs = vlm._inputs(convs)
+    return vlm.pointer.cells(vlm.model, inputs, [c.images[-1].size for c in convs])
+
+
+def test_the_cells_are_the_trained_pointing_head(guided: HFVLM) -> None:
+    convs, samples = [], []
+    for i in SCREENS:
+        conv, image, sample = _conversation(guided, i)
+        convs.append(conv)
+        samples.append(sample)
+    grids = _cells(guided, convs)
+    hits = 0
+    for grid, sample in zip(grids, samples, strict=True):
+        assert grid is not None and tuple(grid.shape) == (8, 6)  # 160x210: 6 x 8 cells of 28
+        assert math.isclose(float(grid.sum()), 1.0, rel_tol=1e-4)
+        x, y = sample.point
+        row, col = divmod(int(grid.argmax()), grid.shape[1])
+        hits += (row, col) == (y // CELL, x // CELL)
+    # a misaligned slice of image tokens would point at random: 1 cell in 48
+    assert hits >= len(SCREENS) * 2 // 3, hits
+
+
+def test_a_large_weight_keeps_the_click_in_the_pointed_cell(guided: HFVLM) -> None:
+    for i in SCREENS:
+        conv, image, _ = _conversation(guided, i)
+        grid = _cells(guided, [conv])[0]
+        text = guided.generate([conv], SamplingParams(max_new_tokens=40))[0].text
+        action = parse_answer(text, guided.profile.coords, image.size).actions[0]
+        col = int(grid.sum(dim=0).argmax())
+        row = int(grid[:, col].argmax())
+        assert (action.y // CELL, action.x // CELL) == (row, col), text
+
+
+def test_weight_zero_decodes_as_before(guided: HFVLM) -> None:
+    plain = HFVLM(guided.path, pointer_weight=0.0)
+    assert plain.pointer is None
+    assert HFVLM(guided.path).pointer is None  # the bundled model declares none
+    convs = [_conversation(plain, i)[0] for i in range(4)]
+    params = SamplingParams(max_new_tokens=40)
+    again = HFVLM(guided.path, pointer_weight=0.0)
+    assert [g.text for g in plain.generate(convs, params)] == [
+        g.text for g in again.generate(convs, params)
+    ]
+
+
+def test_a_resized_screenshot_is_left_unguided(guided: HFVLM) -> None:
+    conv, image, sample = _conversation(guided, 0)
+    big = image.resize((image.width * 4, image.height * 4))  # over max_patches: resized
+    policy = VLMPolicy(guided)
+    policy.reset(sample.instruction)
+    grids = _cells(guided, [policy.conversation(Observation(big, sample.instruction)), conv])
+    assert grids[0] is None and grids[1] is not None
+
+
+def test_the_bias_on_x_then_y(guided: HFVLM) -> None:
+    import torch
+
+    tokenizer = guided.tokenizer
+    grid = torch.full((8, 6), 0.01)
+    grid[3, 2], grid[6, 2], grid[1, 4] = 0.3, 0.2, 0.1
+    grid = grid / grid.sum()
+    screen = (160, 210)
+    proc = guided.pointer.processor([grid], [screen], 0, 1)
+    numbers = guided.pointer.numbers
+    vocab = len(tokenizer)
+
+    def step(prefix: str) -> Any:
+        ids = torch.tensor([tokenizer(prefix, add_special_tokens=False)["input_ids"]])
+        return proc(ids, torch.zeros(1, vocab))[0]
+
+    def column(value: int) -> int:
+        return int(guided.profile.coords.to_screen(value, 0, screen)[0] // CELL)
+
+    def row(value: int) -> int:
+        return int(guided.profile.coords.to_screen(0, value, screen)[1] // CELL)
+
+    x = step("Action: click(start_box='(")
+    p_col = grid.sum(dim=0)
+    for token, value in list(numbers.items())[::37]:
+        want = 50.0 * math.log(float(p_col[column(value)] / p_col.max()))
+        assert math.isclose(float(x[token]), max(want, -5e5), rel_tol=1e-4, abs_tol=1e-3)
+    others = [t for t in range(vocab) if t not in numbers]
+    assert not x[others].any()  # only numbers move
+    value = next(v for v in numbers.values() if column(v) == 4)
+    y = step(f"Action: click(start_box='({value},")
+    p_row = grid[:, 4]
+    for token, v in list(numbers.items())[::37]:
+        want = 50.0 * math.log(float(p_row[row(v)] / p_row.max()))
+        assert math.isclose(float(y[token]), want, rel_tol=1e-4, abs_tol=1e-3)
+    assert not step("Action: type(content='").any()  # no point due: nothing changes
+    assert not step(f"Action: click(start_box='({value},{value})").any()
+
+
+def test_the_declaration_carries_the_weight(tmp_path: Path) -> None:
+    write_declaration(tmp_path, Declaration("grounding", "English", False, 1.5))
+    assert read_declaration(tmp_path).pointer_weight == 1.5
+    write_declaration(tmp_path, Declaration("grounding", "English", False))
+    assert "pointer_weight" not in json.loads((tmp_path / "pixelpilot.json").read_text())
+    for bad in ("1", -1, True, None):
+        (tmp_path / "pixelpilot.json").write_text(json.dumps({"pointer_weight": bad}))
+        with pytest.raises(FileFormatError, match="pointer_weight must be a number >= 0"):
+            read_declaration(tmp_path)
+
+
+def test_a_model_without_image_tokens_refuses_a_weight(tiny_qwen25_dir: Path) -> None:
+    assert HFVLM(tiny_qwen25_dir, pointer_weight=0.0).pointer is None
+    with pytest.raises(ModelError, match="pointer_weight 1.0 needs image tokens"):
+        HFVLM(tiny_qwen25_dir, pointer_weight=1.0)
+    with pytest.raises(ValueError, match="finite number"):
+        PointerGuide(HFVLM(tiny_qwen25_dir).tokenizer, CoordinateFrame("uitars-1.0"), math.inf)

@@ -39,10 +39,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == ["error: --recovery-steps must be >= 1"]
     done = _run("--out", str(tmp_path / "run"), "--label-episodes", "50001")
     assert done.stderr.strip().splitlines() == ["error: --label-episodes must be <= 50000"]
-    for flag in ("--recovery", "--label-episodes", "--copy-weight", "--look-weight"):
+    for flag in ("--recovery", "--label-episodes"):
         done = _run("--out", str(tmp_path / "run"), flag, "-1")
         assert done.returncode == 2
         assert done.stderr.strip().splitlines() == [f"error: {flag} must be >= 0"]
+    for flag, value in (("--copy-weight", "-1"), ("--look-weight", "-1"),
+                        ("--pointer-weight", "-0.5"), ("--pointer-weight", "nan")):  # fmt: skip
+        done = _run("--out", str(tmp_path / "run"), flag, value)
+        assert done.returncode == 2
+        assert done.stderr.strip().splitlines() == [f"error: {flag} must be a finite number >= 0"]
     assert not (tmp_path / "run").exists()
 
 
@@ -80,6 +85,10 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
         declared = read_declaration(out / name / "final")
         assert declared.prompt_kind == "grounding" and declared.history_thoughts is False
         assert not (out / name / "final" / "done.json").exists()  # no stage file in a model
+    # the evaluated checkpoints decode with the recipe's pointer weight; training wrote none
+    assert read_declaration(out / "sft" / "final").pointer_weight == 0.0
+    for name in ("sft-recovery", "grpo"):
+        assert read_declaration(out / name / "final").pointer_weight == 1.0
     # evaluated as any checkpoint is: the ordinary factory, the kind the checkpoint declares
     header = read_trajectory(next((out / "eval-grpo").rglob("trajectory.jsonl")).parent).header
     assert header["model"] == str((out / "grpo" / "final").resolve())

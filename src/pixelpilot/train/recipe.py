@@ -89,6 +89,7 @@ class RecipeConfig:
     eval_episodes: int = 50
     eval_workers: int = 1
     eval_max_steps: int = MAX_STEPS
+    pointer_weight: float = 1.0  # declared on the evaluated checkpoints (vlm/pointer.py; round 13)
     baselines: bool = True  # also evaluate random clicks and the usual spot on the same seeds
     progress: bool = True
 
@@ -129,10 +130,15 @@ class RecipeConfig:
         for name in (*counts, "eval_episodes", "eval_workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
-        weights = ("point_weight", "copy_weight", "look_weight", "read_weight")
-        for name in ("recovery", "label_episodes", *weights):
+        weights = ("point_weight", "copy_weight", "look_weight", "read_weight", "pointer_weight")
+        for name in ("recovery", "label_episodes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0", option=name)
+        for name in weights:
+            if not 0 <= getattr(self, name) < float("inf"):  # NaN fails too
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be a finite number >= 0", option=name
+                )
         from pixelpilot.train.rewards import parse_reward_spec
 
         parse_reward_spec(self.grpo_reward, "grpo_reward")  # fails now, not after the SFT stage
@@ -405,6 +411,14 @@ def _final(root: Path, stage: str) -> str:
 
 
 def _eval(config: RecipeConfig, checkpoint: str, out: Path) -> dict[str, Any]:
+    """Declare the recipe's pointer weight on ``checkpoint`` (training wrote its declaration
+    without one), then evaluate it as it will run."""
+    from dataclasses import replace
+
+    from pixelpilot.vlm.profiles import read_declaration, write_declaration
+
+    declared = read_declaration(checkpoint)
+    write_declaration(checkpoint, replace(declared, pointer_weight=config.pointer_weight))
     return evaluate(
         checkpoint, config.tasks, out / "run", episodes=config.eval_episodes,
         workers=config.eval_workers, max_steps=config.eval_max_steps,

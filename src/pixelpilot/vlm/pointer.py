@@ -4,8 +4,8 @@ A checkpoint trained with the pointing objective (``train/pointing.py``) scores 
 token of the current screenshot "the target is in my cell": ``h_i . w_pad`` at the last decoder
 layer, which is the ``[PAD]`` column of the LM head's logits at the image positions. The
 answer's own coordinates are written by other attention and can disagree with it (on
-click-test-2 the shipped model's pointing picked the right button more often than its
-answers; docs/default-model.md, rounds 11 and 13). With a ``pointer_weight`` w > 0 the
+click-test-2 a trained model's pointing head picked the right button more often than its
+answers did; docs/default-model.md, rounds 11 and 13). With a ``pointer_weight`` w > 0 the
 decoder adds the pointing head's log-probability of the cell a candidate number falls in to
 that number's logit, where the answer writes the x and then the y of its first point
 (``start_box``)::

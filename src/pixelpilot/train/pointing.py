@@ -37,8 +37,8 @@ from pixelpilot.train.config import SFTConfig
 from pixelpilot.train.coords import SoftCoordObjective
 from pixelpilot.train.data import PromptCache
 from pixelpilot.train.trainer import StepLoss, TrainResult
+from pixelpilot.vlm.pointer import CELL, IMAGE_TOKEN  # 28 pixels a token side; <|media_pad|>
 
-CELL = 28  # pixels per image token side (patch 14, merged 2x2)
 LOOK_HEAD = 1  # the last decoder layer's head of the look objective (the copy objective: 0)
 
 
@@ -87,7 +87,7 @@ class PointingObjective(SoftCoordObjective):
             from pixelpilot.train.reading import ReadingObjective
 
             self.reader = ReadingObjective(vlm)
-        self.image_token = int(vlm.tokenizer.convert_tokens_to_ids("<|media_pad|>"))
+        self.image_token = int(vlm.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
         self.pad_token = int(vlm.tokenizer.pad_token_id)
         self._seen: dict[str, Any] = {}
         if weight > 0 or self.copier is not None or self.reader is not None:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pixelpilot.train.pointing import cell_at
+from pixelpilot.vlm.pointer import IMAGE_TOKEN
 
 SCALE = 16.0  # inverse temperature of the cosines
 
@@ -52,7 +53,7 @@ class ReadingObjective:
 
     def __init__(self, vlm: Any) -> None:
         self.vlm = vlm
-        self.image_token = int(vlm.tokenizer.convert_tokens_to_ids("<|media_pad|>"))
+        self.image_token = int(vlm.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
         self._bags: dict[str, list[int]] = {}
         self._embeds: Any = None
         vlm.model.model.language_model.register_forward_pre_hook(self._inputs, with_kwargs=True)

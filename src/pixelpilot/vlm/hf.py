@@ -134,15 +134,17 @@ class HFVLM:
         """The pointer-guided decoding (``pixelpilot.vlm.pointer``) at ``weight``, or None."""
         from pixelpilot.vlm.pointer import PointerGuide
 
+        if weight == 0:  # off: no number table to build at every load
+            return None
         try:
             guide = PointerGuide(self.tokenizer, self.profile.coords, weight)
         except ValueError as exc:
             raise ModelError(f"{self.path}: {exc}") from None
-        if weight > 0 and not guide.usable:
+        if not guide.usable:
             raise ModelError(
                 f"{self.path}: pointer_weight {weight} needs image tokens and a [PAD] token"
             )
-        return guide if guide.usable else None
+        return guide
 
     # -- prompts -------------------------------------------------------------------------
 

@@ -110,6 +110,12 @@ class PointerGuide:
         return PointerLogits(self, cells, screens, prompt_len, n)
 
 
+def _cells_of(values: Any, side: float, pixels: int, count: int) -> Any:
+    """The cell index (column or row, of ``count``) that each model coordinate in ``values``
+    falls in, on a screen side of ``pixels`` that the model's frame calls ``side``."""
+    return (values * pixels / side // CELL).long().clamp(0, count - 1)
+
+
 class PointerLogits:
     """A transformers logits processor: ``PointerGuide``'s bias on the first point's numbers."""
 
@@ -125,23 +131,16 @@ class PointerLogits:
 
         self.guide, self.cells, self.prompt_len, self.n = guide, list(cells), prompt_len, n
         self.ids = torch.tensor(list(guide.numbers), dtype=torch.long)
-        values = list(guide.numbers.values())
-        self.where: list[Any] = []  # per conversation: (column, row) of every number token
-        for grid, screen in zip(self.cells, screens, strict=True):
-            if grid is None:
-                self.where.append(None)
-                continue
-            rows, cols = grid.shape
-            xs = [guide.frame.to_screen(v, 0, screen)[0] for v in values]
-            ys = [guide.frame.to_screen(0, v, screen)[1] for v in values]
-            col = torch.tensor([min(cols - 1, max(0, int(x // CELL))) for x in xs])
-            row = torch.tensor([min(rows - 1, max(0, int(y // CELL))) for y in ys])
-            self.where.append((col, row))
-        self.value_col = {
-            b: dict(zip(values, w[0].tolist(), strict=True))
-            for b, w in enumerate(self.where)
-            if w is not None
-        }
+        self.values = torch.tensor(list(guide.numbers.values()), dtype=torch.float64)
+        self.known = set(guide.numbers.values())
+        self.screens = list(screens)
+
+    def _axis(self, b: int, values: Any, axis: int) -> Any:
+        """Columns (``axis`` 0) or rows (1) of conversation ``b``'s grid for ``values``."""
+        screen = self.screens[b]
+        side = self.guide.frame.model_size(screen)[axis]
+        count = self.cells[b].shape[1 - axis]
+        return _cells_of(values, side, screen[axis], count)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
@@ -153,19 +152,17 @@ class PointerLogits:
             if grid is None:
                 continue
             text = self.guide.tokenizer.decode(input_ids[r, self.prompt_len :].tolist())
-            col, row = self.where[b]
             if _X_DUE.search(text):
-                p = grid.sum(dim=0)
-                index = col
+                p, index = grid.sum(dim=0), self._axis(b, self.values, 0)
             else:
                 due = _Y_DUE.search(text)
                 if due is None:
                     continue
-                column = self.value_col[b].get(int(due.group(1)))
-                if column is None:  # an x the number table does not hold: leave the y be
+                x = int(due.group(1))
+                if x not in self.known:  # an x the number table does not hold: leave the y be
                     continue
-                p = grid[:, column]
-                index = row
+                column = int(self._axis(b, torch.tensor([float(x)], dtype=torch.float64), 0))
+                p, index = grid[:, column], self._axis(b, self.values, 1)
             bias = torch.log(p / p.max()).clamp_min(-1e4)[index].to(scores.dtype)
             scores[r, ids] += self.guide.weight * bias.to(scores.device)
         return scores

@@ -301,3 +301,48 @@ def test_a_policy_factory_runs_from_the_cli_and_the_report_names_it(tmp_path, ca
     report = json.loads(capsys.readouterr().out)
     assert report["model"] == factory
     assert report["tasks"]["miniwob/click-test"]["episodes"] == 2
+
+
+class ThreadsRunner:
+    """Reports the worker's torch threads instead of playing an episode: the test is about
+    the pool."""
+
+    def __init__(self, config, out):
+        pass
+
+    def run(self, job, emit):
+        import torch
+
+        return {"key": job.key, "threads": torch.get_num_threads()}
+
+    def pids(self):
+        return []
+
+    def close(self):
+        pass
+
+
+def test_local_workers_split_the_cores_between_their_torch_threads(tmp_path, monkeypatch):
+    """Unset, each of two workers gets half the cores (torch would take them all in each, and
+    the two would oversubscribe them); a user's OMP_NUM_THREADS is kept."""
+    from types import SimpleNamespace
+
+    from pixelpilot.eval.workers import LocalPool
+
+    def threads(workers: int) -> list[int]:
+        cfg = SimpleNamespace(step_timeout=120, episode_timeout=300)
+        jobs = [SimpleNamespace(task="t", seed=i, key=f"t#{i}") for i in range(workers)]
+        pool, rows = LocalPool(cfg, tmp_path, workers, runner=ThreadsRunner), []
+        try:
+            pool.run(jobs, rows.append, None)
+        finally:
+            pool.close()
+        return sorted(r["threads"] for r in rows)
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads(2) == [max(1, cores // 2)] * 2
+    assert threads(1) == [cores]
+    if cores > 1:  # torch takes at most the cores: a kept choice shows below them
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert threads(1) == [1]

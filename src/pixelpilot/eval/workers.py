@@ -21,6 +21,7 @@ import contextlib
 import os
 import queue
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -103,11 +104,32 @@ def kill_pids(pids: list[int]) -> None:
 # --- local processes ----------------------------------------------------------------------
 
 
+def thread_share(workers: int) -> int | None:
+    """torch threads for each of ``workers`` local workers: the usable cores split between
+    them (each would otherwise take every core, and two workers on two cores then run their
+    model calls several times slower). ``None`` when ``OMP_NUM_THREADS`` is set: the workers
+    inherit the user's choice."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(1, workers))
+
+
 def _worker_main(
-    wid: int, config: Any, out: str, inbox: Any, outbox: Any, make: Runner = EpisodeRunner
+    wid: int,
+    config: Any,
+    out: str,
+    inbox: Any,
+    outbox: Any,
+    make: Runner = EpisodeRunner,
+    threads: int | None = None,
 ) -> None:
     """A spawned worker: its own process group; exits when the evaluation process is gone."""
     os.setpgrp()
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # for torch, if it loads later
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
     parent = os.getppid()
     runner = make(config, Path(out))
 
@@ -134,12 +156,19 @@ def _worker_main(
 
 class _Slot:
     def __init__(
-        self, ctx: Any, wid: int, config: Any, out: Path, outbox: Any, runner: Runner
+        self,
+        ctx: Any,
+        wid: int,
+        config: Any,
+        out: Path,
+        outbox: Any,
+        runner: Runner,
+        threads: int | None = None,
     ) -> None:
         self.inbox = ctx.Queue()
         self.proc = ctx.Process(
             target=_worker_main,
-            args=(wid, config, str(out), self.inbox, outbox, runner),
+            args=(wid, config, str(out), self.inbox, outbox, runner, threads),
             daemon=True,
         )
         self.proc.start()
@@ -164,7 +193,8 @@ class _Slot:
 class LocalPool:
     """``workers`` spawned processes, each running one episode at a time (``config``: an
     ``OnlineConfig``, or any object with ``step_timeout`` and ``episode_timeout`` that
-    ``runner`` takes)."""
+    ``runner`` takes). Each worker gets its share of the cores as torch threads
+    (``thread_share``)."""
 
     def __init__(
         self, config: Any, out: Path, workers: int, runner: Runner = EpisodeRunner
@@ -174,10 +204,11 @@ class LocalPool:
         self.config, self.out, self.runner = config, out, runner
         self.ctx = mp.get_context("spawn")
         self.outbox = self.ctx.Queue()
+        self.threads = thread_share(workers)
         self.slots = [self._slot(i) for i in range(workers)]
 
     def _slot(self, i: int) -> _Slot:
-        return _Slot(self.ctx, i, self.config, self.out, self.outbox, self.runner)
+        return _Slot(self.ctx, i, self.config, self.out, self.outbox, self.runner, self.threads)
 
     def _restart(self, i: int) -> None:
         self.slots[i].kill()

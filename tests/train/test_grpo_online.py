@@ -65,7 +65,7 @@ def test_lora_worker_rollouts_load_the_adapter_and_equal_in_process(
     warm_model: str, tmp_path: Path
 ) -> None:
     pytest.importorskip("peft")
-    kw = dict(group=3, max_new_tokens=32, seeds="100003-100003", lora_r=4, lr=5e-3)
+    kw = dict(group=3, max_new_tokens=32, seeds="100004-100004", lora_r=4, lr=5e-3)
     train_grpo(online(warm_model, tmp_path / "inproc", **kw))
     train_grpo(online(warm_model, tmp_path / "workers", rollout_workers=1, **kw))
     assert groups(tmp_path / "workers") == groups(tmp_path / "inproc")
@@ -124,7 +124,7 @@ def test_a_rollout_that_fails_twice_stops_the_step_with_one_line(
         runner.close()
 
 
-SEEDS = "100003-100003"  # both steps carry a signal with the warmed model
+SEEDS = "100004-100004"  # both steps carry a signal with the warmed model
 
 
 def _online_run(model: str, out: Path, procs: int, *extra: str) -> list[dict]:

@@ -1,8 +1,10 @@
-"""Cost of pointer-guided coordinates (``pixelpilot.vlm.pointer``) per answer.
+"""Cost of pointer-guided coordinates (``pixelpilot.vlm.pointer``) and well-formed points
+(``pixelpilot.vlm.points``) per answer.
 
 The bundled model answers synthetic 160x210 click screens one at a time (greedy, at most 40
-new tokens), once plainly and once with ``pointer_weight`` 20: the guide adds a forward pass
-over the prompt and a logits processor on the answer's tokens. Writes its section of
+new tokens), plainly, with ``pointer_weight`` 20 (the guide adds a forward pass over the
+prompt and a logits processor on the answer's tokens), with ``well_formed_points`` (a logits
+processor that masks tokens inside a point) and with both. Writes its section of
 ``docs/benchmarks.md``.
 
     .venv/bin/python bench/bench_pointer.py [--screens 24] [--no-write]
@@ -54,26 +56,34 @@ def main() -> None:
     if folder is None:
         raise SystemExit("the bundled model is missing")
     rows = {}
-    for weight in (0.0, WEIGHT):
-        vlm = HFVLM(folder, pointer_weight=weight)
+    for weight, points in ((0.0, False), (WEIGHT, False), (0.0, True), (WEIGHT, True)):
+        vlm = HFVLM(folder, pointer_weight=weight, well_formed_points=points)
         answer_times(vlm, 2)  # warm-up
         times = answer_times(vlm, args.screens)
-        rows[weight] = statistics.median(times) * 1000
-        print(f"pointer_weight {weight:g}: {rows[weight]:.1f} ms per answer (median)")
-    extra = rows[WEIGHT] - rows[0.0]
+        rows[weight, points] = statistics.median(times) * 1000
+        print(f"pointer_weight {weight:g}, well_formed_points {points}: "
+              f"{rows[weight, points]:.1f} ms per answer (median)")  # fmt: skip
+    plain = rows[0.0, False]
+
+    def row(name: str, key: tuple[float, bool]) -> str:
+        return f"| {name} | {rows[key]:.1f} (+{rows[key] - plain:.1f}) |"
+
     section = "\n".join([
         START,
-        "## Pointer-guided coordinates",
+        "## Pointer-guided coordinates and well-formed points",
         "",
         "`.venv/bin/python bench/bench_pointer.py`: the bundled model answers "
         f"{args.screens} synthetic 160x210 click screens one at a time (greedy, at most 40 "
-        "new tokens, one torch thread), plainly and with `pointer_weight` "
-        f"{WEIGHT:g}. Median wall time per answer:",
+        "new tokens, one torch thread), plainly, with `pointer_weight` "
+        f"{WEIGHT:g}, with `well_formed_points` (`pixelpilot.vlm.points`) and with both. "
+        "Median wall time per answer:",
         "",
         "| decoding | ms per answer |",
         "|---|---|",
-        f"| plain | {rows[0.0]:.1f} |",
-        f"| pointer-guided | {rows[WEIGHT]:.1f} (+{extra:.1f}) |",
+        f"| plain | {plain:.1f} |",
+        row("pointer-guided", (WEIGHT, False)),
+        row("well-formed points", (0.0, True)),
+        row("both", (WEIGHT, True)),
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}.",
         END,

@@ -73,6 +73,7 @@ class HFVLM:
         max_images: int | None = None,
         profile: ModelProfile | None = None,
         pointer_weight: float | None = None,
+        well_formed_points: bool | None = None,
     ) -> None:
         self.path = Path(path)
         config = _read_config(self.path)
@@ -98,6 +99,10 @@ class HFVLM:
         self.profile = base
         weight = declaration.pointer_weight if pointer_weight is None else pointer_weight
         self.pointer = self._pointer(weight)
+        points = (
+            declaration.well_formed_points if well_formed_points is None else well_formed_points
+        )
+        self.points = self._points() if points else None
 
     # -- loading -------------------------------------------------------------------------
 
@@ -145,6 +150,15 @@ class HFVLM:
                 f"{self.path}: pointer_weight {weight} needs image tokens and a [PAD] token"
             )
         return guide
+
+    def _points(self) -> Any:
+        """The well-formed points constraint (``pixelpilot.vlm.points``)."""
+        from pixelpilot.vlm.points import PointSyntax
+
+        try:
+            return PointSyntax(self.tokenizer)
+        except ValueError as exc:
+            raise ModelError(f"{self.path}: well_formed_points: {exc}") from None
 
     # -- prompts -------------------------------------------------------------------------
 
@@ -219,14 +233,18 @@ class HFVLM:
             kw |= {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         if params.stop:
             kw |= {"stop_strings": list(params.stop), "tokenizer": self.tokenizer}
+        width = inputs["input_ids"].shape[1]
+        processors: list[Any] = []
+        if self.points is not None:  # first: the guide then biases only what may be written
+            processors.append(self.points.processor(width))
         if self.pointer is not None:
-            from transformers import LogitsProcessorList
-
             screens = [c.images[-1].size if c.images else (0, 0) for c in convs]
             cells = self.pointer.cells(self.model, inputs, screens)
-            width = inputs["input_ids"].shape[1]
-            guide = self.pointer.processor(cells, screens, width, params.n)
-            kw["logits_processor"] = LogitsProcessorList([guide])
+            processors.append(self.pointer.processor(cells, screens, width, params.n))
+        if processors:
+            from transformers import LogitsProcessorList
+
+            kw["logits_processor"] = LogitsProcessorList(processors)
         with torch.inference_mode():
             seqs = self.model.generate(**inputs, **kw)
         new = seqs[:, inputs["input_ids"].shape[1] :].tolist()

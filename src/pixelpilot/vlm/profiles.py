@@ -22,6 +22,7 @@ DECLARATION_FILE = "pixelpilot.json"
 DECLARATION_FORMAT = "pixelpilot.model"
 _DECLARATION_KEYS = (
     "format", "version", "prompt_kind", "prompt_language", "history_thoughts", "pointer_weight",
+    "well_formed_points",
 )  # fmt: skip
 
 
@@ -138,12 +139,14 @@ class Declaration:
     folder without ``pixelpilot.json`` (an older checkpoint, or one made elsewhere) gets these
     defaults, the UI-TARS computer prompt in English with Thoughts in the history.
     ``pointer_weight`` > 0 turns on pointer-guided coordinates (``pixelpilot.vlm.pointer``)
-    for a checkpoint trained with the pointing objective."""
+    for a checkpoint trained with the pointing objective; ``well_formed_points`` constrains
+    its answers' points to the point grammar (``pixelpilot.vlm.points``)."""
 
     prompt_kind: str = "computer"
     prompt_language: str = "English"
     history_thoughts: bool = True
     pointer_weight: float = 0.0
+    well_formed_points: bool = False
 
     def __post_init__(self) -> None:
         check_prompt(self.prompt_kind, self.prompt_language)
@@ -211,7 +214,12 @@ def read_declaration(folder: str | Path) -> Declaration:
         raise FileFormatError(
             path, None, f"pointer_weight must be a number >= 0, not {_short(weight)}"
         )
-    return Declaration(kind, language, thoughts, float(weight))
+    points = data.get("well_formed_points", False)
+    if not isinstance(points, bool):
+        raise FileFormatError(
+            path, None, f"well_formed_points must be true or false, not {_short(points)}"
+        )
+    return Declaration(kind, language, thoughts, float(weight), points)
 
 
 def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
@@ -222,6 +230,8 @@ def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
             "history_thoughts": declaration.history_thoughts}  # fmt: skip
     if declaration.pointer_weight:
         data["pointer_weight"] = declaration.pointer_weight
+    if declaration.well_formed_points:
+        data["well_formed_points"] = True
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)

@@ -1,0 +1,90 @@
+"""Well-formed points: constrained decoding of an answer's coordinates.
+
+A small model often opens a point and fails to fill it: ``click(start_box='()')``,
+``start_box='(,905)'``, ``start_box='(383)'``. Such an answer does not parse, and the step is
+lost. With ``well_formed_points`` declared, once the answer has opened a point (``start_box='(``
+or ``end_box='(``, with or without ``<|box_start|>``) the decoder may only write the point's
+grammar, ``(x,y)`` or ``(x1,y1,x2,y2)``:
+
+- where a number is due, only tokens made of digits;
+- inside a number, more digits (up to 4) or, when the number may end there, a comma (after the
+  first and third number) or a token that opens with ``)`` (after the second or fourth);
+- after the closing ``)``, the answer is free again.
+
+Everything outside the point, and which number the model writes, stays the model's choice.
+The token classes come from the tokenizer itself (a tokenizer that writes ``383`` as one token
+and one that writes it digit by digit are both served). Training loads checkpoints with it off,
+so sampled answers and their log-probabilities come from the model's own distribution.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# the answer so far ends inside an opened point; group 1 is what the point holds so far
+_INSIDE = re.compile(r"_box=['\"]?(?:<\|box_start\|>)?\(([\d,\s]*)$")
+MAX_DIGITS = 4
+
+
+class PointSyntax:
+    """The token classes of one tokenizer: digits, a comma, a closing parenthesis."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        special = set(getattr(tokenizer, "all_special_ids", []) or [])
+        digits, commas, closes = [], [], []
+        for i in range(len(tokenizer)):
+            if i in special:
+                continue
+            text = tokenizer.decode([i])
+            if text.isdigit() and text.isascii():
+                digits.append(i)
+            elif text.strip() == ",":
+                commas.append(i)
+            elif text.strip().startswith(")"):
+                closes.append(i)
+        if not (digits and commas and closes):
+            raise ValueError("the tokenizer has no digit, comma or ')' tokens to write a point")
+        self.digits, self.commas, self.closes = digits, commas, closes
+        self.width = len(tokenizer)
+
+    def allowed(self, text: str) -> list[int] | None:
+        """The token ids that may follow the answer ``text``, or None when it is not inside a
+        point (then any token may)."""
+        inside = _INSIDE.search(text)
+        if inside is None:
+            return None
+        parts = inside.group(1).split(",")
+        current = parts[-1].strip()
+        if not current:  # a number is due
+            return self.digits
+        ids = self.digits if len(current) < MAX_DIGITS else []
+        if len(parts) in (1, 3):
+            return ids + self.commas
+        return ids + self.closes  # the second or the fourth number
+
+    def processor(self, prompt_len: int) -> PointSyntaxLogits:
+        """The logits processor for one ``generate`` call (answers start at ``prompt_len``)."""
+        return PointSyntaxLogits(self, prompt_len)
+
+
+class PointSyntaxLogits:
+    """A transformers logits processor: ``PointSyntax``'s mask inside opened points."""
+
+    def __init__(self, syntax: PointSyntax, prompt_len: int) -> None:
+        self.syntax, self.prompt_len = syntax, prompt_len
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        for r in range(input_ids.shape[0]):
+            text = self.syntax.tokenizer.decode(input_ids[r, self.prompt_len :].tolist())
+            ids = self.syntax.allowed(text)
+            if ids is None:
+                continue
+            keep = torch.tensor(ids, dtype=torch.long, device=scores.device)
+            masked = torch.full_like(scores[r], float("-inf"))
+            masked[keep] = scores[r, keep]
+            scores[r] = masked
+        return scores

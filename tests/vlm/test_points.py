@@ -1,0 +1,174 @@
+"""Well-formed points (pixelpilot.vlm.points): the point grammar as a decoding constraint, with
+the bundled model's tokenizer (numbers are one token) and one that writes digit by digit."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pixelpilot.agent import factory
+from pixelpilot.agent.policy import VLMPolicy
+from pixelpilot.envs.base import Observation
+from pixelpilot.errors import FileFormatError
+from pixelpilot.train.synthetic import render
+from pixelpilot.vlm.base import SamplingParams
+from pixelpilot.vlm.hf import HFVLM
+from pixelpilot.vlm.points import MAX_DIGITS, PointSyntax
+from pixelpilot.vlm.profiles import Declaration, read_declaration, write_declaration
+
+OPEN = "Action: click(start_box='("
+
+
+@pytest.fixture(scope="module")
+def bundled() -> Path:
+    folder = factory.default_model_path()
+    assert folder is not None
+    return Path(folder)
+
+
+@pytest.fixture(scope="module")
+def syntax(bundled: Path) -> PointSyntax:
+    from transformers import AutoTokenizer
+
+    return PointSyntax(AutoTokenizer.from_pretrained(bundled))
+
+
+@pytest.fixture(scope="module")
+def digit_syntax(tmp_path_factory: pytest.TempPathFactory) -> PointSyntax:
+    """A byte-level BPE trained here that splits numbers into single digits (as Qwen2's
+    tokenizer does)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(use_regex=True)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=["<|endoftext|>"],
+    )  # fmt: skip
+    corpus = [f"Action: click(start_box='({i * 7 % 1000},{i * 13 % 1000})')" for i in range(300)]
+    tok.train_from_iterator(corpus, trainer)
+    return PointSyntax(PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>"))
+
+
+def _texts(syntax: PointSyntax, ids: list[int] | None) -> set[str] | None:
+    return None if ids is None else {syntax.tokenizer.decode([i]) for i in ids}
+
+
+@pytest.mark.parametrize("which", ["syntax", "digit_syntax"])
+def test_the_grammar_of_a_point(which: str, request: pytest.FixtureRequest) -> None:
+    syntax: PointSyntax = request.getfixturevalue(which)
+    digits = _texts(syntax, syntax.digits)
+    assert digits and all(d.isdigit() for d in digits)
+    if which == "digit_syntax":
+        assert digits == set("0123456789")
+    else:
+        assert {"0", "383", "1000"} <= digits  # numbers are one token each
+    commas, closes = _texts(syntax, syntax.commas), _texts(syntax, syntax.closes)
+    assert "," in commas and all(c.strip() == "," for c in commas)
+    assert ")" in closes and all(c.strip().startswith(")") for c in closes)
+
+    def allowed(text: str) -> set[str] | None:
+        return _texts(syntax, syntax.allowed(text))
+
+    assert allowed(OPEN) == digits  # x due: a number, nothing else
+    assert allowed("Action: drag(start_box='(1,2)', end_box='(") == digits
+    assert allowed("Action: click(start_box='<|box_start|>(") == digits
+    assert allowed(OPEN + "38") == digits | commas  # x may go on or end with a comma
+    assert allowed(OPEN + "383,") == digits  # y due
+    assert allowed(OPEN + "383,40") == digits | closes  # y may go on or close the point
+    assert allowed(OPEN + "1,2,3") == digits | commas  # a box: four numbers
+    assert allowed(OPEN + "1,2,3,4") == digits | closes
+    assert allowed(OPEN + "9" * MAX_DIGITS) == commas  # no longer number than that
+    for free in ("Action: click(", OPEN + "383,401)')", "Action: type(content='(", ""):
+        assert allowed(free) is None, free  # outside a point the answer is the model's
+
+
+def test_the_mask_keeps_the_allowed_scores(syntax: PointSyntax) -> None:
+    import torch
+
+    tokenizer = syntax.tokenizer
+    proc = syntax.processor(prompt_len=2)  # two prompt tokens before the answer
+
+    def step(answer: str) -> tuple[Any, Any]:
+        ids = torch.tensor([[0, 0] + tokenizer(answer, add_special_tokens=False)["input_ids"]])
+        scores = torch.randn(1, len(tokenizer))
+        return proc(ids, scores.clone())[0], scores[0]
+
+    out, before = step(OPEN + "383")
+    keep = syntax.allowed(OPEN + "383")
+    assert torch.equal(out[keep], before[keep])  # the allowed tokens keep their scores
+    dropped = torch.ones(len(tokenizer), dtype=torch.bool)
+    dropped[keep] = False
+    assert bool(torch.isneginf(out[dropped]).all())  # every other token is out
+    out, before = step("Action: type(content='x")
+    assert torch.equal(out, before)  # not in a point: unchanged
+
+
+def _conversations(vlm: HFVLM, count: int) -> list[Any]:
+    convs = []
+    for i in range(count):
+        image, sample = render(11, i)  # a synthetic stream the recipe does not draw
+        policy = VLMPolicy(vlm)
+        policy.reset(sample.instruction)
+        convs.append(policy.conversation(Observation(image, sample.instruction)))
+    return convs
+
+
+def test_sampled_answers_open_only_well_formed_points(bundled: Path) -> None:
+    """Hot sampling breaks the bundled model's points; with the constraint every point an
+    answer opens is filled with two (or four) numbers and closed."""
+    plain = HFVLM(bundled, pointer_weight=0.0, well_formed_points=False)
+    constrained = HFVLM(bundled, pointer_weight=0.0, well_formed_points=True)
+    assert plain.points is None and constrained.points is not None
+    params = SamplingParams(max_new_tokens=40, temperature=3.0, n=8, seed=0)
+    opened = re.compile(r"_box='\(")
+    filled = re.compile(r"_box='\(\d+,\d+(?:,\d+,\d+)?\)")
+    counts = {}
+    for vlm in (plain, constrained):
+        points = broken = 0
+        for conv in _conversations(vlm, 6):
+            for g in vlm.generate([conv], params):
+                for m in opened.finditer(g.text):
+                    points += 1
+                    broken += filled.match(g.text, m.start()) is None and len(g.token_ids) < 40
+        counts[vlm is constrained] = (points, broken)
+    assert counts[True][0] >= 20 and counts[True][1] == 0, counts  # all filled and closed
+    assert counts[False][1] >= 3, counts  # without it some break: the check above can fail
+
+
+def test_the_declaration_carries_the_constraint(tmp_path: Path) -> None:
+    write_declaration(tmp_path, Declaration("grounding", "English", False, 1.0, True))
+    assert read_declaration(tmp_path).well_formed_points is True
+    write_declaration(tmp_path, Declaration("grounding", "English", False, 1.0))
+    assert "well_formed_points" not in json.loads((tmp_path / "pixelpilot.json").read_text())
+    for bad in ("yes", 1, None):
+        (tmp_path / "pixelpilot.json").write_text(json.dumps({"well_formed_points": bad}))
+        with pytest.raises(FileFormatError, match="well_formed_points must be true or false"):
+            read_declaration(tmp_path)
+
+
+def test_training_loads_a_checkpoint_with_both_decoding_aids_off(
+    bundled: Path, tmp_path: Path
+) -> None:
+    """GRPO scores the answers it samples with the model's own log-probabilities: the guide
+    and the constraint, which change what is sampled, stay off in training."""
+    import shutil
+
+    from pixelpilot.train.config import SFTConfig
+    from pixelpilot.train.model import load_trainable
+
+    folder = tmp_path / "declared"
+    shutil.copytree(bundled, folder)
+    write_declaration(folder, Declaration("grounding", "English", False, 1.0, True))
+    assert HFVLM(folder).points is not None and HFVLM(folder).pointer is not None
+    config = SFTConfig(data=str(tmp_path), model=str(folder), out=str(tmp_path / "out"))
+    vlm = load_trainable(config, "cpu")
+    assert vlm.points is None and vlm.pointer is None

@@ -32,17 +32,23 @@ START, END = markers("bench_pointer")
 WEIGHT = 20.0
 
 
-def answer_times(vlm: HFVLM, screens: int) -> list[float]:
+ARMS = ((0.0, False), (WEIGHT, False), (0.0, True), (WEIGHT, True))  # (weight, points)
+
+
+def answer_times(vlms: dict, screens: int) -> dict:
+    """Seconds per answer of each arm; the arms take turns on every screen, so a slow spell of
+    the machine falls on all of them alike."""
     params = SamplingParams(max_new_tokens=40)
-    out = []
+    out: dict = {arm: [] for arm in vlms}
     for i in range(screens):
         image, sample = render(7, i)
-        policy = VLMPolicy(vlm)
-        policy.reset(sample.instruction)
-        conv = policy.conversation(Observation(image, sample.instruction))
-        t0 = time.perf_counter()
-        vlm.generate([conv], params)
-        out.append(time.perf_counter() - t0)
+        for arm, vlm in vlms.items():
+            policy = VLMPolicy(vlm)
+            policy.reset(sample.instruction)
+            conv = policy.conversation(Observation(image, sample.instruction))
+            t0 = time.perf_counter()
+            vlm.generate([conv], params)
+            out[arm].append(time.perf_counter() - t0)
     return out
 
 
@@ -55,14 +61,13 @@ def main() -> None:
     folder = factory.default_model_path()
     if folder is None:
         raise SystemExit("the bundled model is missing")
-    rows = {}
-    for weight, points in ((0.0, False), (WEIGHT, False), (0.0, True), (WEIGHT, True)):
-        vlm = HFVLM(folder, pointer_weight=weight, well_formed_points=points)
-        answer_times(vlm, 2)  # warm-up
-        times = answer_times(vlm, args.screens)
-        rows[weight, points] = statistics.median(times) * 1000
+    vlms = {arm: HFVLM(folder, pointer_weight=arm[0], well_formed_points=arm[1]) for arm in ARMS}
+    answer_times(vlms, 2)  # warm-up
+    times = answer_times(vlms, args.screens)
+    rows = {arm: statistics.median(t) * 1000 for arm, t in times.items()}
+    for (weight, points), ms in rows.items():
         print(f"pointer_weight {weight:g}, well_formed_points {points}: "
-              f"{rows[weight, points]:.1f} ms per answer (median)")  # fmt: skip
+              f"{ms:.1f} ms per answer (median)")  # fmt: skip
     plain = rows[0.0, False]
 
     def row(name: str, key: tuple[float, bool]) -> str:
@@ -72,11 +77,13 @@ def main() -> None:
         START,
         "## Pointer-guided coordinates and well-formed points",
         "",
-        "`.venv/bin/python bench/bench_pointer.py`: the bundled model answers "
+        f"`.venv/bin/python bench/bench_pointer.py --screens {args.screens}`, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
+        f"{os.getloadavg()[0]:.1f}: the bundled model answers "
         f"{args.screens} synthetic 160x210 click screens one at a time (greedy, at most 40 "
         "new tokens, one torch thread), plainly, with `pointer_weight` "
-        f"{WEIGHT:g}, with `well_formed_points` (`pixelpilot.vlm.points`) and with both. "
-        "Median wall time per answer:",
+        f"{WEIGHT:g}, with `well_formed_points` (`pixelpilot.vlm.points`) and with both, the "
+        "four taking turns on each screen. Median wall time per answer:",
         "",
         "| decoding | ms per answer |",
         "|---|---|",

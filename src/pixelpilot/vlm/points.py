@@ -47,22 +47,28 @@ class PointSyntax:
         if not (digits and commas and closes):
             raise ValueError("the tokenizer has no digit, comma or ')' tokens to write a point")
         self.digits, self.commas, self.closes = digits, commas, closes
-        self.width = len(tokenizer)
+        self.sets = {
+            "number": digits, "comma": commas, "close": closes,
+            "digit-or-comma": digits + commas, "digit-or-close": digits + closes,
+        }  # fmt: skip
 
-    def allowed(self, text: str) -> list[int] | None:
-        """The token ids that may follow the answer ``text``, or None when it is not inside a
-        point (then any token may)."""
+    def state(self, text: str) -> str | None:
+        """What may follow the answer ``text`` (a key of ``sets``), or None when it is not
+        inside a point (then any token may)."""
         inside = _INSIDE.search(text)
         if inside is None:
             return None
         parts = inside.group(1).split(",")
         current = parts[-1].strip()
-        if not current:  # a number is due
-            return self.digits
-        ids = self.digits if len(current) < MAX_DIGITS else []
-        if len(parts) in (1, 3):
-            return ids + self.commas
-        return ids + self.closes  # the second or the fourth number
+        if not current:
+            return "number"  # a number is due
+        end = "comma" if len(parts) in (1, 3) else "close"  # after the second or fourth: ")"
+        return end if len(current) >= MAX_DIGITS else "digit-or-" + end
+
+    def allowed(self, text: str) -> list[int] | None:
+        """The token ids that may follow the answer ``text``, or None when any may."""
+        key = self.state(text)
+        return None if key is None else self.sets[key]
 
     def processor(self, prompt_len: int) -> PointSyntaxLogits:
         """The logits processor for one ``generate`` call (answers start at ``prompt_len``)."""
@@ -74,17 +80,21 @@ class PointSyntaxLogits:
 
     def __init__(self, syntax: PointSyntax, prompt_len: int) -> None:
         self.syntax, self.prompt_len = syntax, prompt_len
+        self.keep: dict[str, Any] = {}  # state -> the allowed ids as a tensor (built once)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
         for r in range(input_ids.shape[0]):
             text = self.syntax.tokenizer.decode(input_ids[r, self.prompt_len :].tolist())
-            ids = self.syntax.allowed(text)
-            if ids is None:
+            key = self.syntax.state(text)
+            if key is None:
                 continue
-            keep = torch.tensor(ids, dtype=torch.long, device=scores.device)
-            masked = torch.full_like(scores[r], float("-inf"))
-            masked[keep] = scores[r, keep]
-            scores[r] = masked
+            if key not in self.keep:
+                ids = self.syntax.sets[key]
+                self.keep[key] = torch.tensor(ids, dtype=torch.long, device=scores.device)
+            keep = self.keep[key]
+            kept = scores[r, keep]
+            scores[r] = float("-inf")
+            scores[r, keep] = kept
         return scores

@@ -81,12 +81,17 @@ def test_the_grammar_of_a_point(which: str, request: pytest.FixtureRequest) -> N
     assert allowed(OPEN) == digits  # x due: a number, nothing else
     assert allowed("Action: drag(start_box='(1,2)', end_box='(") == digits
     assert allowed("Action: click(start_box='<|box_start|>(") == digits
-    assert allowed(OPEN + "38") == digits | commas  # x may go on or end with a comma
+
+    def fits(room: int) -> set[str]:
+        return {d for d in digits if len(d) <= room}
+
+    assert allowed(OPEN + "38") == fits(2) | commas  # x may go on (to 4 digits) or end
     assert allowed(OPEN + "383,") == digits  # y due
-    assert allowed(OPEN + "383,40") == digits | closes  # y may go on or close the point
-    assert allowed(OPEN + "1,2,3") == digits | commas  # a box: four numbers
-    assert allowed(OPEN + "1,2,3,4") == digits | closes
+    assert allowed(OPEN + "383,40") == fits(2) | closes  # y may go on or close the point
+    assert allowed(OPEN + "1,2,3") == fits(3) | commas  # a box: four numbers
+    assert allowed(OPEN + "1,2,3,4") == fits(3) | closes
     assert allowed(OPEN + "9" * MAX_DIGITS) == commas  # no longer number than that
+    assert allowed(OPEN + "223") == fits(1) | commas  # one more digit, however tokens split
     for free in ("Action: click(", OPEN + "383,401)')", "Action: type(content='(", ""):
         assert allowed(free) is None, free  # outside a point the answer is the model's
 

@@ -7,8 +7,9 @@ or ``end_box='(``, with or without ``<|box_start|>``) the decoder may only write
 grammar, ``(x,y)`` or ``(x1,y1,x2,y2)``:
 
 - where a number is due, only tokens made of digits;
-- inside a number, more digits (up to 4) or, when the number may end there, a comma (after the
-  first and third number) or a token that opens with ``)`` (after the second or fourth);
+- inside a number, more digits (at most 4 in a number, however the tokens split them) or what
+  ends the number: a comma after the first and third number, a token that opens with ``)``
+  after the second or fourth;
 - after the closing ``)``, the answer is free again.
 
 Everything outside the point, and which number the model writes, stays the model's choice.
@@ -47,28 +48,35 @@ class PointSyntax:
         if not (digits and commas and closes):
             raise ValueError("the tokenizer has no digit, comma or ')' tokens to write a point")
         self.digits, self.commas, self.closes = digits, commas, closes
-        self.sets = {
-            "number": digits, "comma": commas, "close": closes,
-            "digit-or-comma": digits + commas, "digit-or-close": digits + closes,
-        }  # fmt: skip
+        self.width = {i: len(tokenizer.decode([i])) for i in digits}  # digits a token writes
+        self._sets: dict[tuple[int, str], list[int]] = {}
 
-    def state(self, text: str) -> str | None:
-        """What may follow the answer ``text`` (a key of ``sets``), or None when it is not
-        inside a point (then any token may)."""
+    def state(self, text: str) -> tuple[int, str] | None:
+        """What may follow the answer ``text``: (how many more digits the current number may
+        take, and "" where a number is due, else what may end it: "comma" or "close"), or
+        None when it is not inside a point (then any token may)."""
         inside = _INSIDE.search(text)
         if inside is None:
             return None
         parts = inside.group(1).split(",")
         current = parts[-1].strip()
         if not current:
-            return "number"  # a number is due
+            return MAX_DIGITS, ""  # a number is due: digits only
         end = "comma" if len(parts) in (1, 3) else "close"  # after the second or fourth: ")"
-        return end if len(current) >= MAX_DIGITS else "digit-or-" + end
+        return MAX_DIGITS - len(current), end
+
+    def ids(self, state: tuple[int, str]) -> list[int]:
+        """The token ids allowed in ``state`` (built once per state)."""
+        if state not in self._sets:
+            room, end = state
+            fits = [i for i in self.digits if self.width[i] <= room]
+            self._sets[state] = fits + {"": [], "comma": self.commas, "close": self.closes}[end]
+        return self._sets[state]
 
     def allowed(self, text: str) -> list[int] | None:
         """The token ids that may follow the answer ``text``, or None when any may."""
-        key = self.state(text)
-        return None if key is None else self.sets[key]
+        state = self.state(text)
+        return None if state is None else self.ids(state)
 
     def processor(self, prompt_len: int) -> PointSyntaxLogits:
         """The logits processor for one ``generate`` call (answers start at ``prompt_len``)."""
@@ -80,20 +88,20 @@ class PointSyntaxLogits:
 
     def __init__(self, syntax: PointSyntax, prompt_len: int) -> None:
         self.syntax, self.prompt_len = syntax, prompt_len
-        self.keep: dict[str, Any] = {}  # state -> the allowed ids as a tensor (built once)
+        self.keep: dict[tuple[int, str], Any] = {}  # state -> the allowed ids as a tensor
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
         for r in range(input_ids.shape[0]):
             text = self.syntax.tokenizer.decode(input_ids[r, self.prompt_len :].tolist())
-            key = self.syntax.state(text)
-            if key is None:
+            state = self.syntax.state(text)
+            if state is None:
                 continue
-            if key not in self.keep:
-                ids = self.syntax.sets[key]
-                self.keep[key] = torch.tensor(ids, dtype=torch.long, device=scores.device)
-            keep = self.keep[key]
+            if state not in self.keep:
+                ids = self.syntax.ids(state)
+                self.keep[state] = torch.tensor(ids, dtype=torch.long, device=scores.device)
+            keep = self.keep[state]
             kept = scores[r, keep]
             scores[r] = float("-inf")
             scores[r, keep] = kept

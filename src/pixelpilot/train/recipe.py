@@ -90,6 +90,7 @@ class RecipeConfig:
     eval_workers: int = 1
     eval_max_steps: int = MAX_STEPS
     pointer_weight: float = 1.0  # declared on the evaluated checkpoints (vlm/pointer.py; round 13)
+    well_formed_points: bool = True  # declared on them too (vlm/points.py; round 14)
     baselines: bool = True  # also evaluate random clicks and the usual spot on the same seeds
     progress: bool = True
 
@@ -411,14 +412,16 @@ def _final(root: Path, stage: str) -> str:
 
 
 def _eval(config: RecipeConfig, checkpoint: str, out: Path) -> dict[str, Any]:
-    """Declare the recipe's pointer weight on ``checkpoint`` (training wrote its declaration
-    without one), then evaluate it as it will run."""
+    """Declare the recipe's decoding aids on ``checkpoint`` (the pointer weight and
+    well-formed points; training wrote its declaration without them), then evaluate it as it
+    will run."""
     from dataclasses import replace
 
     from pixelpilot.vlm.profiles import read_declaration, write_declaration
 
-    declared = read_declaration(checkpoint)
-    write_declaration(checkpoint, replace(declared, pointer_weight=config.pointer_weight))
+    declared = replace(read_declaration(checkpoint), pointer_weight=config.pointer_weight,
+                       well_formed_points=config.well_formed_points)  # fmt: skip
+    write_declaration(checkpoint, declared)
     return evaluate(
         checkpoint, config.tasks, out / "run", episodes=config.eval_episodes,
         workers=config.eval_workers, max_steps=config.eval_max_steps,

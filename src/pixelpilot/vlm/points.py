@@ -34,13 +34,15 @@ class PointSyntax:
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
         special = set(getattr(tokenizer, "all_special_ids", []) or [])
+        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])  # one call
         digits, commas, closes = [], [], []
-        for i in range(len(tokenizer)):
+        self.width: dict[int, int] = {}  # digits a digit token writes
+        for i, text in enumerate(texts):
             if i in special:
                 continue
-            text = tokenizer.decode([i])
             if text.isdigit() and text.isascii():
                 digits.append(i)
+                self.width[i] = len(text)
             elif text.strip() == ",":
                 commas.append(i)
             elif text.strip().startswith(")"):
@@ -48,7 +50,6 @@ class PointSyntax:
         if not (digits and commas and closes):
             raise ValueError("the tokenizer has no digit, comma or ')' tokens to write a point")
         self.digits, self.commas, self.closes = digits, commas, closes
-        self.width = {i: len(tokenizer.decode([i])) for i in digits}  # digits a token writes
         self._sets: dict[tuple[int, str], list[int]] = {}
 
     def state(self, text: str) -> tuple[int, str] | None:

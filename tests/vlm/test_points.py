@@ -160,11 +160,11 @@ def test_the_declaration_carries_the_constraint(tmp_path: Path) -> None:
             read_declaration(tmp_path)
 
 
-def test_training_loads_a_checkpoint_with_both_decoding_aids_off(
+def test_training_loads_a_checkpoint_with_every_decoding_aid_off(
     bundled: Path, tmp_path: Path
 ) -> None:
     """GRPO scores the answers it samples with the model's own log-probabilities: the guide
-    and the constraint, which change what is sampled, stay off in training."""
+    and the constraints, which change what is sampled, stay off in training."""
     import shutil
 
     from pixelpilot.train.config import SFTConfig
@@ -172,8 +172,9 @@ def test_training_loads_a_checkpoint_with_both_decoding_aids_off(
 
     folder = tmp_path / "declared"
     shutil.copytree(bundled, folder)
-    write_declaration(folder, Declaration("grounding", "English", False, 1.0, True))
-    assert HFVLM(folder).points is not None and HFVLM(folder).pointer is not None
+    write_declaration(folder, Declaration("grounding", "English", False, 1.0, True, True))
+    declared = HFVLM(folder)
+    assert None not in (declared.points, declared.pointer, declared.quoted)
     config = SFTConfig(data=str(tmp_path), model=str(folder), out=str(tmp_path / "out"))
     vlm = load_trainable(config, "cpu")
-    assert vlm.points is None and vlm.pointer is None
+    assert vlm.points is None and vlm.pointer is None and vlm.quoted is None

@@ -91,6 +91,7 @@ class RecipeConfig:
     eval_max_steps: int = MAX_STEPS
     pointer_weight: float = 1.0  # declared on the evaluated checkpoints (vlm/pointer.py; round 13)
     well_formed_points: bool = True  # declared on them too (vlm/points.py; round 14)
+    quoted_typing: bool = True  # and this (vlm/quoted.py; round 15)
     baselines: bool = True  # also evaluate random clicks and the usual spot on the same seeds
     progress: bool = True
 
@@ -412,15 +413,16 @@ def _final(root: Path, stage: str) -> str:
 
 
 def _eval(config: RecipeConfig, checkpoint: str, out: Path) -> dict[str, Any]:
-    """Declare the recipe's decoding aids on ``checkpoint`` (the pointer weight and
-    well-formed points; training wrote its declaration without them), then evaluate it as it
-    will run."""
+    """Declare the recipe's decoding aids on ``checkpoint`` (the pointer weight, well-formed
+    points and quoted typing; training wrote its declaration without them), then evaluate it
+    as it will run."""
     from dataclasses import replace
 
     from pixelpilot.vlm.profiles import read_declaration, write_declaration
 
     declared = replace(read_declaration(checkpoint), pointer_weight=config.pointer_weight,
-                       well_formed_points=config.well_formed_points)  # fmt: skip
+                       well_formed_points=config.well_formed_points,
+                       quoted_typing=config.quoted_typing)  # fmt: skip
     write_declaration(checkpoint, declared)
     return evaluate(
         checkpoint, config.tasks, out / "run", episodes=config.eval_episodes,

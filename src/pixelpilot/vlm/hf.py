@@ -16,7 +16,9 @@ from typing import Any
 
 from pixelpilot.errors import DependencyNotInstalled, ModelError
 from pixelpilot.vlm.base import Completion, Conversation, Generation, ModelProfile, SamplingParams
+from pixelpilot.vlm.masking import AnswerMask
 from pixelpilot.vlm.profiles import Family, family_of, profile_for, read_declaration
+from pixelpilot.vlm.quoted import QuotedTyping, instruction_quotes
 
 MAX_ASPECT = 200  # smart_resize's limit on the long side over the short side
 
@@ -74,6 +76,7 @@ class HFVLM:
         profile: ModelProfile | None = None,
         pointer_weight: float | None = None,
         well_formed_points: bool | None = None,
+        quoted_typing: bool | None = None,
     ) -> None:
         self.path = Path(path)
         config = _read_config(self.path)
@@ -103,6 +106,8 @@ class HFVLM:
             declaration.well_formed_points if well_formed_points is None else well_formed_points
         )
         self.points = self._points() if points else None
+        quoted = declaration.quoted_typing if quoted_typing is None else quoted_typing
+        self.quoted = self._quoted() if quoted else None
 
     # -- loading -------------------------------------------------------------------------
 
@@ -159,6 +164,10 @@ class HFVLM:
             return PointSyntax(self.tokenizer)
         except ValueError as exc:
             raise ModelError(f"{self.path}: well_formed_points: {exc}") from None
+
+    def _quoted(self) -> Any:
+        """The quoted-typing constraint (``pixelpilot.vlm.quoted``)."""
+        return QuotedTyping(self.tokenizer)
 
     # -- prompts -------------------------------------------------------------------------
 
@@ -235,8 +244,14 @@ class HFVLM:
             kw |= {"stop_strings": list(params.stop), "tokenizer": self.tokenizer}
         width = inputs["input_ids"].shape[1]
         processors: list[Any] = []
-        if self.points is not None:  # first: the guide then biases only what may be written
-            processors.append(self.points.processor(width))
+        rules: list[Any] = []  # the constraints: one mask, first, so the guide biases only
+        if self.points is not None:  # what may be written
+            rules.append(self.points.rule)
+        if self.quoted is not None:
+            quotes = [instruction_quotes(c.messages[0].text) if c.messages else [] for c in convs]
+            rules.append(self.quoted.rule(quotes, params.n))
+        if rules:
+            processors.append(AnswerMask(self.tokenizer, width, rules))
         if self.pointer is not None:
             screens = [c.images[-1].size if c.images else (0, 0) for c in convs]
             cells = self.pointer.cells(self.model, inputs, screens)

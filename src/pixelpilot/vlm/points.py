@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pixelpilot.vlm.masking import AnswerMask
+
 # the answer so far ends inside an opened point; group 1 is what the point holds so far
 _INSIDE = re.compile(r"_box=['\"]?(?:<\|box_start\|>)?\(([\d,\s]*)$")
 MAX_DIGITS = 4
@@ -79,31 +81,10 @@ class PointSyntax:
         state = self.state(text)
         return None if state is None else self.ids(state)
 
-    def processor(self, prompt_len: int) -> PointSyntaxLogits:
+    def processor(self, prompt_len: int) -> AnswerMask:
         """The logits processor for one ``generate`` call (answers start at ``prompt_len``)."""
-        return PointSyntaxLogits(self, prompt_len)
+        return AnswerMask(self.tokenizer, prompt_len, [self.rule])
 
-
-class PointSyntaxLogits:
-    """A transformers logits processor: ``PointSyntax``'s mask inside opened points."""
-
-    def __init__(self, syntax: PointSyntax, prompt_len: int) -> None:
-        self.syntax, self.prompt_len = syntax, prompt_len
-        self.keep: dict[tuple[int, str], Any] = {}  # state -> the allowed ids as a tensor
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        for r in range(input_ids.shape[0]):
-            text = self.syntax.tokenizer.decode(input_ids[r, self.prompt_len :].tolist())
-            state = self.syntax.state(text)
-            if state is None:
-                continue
-            if state not in self.keep:
-                ids = self.syntax.ids(state)
-                self.keep[state] = torch.tensor(ids, dtype=torch.long, device=scores.device)
-            keep = self.keep[state]
-            kept = scores[r, keep]
-            scores[r] = float("-inf")
-            scores[r, keep] = kept
-        return scores
+    def rule(self, row: int, text: str) -> list[int] | None:
+        """``allowed`` as an ``AnswerMask`` rule (the same for every row)."""
+        return self.allowed(text)

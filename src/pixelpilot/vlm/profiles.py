@@ -22,7 +22,7 @@ DECLARATION_FILE = "pixelpilot.json"
 DECLARATION_FORMAT = "pixelpilot.model"
 _DECLARATION_KEYS = (
     "format", "version", "prompt_kind", "prompt_language", "history_thoughts", "pointer_weight",
-    "well_formed_points",
+    "well_formed_points", "quoted_typing",
 )  # fmt: skip
 
 
@@ -140,13 +140,16 @@ class Declaration:
     defaults, the UI-TARS computer prompt in English with Thoughts in the history.
     ``pointer_weight`` > 0 turns on pointer-guided coordinates (``pixelpilot.vlm.pointer``)
     for a checkpoint trained with the pointing objective; ``well_formed_points`` constrains
-    its answers' points to the point grammar (``pixelpilot.vlm.points``)."""
+    its answers' points to the point grammar (``pixelpilot.vlm.points``); ``quoted_typing``
+    constrains what a ``type`` action writes to the instruction's quoted strings
+    (``pixelpilot.vlm.quoted``)."""
 
     prompt_kind: str = "computer"
     prompt_language: str = "English"
     history_thoughts: bool = True
     pointer_weight: float = 0.0
     well_formed_points: bool = False
+    quoted_typing: bool = False
 
     def __post_init__(self) -> None:
         check_prompt(self.prompt_kind, self.prompt_language)
@@ -199,11 +202,6 @@ def read_declaration(folder: str | Path) -> Declaration:
     kind = data.get("prompt_kind", "computer")
     language = data.get("prompt_language", "English")
     check_prompt(kind, language, where=str(path))
-    thoughts = data.get("history_thoughts", True)
-    if not isinstance(thoughts, bool):
-        raise FileFormatError(
-            path, None, f"history_thoughts must be true or false, not {_short(thoughts)}"
-        )
     weight = data.get("pointer_weight", 0.0)
     if (
         isinstance(weight, bool)
@@ -214,12 +212,14 @@ def read_declaration(folder: str | Path) -> Declaration:
         raise FileFormatError(
             path, None, f"pointer_weight must be a number >= 0, not {_short(weight)}"
         )
-    points = data.get("well_formed_points", False)
-    if not isinstance(points, bool):
-        raise FileFormatError(
-            path, None, f"well_formed_points must be true or false, not {_short(points)}"
-        )
-    return Declaration(kind, language, thoughts, float(weight), points)
+    flags = {}
+    for key in ("history_thoughts", "well_formed_points", "quoted_typing"):
+        flags[key] = data.get(key, key == "history_thoughts")
+        if not isinstance(flags[key], bool):
+            raise FileFormatError(
+                path, None, f"{key} must be true or false, not {_short(flags[key])}"
+            )
+    return Declaration(kind, language, pointer_weight=float(weight), **flags)
 
 
 def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
@@ -232,6 +232,8 @@ def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
         data["pointer_weight"] = declaration.pointer_weight
     if declaration.well_formed_points:
         data["well_formed_points"] = True
+    if declaration.quoted_typing:
+        data["quoted_typing"] = True
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)

@@ -1,0 +1,37 @@
+"""One logits processor for the decoding constraints (``points``, ``quoted``).
+
+Each constraint is a rule: given a row of the batch and its answer so far, the token ids that
+may come next, or None when it has nothing to say there. ``AnswerMask`` decodes each row's
+answer once per step, asks the rules in order, and keeps only the first answering rule's
+tokens (the others get ``-inf``). Rows no rule speaks for are left as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Rule = Callable[[int, str], Sequence[int] | None]
+
+
+class AnswerMask:
+    """A transformers logits processor: ``rules`` mask the answer's next token."""
+
+    def __init__(self, tokenizer: Any, prompt_len: int, rules: Sequence[Rule]) -> None:
+        self.tokenizer, self.prompt_len, self.rules = tokenizer, prompt_len, list(rules)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        for r in range(input_ids.shape[0]):
+            text = self.tokenizer.decode(
+                input_ids[r, self.prompt_len :].tolist(), clean_up_tokenization_spaces=False
+            )
+            ids = next((ids for rule in self.rules if (ids := rule(r, text)) is not None), None)
+            if ids is None:
+                continue
+            keep = torch.as_tensor(ids, dtype=torch.long, device=scores.device)
+            kept = scores[r, keep]
+            scores[r] = float("-inf")
+            scores[r, keep] = kept
+        return scores

@@ -25,6 +25,24 @@ def _one_torch_thread() -> None:
 
 
 @pytest.fixture(scope="session")
+def bundled() -> Path:
+    """The bundled default model's folder (read only)."""
+    from pixelpilot.agent import factory
+
+    folder = factory.default_model_path()
+    assert folder is not None, "the bundled model is missing"
+    return Path(folder)
+
+
+@pytest.fixture(scope="session")
+def bundled_tokenizer(bundled: Path) -> Any:
+    """The bundled model's tokenizer (numbers are one token each)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(bundled)
+
+
+@pytest.fixture(scope="session")
 def tiny_qwen25_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-init Qwen2.5-VL (UI-TARS-1.5 architecture) checkpoint, size xs."""
     from pixelpilot.vlm.tiny import build_tiny

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from pixelpilot.agent import factory
 from pixelpilot.agent.policy import VLMPolicy
 from pixelpilot.envs.base import Observation
 from pixelpilot.errors import FileFormatError
@@ -24,17 +23,8 @@ OPEN = "Action: click(start_box='("
 
 
 @pytest.fixture(scope="module")
-def bundled() -> Path:
-    folder = factory.default_model_path()
-    assert folder is not None
-    return Path(folder)
-
-
-@pytest.fixture(scope="module")
-def syntax(bundled: Path) -> PointSyntax:
-    from transformers import AutoTokenizer
-
-    return PointSyntax(AutoTokenizer.from_pretrained(bundled))
+def syntax(bundled_tokenizer: Any) -> PointSyntax:
+    return PointSyntax(bundled_tokenizer)
 
 
 @pytest.fixture(scope="module")

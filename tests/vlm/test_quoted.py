@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from pixelpilot.agent import factory
 from pixelpilot.agent.policy import VLMPolicy
 from pixelpilot.envs.base import Observation
 from pixelpilot.errors import FileFormatError
@@ -25,17 +24,8 @@ TYPE = "Action: type(content='"
 
 
 @pytest.fixture(scope="module")
-def bundled() -> Path:
-    folder = factory.default_model_path()
-    assert folder is not None
-    return Path(folder)
-
-
-@pytest.fixture(scope="module")
-def quoted(bundled: Path) -> QuotedTyping:
-    from transformers import AutoTokenizer
-
-    return QuotedTyping(AutoTokenizer.from_pretrained(bundled))
+def quoted(bundled_tokenizer: Any) -> QuotedTyping:
+    return QuotedTyping(bundled_tokenizer)
 
 
 def test_the_quoted_strings_come_from_the_instruction() -> None:

@@ -107,7 +107,7 @@ class HFVLM:
         )
         self.points = self._points() if points else None
         quoted = declaration.quoted_typing if quoted_typing is None else quoted_typing
-        self.quoted = self._quoted() if quoted else None
+        self.quoted = QuotedTyping(self.tokenizer) if quoted else None
 
     # -- loading -------------------------------------------------------------------------
 
@@ -164,10 +164,6 @@ class HFVLM:
             return PointSyntax(self.tokenizer)
         except ValueError as exc:
             raise ModelError(f"{self.path}: well_formed_points: {exc}") from None
-
-    def _quoted(self) -> Any:
-        """The quoted-typing constraint (``pixelpilot.vlm.quoted``)."""
-        return QuotedTyping(self.tokenizer)
 
     # -- prompts -------------------------------------------------------------------------
 

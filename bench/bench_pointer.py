@@ -1,10 +1,12 @@
-"""Cost of pointer-guided coordinates (``pixelpilot.vlm.pointer``) and well-formed points
-(``pixelpilot.vlm.points``) per answer.
+"""Cost of the decoding aids per answer: pointer-guided coordinates (``pixelpilot.vlm.pointer``),
+well-formed points (``pixelpilot.vlm.points``) and quoted typing (``pixelpilot.vlm.quoted``).
 
-The bundled model answers synthetic 160x210 click screens one at a time (greedy, at most 40
-new tokens), plainly, with ``pointer_weight`` 20 (the guide adds a forward pass over the
-prompt and a logits processor on the answer's tokens), with ``well_formed_points`` (a logits
-processor that masks tokens inside a point) and with both. Writes its section of
+The bundled model answers synthetic 160x210 screens one at a time (greedy, at most 40 new
+tokens): click screens, and typing screens (the second step of a typing episode, the field
+clicked, where the answer is a ``type``). Each screen is answered plainly, with
+``pointer_weight`` 20 (the guide adds a forward pass over the prompt and a logits processor on
+the answer's tokens), with ``well_formed_points`` (a mask inside a point), with
+``quoted_typing`` (a mask inside a type's content) and with all three. Writes its section of
 ``docs/benchmarks.md``.
 
     .venv/bin/python bench/bench_pointer.py [--screens 24] [--no-write]
@@ -30,25 +32,34 @@ from pixelpilot.vlm.hf import HFVLM
 
 START, END = markers("bench_pointer")
 WEIGHT = 20.0
-
-
-ARMS = ((0.0, False), (WEIGHT, False), (0.0, True), (WEIGHT, True))  # (weight, points)
+ARMS = {  # name: the HFVLM decoding options
+    "plain": {},
+    "pointer-guided": {"pointer_weight": WEIGHT},
+    "well-formed points": {"well_formed_points": True},
+    "quoted typing": {"quoted_typing": True},
+    "all three": {"pointer_weight": WEIGHT, "well_formed_points": True, "quoted_typing": True},
+}
+KINDS = {"click screens": None, "typing screens": ("type",)}  # render()'s kinds
 
 
 def answer_times(vlms: dict, screens: int) -> dict:
-    """Seconds per answer of each arm; the arms take turns on every screen, so a slow spell of
-    the machine falls on all of them alike."""
+    """Seconds per answer of each (screen kind, arm); the arms take turns on every screen, so
+    a slow spell of the machine falls on all of them alike."""
     params = SamplingParams(max_new_tokens=40)
-    out: dict = {arm: [] for arm in vlms}
+    out: dict = {(kind, arm): [] for kind in KINDS for arm in vlms}
     for i in range(screens):
-        image, sample = render(7, i)
-        for arm, vlm in vlms.items():
-            policy = VLMPolicy(vlm)
-            policy.reset(sample.instruction)
-            conv = policy.conversation(Observation(image, sample.instruction))
-            t0 = time.perf_counter()
-            vlm.generate([conv], params)
-            out[arm].append(time.perf_counter() - t0)
+        for kind, kinds in KINDS.items():
+            image, sample = render(7, i, kinds) if kinds else render(7, i)
+            for arm, vlm in vlms.items():
+                policy = VLMPolicy(vlm)
+                policy.reset(sample.instruction)
+                if kinds:  # the field is clicked: the answer due is the typing
+                    x, y = sample.point
+                    policy.remember(image, f"Action: click(start_box='({x},{y})')")
+                conv = policy.conversation(Observation(image, sample.instruction))
+                t0 = time.perf_counter()
+                vlm.generate([conv], params)
+                out[kind, arm].append(time.perf_counter() - t0)
     return out
 
 
@@ -61,36 +72,35 @@ def main() -> None:
     folder = factory.default_model_path()
     if folder is None:
         raise SystemExit("the bundled model is missing")
-    vlms = {arm: HFVLM(folder, pointer_weight=arm[0], well_formed_points=arm[1]) for arm in ARMS}
+    off = {"pointer_weight": 0.0, "well_formed_points": False, "quoted_typing": False}
+    vlms = {arm: HFVLM(folder, **(off | kw)) for arm, kw in ARMS.items()}
     answer_times(vlms, 2)  # warm-up
     times = answer_times(vlms, args.screens)
-    rows = {arm: statistics.median(t) * 1000 for arm, t in times.items()}
-    for (weight, points), ms in rows.items():
-        print(f"pointer_weight {weight:g}, well_formed_points {points}: "
-              f"{ms:.1f} ms per answer (median)")  # fmt: skip
-    plain = rows[0.0, False]
-
-    def row(name: str, key: tuple[float, bool]) -> str:
-        return f"| {name} | {rows[key]:.1f} (+{rows[key] - plain:.1f}) |"
-
+    ms = {key: statistics.median(t) * 1000 for key, t in times.items()}
+    lines = []
+    for arm in ARMS:
+        cells = []
+        for kind in KINDS:
+            extra = ms[kind, arm] - ms[kind, "plain"]
+            cells.append(f"{ms[kind, arm]:.1f}" + (f" ({extra:+.1f})" if arm != "plain" else ""))
+            print(f"{kind}, {arm}: {ms[kind, arm]:.1f} ms per answer (median)")
+        lines.append(f"| {arm} | {' | '.join(cells)} |")
     section = "\n".join([
         START,
-        "## Pointer-guided coordinates and well-formed points",
+        "## Decoding aids: pointer-guided coordinates, well-formed points, quoted typing",
         "",
         f"`.venv/bin/python bench/bench_pointer.py --screens {args.screens}`, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
         f"{os.getloadavg()[0]:.1f}: the bundled model answers "
-        f"{args.screens} synthetic 160x210 click screens one at a time (greedy, at most 40 "
-        "new tokens, one torch thread), plainly, with `pointer_weight` "
-        f"{WEIGHT:g}, with `well_formed_points` (`pixelpilot.vlm.points`) and with both, the "
-        "four taking turns on each screen. Median wall time per answer:",
+        f"{args.screens} synthetic 160x210 click screens and as many typing screens (the "
+        "field clicked, a `type` due) one at a time (greedy, at most 40 new tokens, one torch "
+        f"thread), plainly, with `pointer_weight` {WEIGHT:g}, with `well_formed_points`, with "
+        "`quoted_typing` and with all three, the arms taking turns on each screen. Median wall "
+        "time per answer, in ms (the difference from plain decoding in brackets):",
         "",
-        "| decoding | ms per answer |",
-        "|---|---|",
-        f"| plain | {plain:.1f} |",
-        row("pointer-guided", (WEIGHT, False)),
-        row("well-formed points", (0.0, True)),
-        row("both", (WEIGHT, True)),
+        "| decoding | " + " | ".join(KINDS) + " |",
+        "|---|---|---|",
+        *lines,
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}.",
         END,

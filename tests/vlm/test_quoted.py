@@ -57,6 +57,7 @@ def test_typing_may_only_copy_a_quoted_string(quoted: QuotedTyping) -> None:
         TYPE + "xK56') click(",  # after the closing quote
         TYPE + "zz",  # content written before the constraint applied: left alone
         "Action: finished(content='",  # only what type writes
+        "Action: hotkey_type(content='",  # not an action called type
     ):
         assert allowed(free) is None, free
     assert allowed(TYPE, []) is None  # an instruction that quotes nothing leaves typing free

@@ -30,7 +30,7 @@ from pixelpilot.vlm.masking import AnswerMask
 _QUOTED = re.compile(r'"([^"\n]+)"|“([^”\n]+)”')
 _INSTRUCTION = "## User Instruction\n"
 # the answer so far ends inside an opened type content; group 1 or 2 is what it holds so far
-_OPEN = re.compile(r"type\(\s*content=(?:'((?:\\.|[^'\\])*)|\"((?:\\.|[^\"\\])*))\Z", re.S)
+_OPEN = re.compile(r"\btype\(\s*content=(?:'((?:\\.|[^'\\])*)|\"((?:\\.|[^\"\\])*))\Z", re.S)
 
 
 def instruction_quotes(text: str) -> list[str]:
@@ -65,8 +65,9 @@ class QuotedTyping:
 
     def allowed(self, text: str, quotes: list[str]) -> list[int] | None:
         """The token ids that may follow the answer ``text`` given the instruction's
-        ``quotes``, or None when any may (not inside a type's content, no quotes, or content
-        that already left every quoted string)."""
+        ``quotes``, or None when any may (not inside a type's content, no quotes, content
+        that already left every quoted string, or a string no token of this tokenizer can
+        go on writing)."""
         inside = _OPEN.search(text) if quotes else None
         if inside is None:
             return None

@@ -331,10 +331,11 @@ def split_keys(spec: str) -> list[str]:
 # --- formatting ---------------------------------------------------------------------------
 
 
-def quote(value: str) -> str:
-    """A single-quoted literal of the action language (``\\``, ``'`` and newlines escaped)."""
-    escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
-    return "'" + escaped.replace("\t", "\\t") + "'"
+def quote(value: str, mark: str = "'") -> str:
+    """A literal of the action language between ``mark`` quotes (``\\``, ``mark``, newlines
+    and tabs escaped)."""
+    escaped = value.replace("\\", "\\\\").replace(mark, "\\" + mark).replace("\n", "\\n")
+    return mark + escaped.replace("\t", "\\t") + mark
 
 
 def format_action(

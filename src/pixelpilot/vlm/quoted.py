@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pixelpilot.tools.grammar import quote as literal
 from pixelpilot.vlm.masking import AnswerMask
 
 _QUOTED = re.compile(r'"([^"\n]+)"|“([^”\n]+)”')
@@ -40,12 +41,6 @@ def instruction_quotes(text: str) -> list[str]:
     part = text if at < 0 else text[at + len(_INSTRUCTION) :]
     found = [a or b for a, b in _QUOTED.findall(part)]
     return list(dict.fromkeys(found))
-
-
-def _escaped(value: str, quote: str) -> str:
-    """``value`` as the action language writes it between ``quote`` characters."""
-    value = value.replace("\\", "\\\\").replace(quote, "\\" + quote)
-    return value.replace("\n", "\\n").replace("\t", "\\t")
 
 
 class QuotedTyping:
@@ -75,7 +70,7 @@ class QuotedTyping:
         written = inside.group(1) if inside.group(1) is not None else inside.group(2)
         ids: set[int] = set()
         for q in quotes:
-            for target in (_escaped(q, quote), _escaped(q + "\n", quote)):
+            for target in (literal(q, quote)[1:-1], literal(q + "\n", quote)[1:-1]):
                 if not target.startswith(written):
                     continue
                 rest = target[len(written) :]

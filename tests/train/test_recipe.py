@@ -125,3 +125,25 @@ def test_label_tasks_get_their_own_number_of_demonstrations(tmp_path: Path) -> N
         "miniwob/click-test": 1,
         "miniwob/click-link": 3,
     }
+
+
+def test_grpo_prompts_keep_the_label_tasks_extra_demonstrations_out(tmp_path: Path) -> None:
+    from pixelpilot.train.recipe import RecipeConfig, grpo_prompts, stage_record
+
+    tasks = ("miniwob/click-test", "miniwob/click-link")
+    config = RecipeConfig(out=str(tmp_path), tasks=tasks, episodes=1, label_episodes=3, seed=2,
+                          progress=False)  # fmt: skip
+    record = tmp_path / "record"
+    stage_record(config, record)
+    prompts = grpo_prompts(config, record, tmp_path / "grpo-data" / "record")
+    seeds = {t: sorted(e.header["seed"] for e in iter_episodes(prompts / t.replace("/", "-")))
+             for t in tasks}  # fmt: skip
+    assert seeds == {"miniwob/click-test": [200_000], "miniwob/click-link": [200_000]}
+    # hard links, not copies; and the recordings themselves are untouched
+    shot = next((prompts / "miniwob-click-link").rglob("*.png"))
+    assert shot.stat().st_nlink == 2
+    assert len(list(iter_episodes(record / "miniwob-click-link"))) == 3
+    # without extra label demonstrations GRPO reads the recordings themselves
+    plain = RecipeConfig(out=str(tmp_path), tasks=tasks, episodes=3, progress=False)
+    assert grpo_prompts(plain, record, tmp_path / "unused") == record
+    assert not (tmp_path / "unused").exists()

@@ -10,6 +10,8 @@
                                      random first click (``perturbed``: never a target), then
                                      the expert (``record_tasks(miss_first=True)``); beside
                                      them record/, hard links to OUT/data/record
+    OUT/grpo-data/record/            with --label-episodes: hard links to every task's first
+                                     ``episodes`` recordings, GRPO's prompts (see grpo_prompts)
     OUT/data/synthetic/, typing/     synthetic screens (pixelpilot.train.synthetic): clicks,
                                      and typing episodes that copy the instruction's text
     OUT/init/model/                  the random-init checkpoint (pixelpilot.vlm.tiny)
@@ -213,6 +215,23 @@ def stage_recovery(config: RecipeConfig, record: Path, out: Path) -> dict[str, A
     return figures
 
 
+def grpo_prompts(config: RecipeConfig, record: Path, out: Path) -> Path:
+    """The recordings GRPO draws its prompts from: ``record`` itself, or, when the label tasks
+    got more demonstrations (``label_episodes``), hard links to every task's first
+    ``episodes`` of them in ``out``. The extra demonstrations are for SFT only: among GRPO's
+    prompts they crowded out the other tasks (docs/default-model.md, round 11)."""
+    if config.label_episodes <= config.episodes:
+        return record
+    first = config.seed * 100_000
+    keep = {f"seed-{first + k}" for k in range(config.episodes)}
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(
+        record, out, copy_function=_link,
+        ignore=lambda _, names: [n for n in names if n.startswith("seed-") and n not in keep],
+    )  # fmt: skip
+    return out
+
+
 def _link(source: str, target: str) -> None:
     try:
         os.link(source, target)
@@ -387,7 +406,9 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
         ("sft-recovery", lambda d: _sft(config, recovery, _final(root, "sft"), d,
                                         config.recovery_steps, config.recovery_lr)),
         ("eval-sft", lambda d: _eval(config, _final(root, sft), d)),
-        ("grpo", lambda d: stage_grpo(config, data / "record", _final(root, sft), d)),
+        ("grpo", lambda d: stage_grpo(config, grpo_prompts(config, data / "record",
+                                                           root / "grpo-data" / "record"),
+                                      _final(root, sft), d)),
         ("eval-grpo", lambda d: _eval(config, _final(root, "grpo"), d)),
     ]  # fmt: skip
     for name, run in stages:

@@ -86,6 +86,34 @@ def test_the_grammar_of_a_point(which: str, request: pytest.FixtureRequest) -> N
         assert allowed(free) is None, free  # outside a point the answer is the model's
 
 
+@pytest.mark.parametrize("which", ["syntax", "digit_syntax"])
+def test_numbers_stay_within_the_frame(which: str, request: pytest.FixtureRequest) -> None:
+    """A number may not outgrow the frame's width (x) or height (y) on this screen."""
+    syntax: PointSyntax = request.getfixturevalue(which)
+    digits = _texts(syntax, syntax.digits) or set()
+    commas, closes = _texts(syntax, syntax.commas), _texts(syntax, syntax.closes)
+
+    def allowed(text: str, size: tuple[float, float]) -> set[str] | None:
+        return _texts(syntax, syntax.allowed(text, size))
+
+    relative = (1000.0, 1000.0)  # uitars-1.0: thousandths of the screen
+    assert allowed(OPEN, relative) == {d for d in digits if int(d) <= 1000}
+    assert allowed(OPEN + "100", relative) == {"0"} | commas  # 1000, or end here
+    assert allowed(OPEN + "101", relative) == commas  # 101x would be over 1000
+    assert allowed(OPEN + "4", relative) == {d for d in digits if int("4" + d) <= 1000} | commas
+    pixels = (160.0, 210.0)  # a pixel frame: x up to the width, y up to the height
+    assert allowed(OPEN + "16", pixels) == {"0"} | commas
+    assert allowed(OPEN + "16,", pixels) == {d for d in digits if int(d) <= 210}
+    assert allowed(OPEN + "16,21", pixels) == {"0"} | closes
+    assert allowed(OPEN + "4416", relative) == commas  # written unconstrained: it may end
+    assert allowed("Action: click(", relative) is None  # outside a point: free
+    # the rule serves a batch: row r answers conversation r // n
+    rule = syntax.rule([relative, pixels], n=2)
+    assert _texts(syntax, rule(1, OPEN + "16")) == allowed(OPEN + "16", relative)
+    assert _texts(syntax, rule(2, OPEN + "16")) == {"0"} | commas
+    assert rule(4, OPEN + "16") == syntax.allowed(OPEN + "16")  # past the sizes: digits only
+
+
 def test_the_mask_keeps_the_allowed_scores(syntax: PointSyntax) -> None:
     import torch
 
@@ -119,7 +147,7 @@ def _conversations(vlm: HFVLM, count: int) -> list[Any]:
 
 def test_sampled_answers_open_only_well_formed_points(bundled: Path) -> None:
     """Hot sampling breaks the bundled model's points; with the constraint every point an
-    answer opens is filled with two (or four) numbers and closed."""
+    answer opens is filled with two (or four) numbers within the frame, and closed."""
     plain = HFVLM(bundled, pointer_weight=0.0, well_formed_points=False)
     constrained = HFVLM(bundled, pointer_weight=0.0, well_formed_points=True)
     assert plain.points is None and constrained.points is not None
@@ -128,15 +156,19 @@ def test_sampled_answers_open_only_well_formed_points(bundled: Path) -> None:
     filled = re.compile(r"_box='\(\d+,\d+(?:,\d+,\d+)?\)")
     counts = {}
     for vlm in (plain, constrained):
-        points = broken = 0
+        points = broken = over = 0
         for conv in _conversations(vlm, 6):
             for g in vlm.generate([conv], params):
                 for m in opened.finditer(g.text):
                     points += 1
-                    broken += filled.match(g.text, m.start()) is None and len(g.token_ids) < 40
-        counts[vlm is constrained] = (points, broken)
-    assert counts[True][0] >= 20 and counts[True][1] == 0, counts  # all filled and closed
-    assert counts[False][1] >= 3, counts  # without it some break: the check above can fail
+                    whole = filled.match(g.text, m.start())
+                    broken += whole is None and len(g.token_ids) < 40
+                    numbers = re.findall(r"\d+", whole.group() if whole else "")
+                    over += any(int(v) > 1000 for v in numbers)  # off the relative frame
+        counts[vlm is constrained] = (points, broken, over)
+    assert counts[True][0] >= 20 and counts[True][1:] == (0, 0), counts  # filled, in the frame
+    # without it some break and some leave the frame: the checks above can fail
+    assert counts[False][1] >= 3 and counts[False][2] >= 1, counts
 
 
 def test_the_declaration_carries_the_constraint(tmp_path: Path) -> None:

@@ -241,8 +241,10 @@ class HFVLM:
         width = inputs["input_ids"].shape[1]
         processors: list[Any] = []
         rules: list[Any] = []  # the constraints: one mask, first, so the guide biases only
-        if self.points is not None:  # what may be written
-            rules.append(self.points.rule)
+        if self.points is not None:  # what may be written; numbers within the frame
+            frame = self.profile.coords
+            sizes = [frame.model_size(c.images[-1].size) if c.images else None for c in convs]
+            rules.append(self.points.rule(sizes, params.n))
         if self.quoted is not None:
             quotes = [instruction_quotes(c.messages[0].text) if c.messages else [] for c in convs]
             rules.append(self.quoted.rule(quotes, params.n))

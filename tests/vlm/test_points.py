@@ -194,9 +194,10 @@ def test_training_loads_a_checkpoint_with_every_decoding_aid_off(
 
     folder = tmp_path / "declared"
     shutil.copytree(bundled, folder)
-    write_declaration(folder, Declaration("grounding", "English", False, 1.0, True, True))
+    write_declaration(folder, Declaration("grounding", "English", False, 1.0, True, True, True))
     declared = HFVLM(folder)
-    assert None not in (declared.points, declared.pointer, declared.quoted)
+    assert None not in (declared.points, declared.pointer, declared.quoted, declared.calls)
     config = SFTConfig(data=str(tmp_path), model=str(folder), out=str(tmp_path / "out"))
     vlm = load_trainable(config, "cpu")
     assert vlm.points is None and vlm.pointer is None and vlm.quoted is None
+    assert vlm.calls is None

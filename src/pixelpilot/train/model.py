@@ -32,7 +32,7 @@ def load_trainable(config: Any, device: str) -> Any:
         vlm.profile = replace(vlm.profile, prompt_kind=config.prompt_kind)
     # the history it is trained on is the one its declaration asks evaluation to show it
     vlm.profile = replace(vlm.profile, history_thoughts=config.history_thoughts)
-    vlm.pointer = vlm.points = vlm.quoted = None  # sample and score the model's own answers
+    vlm.pointer = vlm.points = vlm.quoted = vlm.calls = None  # the model's own answers
     if config.lora_r > 0:
         vlm.model = add_lora(vlm.model, config)
     vlm.model.train()

@@ -94,6 +94,7 @@ class RecipeConfig:
     pointer_weight: float = 1.0  # declared on the evaluated checkpoints (vlm/pointer.py; round 13)
     well_formed_points: bool = True  # declared on them too (vlm/points.py; round 14)
     quoted_typing: bool = True  # and this (vlm/quoted.py; round 15)
+    well_formed_actions: bool = False  # and this (vlm/wellformed.py; round 16)
     baselines: bool = True  # also evaluate random clicks and the usual spot on the same seeds
     progress: bool = True
 
@@ -443,7 +444,8 @@ def _eval(config: RecipeConfig, checkpoint: str, out: Path) -> dict[str, Any]:
 
     declared = replace(read_declaration(checkpoint), pointer_weight=config.pointer_weight,
                        well_formed_points=config.well_formed_points,
-                       quoted_typing=config.quoted_typing)  # fmt: skip
+                       quoted_typing=config.quoted_typing,
+                       well_formed_actions=config.well_formed_actions)  # fmt: skip
     write_declaration(checkpoint, declared)
     return evaluate(
         checkpoint, config.tasks, out / "run", episodes=config.eval_episodes,

@@ -19,6 +19,7 @@ from pixelpilot.vlm.base import Completion, Conversation, Generation, ModelProfi
 from pixelpilot.vlm.masking import AnswerMask
 from pixelpilot.vlm.profiles import Family, family_of, profile_for, read_declaration
 from pixelpilot.vlm.quoted import QuotedTyping, instruction_quotes
+from pixelpilot.vlm.wellformed import ActionSyntax
 
 MAX_ASPECT = 200  # smart_resize's limit on the long side over the short side
 
@@ -77,6 +78,7 @@ class HFVLM:
         pointer_weight: float | None = None,
         well_formed_points: bool | None = None,
         quoted_typing: bool | None = None,
+        well_formed_actions: bool | None = None,
     ) -> None:
         self.path = Path(path)
         config = _read_config(self.path)
@@ -108,6 +110,10 @@ class HFVLM:
         self.points = self._points() if points else None
         quoted = declaration.quoted_typing if quoted_typing is None else quoted_typing
         self.quoted = QuotedTyping(self.tokenizer) if quoted else None
+        calls = (
+            declaration.well_formed_actions if well_formed_actions is None else well_formed_actions
+        )
+        self.calls = ActionSyntax(self.tokenizer) if calls else None
 
     # -- loading -------------------------------------------------------------------------
 
@@ -248,6 +254,8 @@ class HFVLM:
         if self.quoted is not None:
             quotes = [instruction_quotes(c.messages[0].text) if c.messages else [] for c in convs]
             rules.append(self.quoted.rule(quotes, params.n))
+        if self.calls is not None:  # after the values' own rules: it leaves values free
+            rules.append(self.calls.rule)
         if rules:
             processors.append(AnswerMask(self.tokenizer, width, rules))
         if self.pointer is not None:

@@ -22,7 +22,7 @@ DECLARATION_FILE = "pixelpilot.json"
 DECLARATION_FORMAT = "pixelpilot.model"
 _DECLARATION_KEYS = (
     "format", "version", "prompt_kind", "prompt_language", "history_thoughts", "pointer_weight",
-    "well_formed_points", "quoted_typing",
+    "well_formed_points", "quoted_typing", "well_formed_actions",
 )  # fmt: skip
 
 
@@ -142,7 +142,8 @@ class Declaration:
     for a checkpoint trained with the pointing objective; ``well_formed_points`` constrains
     its answers' points to the point grammar (``pixelpilot.vlm.points``); ``quoted_typing``
     constrains what a ``type`` action writes to the instruction's quoted strings
-    (``pixelpilot.vlm.quoted``)."""
+    (``pixelpilot.vlm.quoted``); ``well_formed_actions`` constrains the call after
+    ``Action:`` to the action language (``pixelpilot.vlm.wellformed``)."""
 
     prompt_kind: str = "computer"
     prompt_language: str = "English"
@@ -150,6 +151,7 @@ class Declaration:
     pointer_weight: float = 0.0
     well_formed_points: bool = False
     quoted_typing: bool = False
+    well_formed_actions: bool = False
 
     def __post_init__(self) -> None:
         check_prompt(self.prompt_kind, self.prompt_language)
@@ -213,7 +215,7 @@ def read_declaration(folder: str | Path) -> Declaration:
             path, None, f"pointer_weight must be a number >= 0, not {_short(weight)}"
         )
     flags = {}
-    for key in ("history_thoughts", "well_formed_points", "quoted_typing"):
+    for key in ("history_thoughts", "well_formed_points", "quoted_typing", "well_formed_actions"):
         flags[key] = data.get(key, key == "history_thoughts")
         if not isinstance(flags[key], bool):
             raise FileFormatError(
@@ -234,6 +236,8 @@ def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
         data["well_formed_points"] = True
     if declaration.quoted_typing:
         data["quoted_typing"] = True
+    if declaration.well_formed_actions:
+        data["well_formed_actions"] = True
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)

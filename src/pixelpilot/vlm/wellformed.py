@@ -1,0 +1,121 @@
+"""Well-formed actions: constrained decoding of an answer's action call.
+
+A small model that misses often writes a broken answer on the next step:
+``Action:,428)')`` (no action name), ``Action: type(start_box='(399,332)')`` (an argument the
+action does not take). The parser rejects it, the agent's retries are drawn at a higher
+temperature, and the step is often lost. With ``well_formed_actions`` declared, once an
+answer has written ``Action:`` the decoder may only write the start of a call in the action
+language (``pixelpilot.tools.actions``):
+
+- an action name (any name the parser knows, aliases too), then ``(``;
+- that action's arguments, by their canonical names and in their declared order (optional
+  ones may be left out), ``, `` between them, then ``)``;
+- a point argument holds a quoted point, ``'(x,y)'``, and a text argument a quoted string
+  (``'...'`` or ``"..."``, with ``\\'`` escapes); what a value holds is left to the model,
+  and to the other constraints (``pixelpilot.vlm.points``: which digits;
+  ``pixelpilot.vlm.quoted``: which string a ``type`` writes);
+- after the call's ``)`` the answer is free again.
+
+Which action to take and every value stay the model's choice: a token is masked only where
+it could not continue any well-formed call. The check is a partial match of the call pattern
+(the ``regex`` package, a dependency of transformers) over each candidate token, for tokens
+whose first character can continue at all; the allowed set of each answer prefix is kept
+(cleared past ``CACHE_SIZE`` prefixes). Training loads checkpoints with it off.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import combinations
+from typing import Any
+
+from pixelpilot.vlm.masking import AnswerMask
+
+_ACTION = re.compile(r"(?:(?<=\s)|^)Action[ \t]*[:：]")
+_POINT = r"""(?:'(?:<\|box_start\|>)?\(\d+, ?\d+\)(?:<\|box_end\|>)?'|"(?:<\|box_start\|>)?\(\d+, ?\d+\)(?:<\|box_end\|>)?")"""  # noqa: E501
+_TEXT = r"""(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+_FREE = "\x00"  # a character only a free value (or the text after the call) may hold
+CACHE_SIZE = 20_000
+
+
+def call_pattern() -> str:
+    """The regular expression of what may follow ``Action:``: one call of the action
+    language, then anything."""
+    from pixelpilot.tools.actions import ACTION_NAMES, ACTION_TYPES
+
+    calls = []
+    for name, kind in sorted(ACTION_NAMES.items()):
+        args = ACTION_TYPES[kind].args
+        forms = []
+        optional = [a for a in args if not a.required]
+        for k in range(len(optional) + 1):
+            for left_out in combinations(optional, k):
+                kept = [a for a in args if a not in left_out]
+                forms.append(
+                    ", ?".join(
+                        f"{re.escape(a.name)}=" + (_POINT if a.kind == "point" else _TEXT)
+                        for a in kept
+                    )
+                )
+        body = "|".join(f"(?:{f})" for f in dict.fromkeys(forms))
+        calls.append(rf"{re.escape(name)}\( ?(?:{body}) ?\)")
+    return rf" ?(?:{'|'.join(calls)})(?s:.*)"
+
+
+class ActionSyntax:
+    """One tokenizer's token texts, indexed by their first character, and the call pattern."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        try:
+            import regex
+        except ImportError as exc:  # pragma: no cover - transformers depends on it
+            from pixelpilot.errors import DependencyNotInstalled
+
+            raise DependencyNotInstalled("regex", "models") from exc
+        self.tokenizer = tokenizer
+        self.pattern = regex.compile(call_pattern())
+        special = set(getattr(tokenizer, "all_special_ids", []) or [])
+        texts = tokenizer.batch_decode(
+            [[i] for i in range(len(tokenizer))], clean_up_tokenization_spaces=False
+        )  # one call
+        self.texts = texts
+        self.by_first: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            if text and i not in special:
+                self.by_first.setdefault(text[0], []).append(i)
+        self._sets: dict[str, list[int] | None] = {}
+
+    def viable(self, call: str) -> bool:
+        """Whether ``call`` (what follows ``Action:``) is the start of a well-formed call."""
+        return self.pattern.fullmatch(call, partial=True) is not None
+
+    def allowed(self, text: str) -> list[int] | None:
+        """The token ids that may follow the answer ``text``, or None when any may (no
+        ``Action:`` yet, inside a text value, after the call, or an answer already broken)."""
+        last = None
+        for last in _ACTION.finditer(text):  # noqa: B007 - the last one
+            pass
+        if last is None:
+            return None
+        call = text[last.end() :]
+        if call in self._sets:
+            return self._sets[call]
+        if self.viable(call + _FREE) or not self.viable(call):
+            ids = None  # a free value or past the call; or broken before the mask came in
+        else:
+            firsts = [c for c in self.by_first if self.viable(call + c)]
+            ids = [
+                i for c in firsts for i in self.by_first[c] if self.viable(call + self.texts[i])
+            ] or None  # fmt: skip
+        if len(self._sets) >= CACHE_SIZE:
+            self._sets.clear()
+        self._sets[call] = ids
+        return ids
+
+    def processor(self, prompt_len: int) -> AnswerMask:
+        """The logits processor for one ``generate`` call (answers start at ``prompt_len``)."""
+        return AnswerMask(self.tokenizer, prompt_len, [self.rule])
+
+    def rule(self, row: int, text: str) -> list[int] | None:
+        """``allowed`` as an ``AnswerMask`` rule (the same for every row)."""
+        return self.allowed(text)

@@ -1,0 +1,137 @@
+"""Well-formed actions (pixelpilot.vlm.wellformed): the call after ``Action:`` constrained to
+the action language, with the bundled model's tokenizer and the bundled model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pixelpilot.agent.policy import VLMPolicy
+from pixelpilot.envs.base import Observation
+from pixelpilot.errors import FileFormatError
+from pixelpilot.tools import Action
+from pixelpilot.tools.grammar import format_action, parse_response
+from pixelpilot.train.synthetic import render
+from pixelpilot.vlm.base import SamplingParams
+from pixelpilot.vlm.hf import HFVLM
+from pixelpilot.vlm.profiles import Declaration, read_declaration, write_declaration
+from pixelpilot.vlm.wellformed import ActionSyntax
+
+# one of every action the language has, as the project's own formatter writes it
+EXAMPLES = [
+    {"type": "click", "x": 196, "y": 519},
+    {"type": "left_double", "x": 1, "y": 2},
+    {"type": "right_single", "x": 1, "y": 2},
+    {"type": "long_press", "x": 1, "y": 2},
+    {"type": "drag", "x1": 1, "y1": 2, "x2": 3, "y2": 4},
+    {"type": "scroll", "x": 1, "y": 2, "direction": "left"},
+    {"type": "hotkey", "keys": ["ctrl", "shift", "t"]},
+    {"type": "type", "content": "it's done\n"},
+    {"type": "wait"},
+    {"type": "finished", "content": ""},
+    {"type": "finished", "content": "the answer is 42"},
+    {"type": "call_user", "content": "help"},
+    {"type": "open_app", "app_name": "Maps"},
+    {"type": "press_home"},
+    {"type": "press_back"},
+]
+
+
+@pytest.fixture(scope="module")
+def calls(bundled_tokenizer: Any) -> ActionSyntax:
+    return ActionSyntax(bundled_tokenizer)
+
+
+def _texts(calls: ActionSyntax, ids: list[int] | None) -> set[str] | None:
+    return None if ids is None else {calls.texts[i] for i in ids}
+
+
+def test_the_call_after_action_is_held_to_the_language(calls: ActionSyntax) -> None:
+    def allowed(answer: str) -> set[str] | None:
+        return _texts(calls, calls.allowed(answer))
+
+    names = allowed("Action:")
+    assert names and {" click", " type", " drag", " scroll"} <= names
+    assert "," not in names and ":" not in names  # `Action:,428)')` is no longer written
+    assert all(calls.viable(t) for t in names)
+    assert allowed("Action: cl") == {"i"}
+    typing = allowed("Action: type(")
+    assert typing and "content" in typing and not {"start", " s", "s"} & typing
+    assert allowed("Action: click(start") == {"_"}
+    assert "='(" in (allowed("Action: click(start_box") or set())
+    closing = allowed("Action: click(start_box='(144,428)")
+    assert closing and "')" in closing and "," not in closing
+    assert allowed("Action: scroll(start_box='(1,2)'") == {","}  # direction is required
+    for free in (
+        "Thought: I click",  # no Action: yet
+        "Action: type(content='pre",  # a text value is the model's (or quoted typing's)
+        "Action: click(start_box='(144,428)')",  # after the call
+        "Action:,428",  # broken before the constraint came in: left alone
+    ):
+        assert calls.allowed(free) is None, free
+    # the last Action: counts
+    assert allowed("Thought: Action: x\nAction:") == names
+
+
+@pytest.mark.parametrize("data", EXAMPLES, ids=lambda d: d["type"])
+def test_every_action_the_formatter_writes_passes_the_mask(
+    calls: ActionSyntax, data: dict[str, Any]
+) -> None:
+    """Token by token, each formatted action is allowed: the constraint never stops a
+    well-formed answer."""
+    answer = "Action: " + format_action(Action.from_dict(data), "uitars-1.0", (1000, 1000))
+    assert parse_response(answer, "uitars-1.0", (1000, 1000)).actions
+    ids = calls.tokenizer(answer, add_special_tokens=False)["input_ids"]
+    for k in range(1, len(ids)):
+        written = calls.tokenizer.decode(ids[:k], clean_up_tokenization_spaces=False)
+        allowed = calls.allowed(written)
+        assert allowed is None or ids[k] in allowed, (written, calls.texts[ids[k]])
+
+
+def _conversations(vlm: HFVLM, count: int) -> list[Any]:
+    convs = []
+    for i in range(count):
+        image, sample = render(12, i)  # a synthetic stream the recipe does not draw
+        policy = VLMPolicy(vlm)
+        policy.reset(sample.instruction)
+        convs.append(policy.conversation(Observation(image, sample.instruction)))
+    return convs
+
+
+def test_sampled_answers_write_only_calls_that_parse(bundled: Path) -> None:
+    """Hot sampling breaks the bundled model's calls; with the constraint (and well-formed
+    points) every answer that ends within the token budget parses."""
+    off = {"pointer_weight": 0.0, "quoted_typing": False}
+    plain = HFVLM(bundled, well_formed_points=False, well_formed_actions=False, **off)
+    constrained = HFVLM(bundled, well_formed_points=True, well_formed_actions=True, **off)
+    assert plain.calls is None and constrained.calls is not None
+    params = SamplingParams(max_new_tokens=40, temperature=3.0, n=8, seed=0)
+    counts = {}
+    for vlm in (plain, constrained):
+        answers = broken = 0
+        for conv in _conversations(vlm, 6):
+            for g in vlm.generate([conv], params):
+                if g.finish_reason != "stop" or "Action:" not in g.text:
+                    continue
+                answers += 1
+                try:
+                    parse_response(g.text, "uitars-1.0", (160, 210))
+                except ValueError:
+                    broken += 1
+        counts[vlm is constrained] = (answers, broken)
+    assert counts[True][0] >= 20 and counts[True][1] == 0, counts  # every answer parses
+    assert counts[False][1] >= 3, counts  # without it some do not: the check above can fail
+
+
+def test_the_declaration_carries_well_formed_actions(tmp_path: Path) -> None:
+    write_declaration(tmp_path, Declaration("grounding", well_formed_actions=True))
+    assert read_declaration(tmp_path).well_formed_actions is True
+    write_declaration(tmp_path, Declaration("grounding"))
+    assert "well_formed_actions" not in json.loads((tmp_path / "pixelpilot.json").read_text())
+    for bad in ("yes", 1, None):
+        (tmp_path / "pixelpilot.json").write_text(json.dumps({"well_formed_actions": bad}))
+        with pytest.raises(FileFormatError, match="well_formed_actions must be true or false"):
+            read_declaration(tmp_path)

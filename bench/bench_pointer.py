@@ -1,13 +1,14 @@
 """Cost of the decoding aids per answer: pointer-guided coordinates (``pixelpilot.vlm.pointer``),
-well-formed points (``pixelpilot.vlm.points``) and quoted typing (``pixelpilot.vlm.quoted``).
+well-formed points (``pixelpilot.vlm.points``), quoted typing (``pixelpilot.vlm.quoted``) and
+well-formed actions (``pixelpilot.vlm.wellformed``).
 
 The bundled model answers synthetic 160x210 screens one at a time (greedy, at most 40 new
 tokens): click screens, and typing screens (the second step of a typing episode, the field
 clicked, where the answer is a ``type``). Each screen is answered plainly, with
 ``pointer_weight`` 20 (the guide adds a forward pass over the prompt and a logits processor on
 the answer's tokens), with ``well_formed_points`` (a mask inside a point), with
-``quoted_typing`` (a mask inside a type's content) and with all three. Writes its section of
-``docs/benchmarks.md``.
+``quoted_typing`` (a mask inside a type's content), with ``well_formed_actions`` (a mask on the
+call's structure) and with all four. Writes its section of ``docs/benchmarks.md``.
 
     .venv/bin/python bench/bench_pointer.py [--screens 24] [--no-write]
 """
@@ -37,8 +38,12 @@ ARMS = {  # name: the HFVLM decoding options
     "pointer-guided": {"pointer_weight": WEIGHT},
     "well-formed points": {"well_formed_points": True},
     "quoted typing": {"quoted_typing": True},
-    "all three": {"pointer_weight": WEIGHT, "well_formed_points": True, "quoted_typing": True},
-}
+    "well-formed actions": {"well_formed_actions": True},
+    "all four": {
+        "pointer_weight": WEIGHT, "well_formed_points": True, "quoted_typing": True,
+        "well_formed_actions": True,
+    },
+}  # fmt: skip
 KINDS = {"click screens": None, "typing screens": ("type",)}  # render()'s kinds
 
 
@@ -72,7 +77,8 @@ def main() -> None:
     folder = factory.default_model_path()
     if folder is None:
         raise SystemExit("the bundled model is missing")
-    off = {"pointer_weight": 0.0, "well_formed_points": False, "quoted_typing": False}
+    off = {"pointer_weight": 0.0, "well_formed_points": False, "quoted_typing": False,
+           "well_formed_actions": False}  # fmt: skip
     vlms = {arm: HFVLM(folder, **(off | kw)) for arm, kw in ARMS.items()}
     answer_times(vlms, 2)  # warm-up
     times = answer_times(vlms, args.screens)
@@ -87,7 +93,8 @@ def main() -> None:
         lines.append(f"| {arm} | {' | '.join(cells)} |")
     section = "\n".join([
         START,
-        "## Decoding aids: pointer-guided coordinates, well-formed points, quoted typing",
+        "## Decoding aids: pointer-guided coordinates, well-formed points, quoted typing, "
+        "well-formed actions",
         "",
         f"`.venv/bin/python bench/bench_pointer.py --screens {args.screens}`, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
@@ -95,7 +102,8 @@ def main() -> None:
         f"{args.screens} synthetic 160x210 click screens and as many typing screens (the "
         "field clicked, a `type` due) one at a time (greedy, at most 40 new tokens, one torch "
         f"thread), plainly, with `pointer_weight` {WEIGHT:g}, with `well_formed_points`, with "
-        "`quoted_typing` and with all three, the arms taking turns on each screen. Median wall "
+        "`quoted_typing`, with `well_formed_actions` and with all four, the arms taking turns "
+        "on each screen. Median wall "
         "time per answer, in ms (the difference from plain decoding in brackets):",
         "",
         "| decoding | " + " | ".join(KINDS) + " |",

@@ -29,6 +29,7 @@ def test_the_bundled_model_ships_small_and_declares_its_prompt() -> None:
     assert declared.pointer_weight == 1.0  # pointer-guided coordinates (vlm/pointer.py)
     assert declared.well_formed_points is True  # the point grammar (vlm/points.py)
     assert declared.quoted_typing is True  # typing copies a quoted string (vlm/quoted.py)
+    assert declared.well_formed_actions is True  # the call's grammar (vlm/wellformed.py)
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "kimi_k25"
     assert (folder / "MODEL_CARD.md").read_text().startswith("# pixelpilot default model")

@@ -88,11 +88,11 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     # the evaluated checkpoints decode with the recipe's aids; training declared none
     plain = read_declaration(out / "sft" / "final")
     assert plain.pointer_weight == 0.0 and plain.well_formed_points is False
-    assert plain.quoted_typing is False
+    assert plain.quoted_typing is False and plain.well_formed_actions is False
     for name in ("sft-recovery", "grpo"):
         declared = read_declaration(out / name / "final")
         assert declared.pointer_weight == 1.0 and declared.well_formed_points is True
-        assert declared.quoted_typing is True
+        assert declared.quoted_typing is True and declared.well_formed_actions is True
     # evaluated as any checkpoint is: the ordinary factory, the kind the checkpoint declares
     header = read_trajectory(next((out / "eval-grpo").rglob("trajectory.jsonl")).parent).header
     assert header["model"] == str((out / "grpo" / "final").resolve())

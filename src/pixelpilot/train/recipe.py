@@ -94,7 +94,7 @@ class RecipeConfig:
     pointer_weight: float = 1.0  # declared on the evaluated checkpoints (vlm/pointer.py; round 13)
     well_formed_points: bool = True  # declared on them too (vlm/points.py; round 14)
     quoted_typing: bool = True  # and this (vlm/quoted.py; round 15)
-    well_formed_actions: bool = False  # and this (vlm/wellformed.py; round 16)
+    well_formed_actions: bool = True  # and this (vlm/wellformed.py; round 16)
     baselines: bool = True  # also evaluate random clicks and the usual spot on the same seeds
     progress: bool = True
 
@@ -436,8 +436,8 @@ def _final(root: Path, stage: str) -> str:
 
 def _eval(config: RecipeConfig, checkpoint: str, out: Path) -> dict[str, Any]:
     """Declare the recipe's decoding aids on ``checkpoint`` (the pointer weight, well-formed
-    points and quoted typing; training wrote its declaration without them), then evaluate it
-    as it will run."""
+    points, quoted typing and well-formed actions; training wrote its declaration without
+    them), then evaluate it as it will run."""
     from dataclasses import replace
 
     from pixelpilot.vlm.profiles import read_declaration, write_declaration

@@ -148,8 +148,9 @@ def _conversations(vlm: HFVLM, count: int) -> list[Any]:
 def test_sampled_answers_open_only_well_formed_points(bundled: Path) -> None:
     """Hot sampling breaks the bundled model's points; with the constraint every point an
     answer opens is filled with two (or four) numbers within the frame, and closed."""
-    plain = HFVLM(bundled, pointer_weight=0.0, well_formed_points=False)
-    constrained = HFVLM(bundled, pointer_weight=0.0, well_formed_points=True)
+    off = {"pointer_weight": 0.0, "quoted_typing": False, "well_formed_actions": False}
+    plain = HFVLM(bundled, well_formed_points=False, **off)  # the call grammar would hold
+    constrained = HFVLM(bundled, well_formed_points=True, **off)  # points too: off in both
     assert plain.points is None and constrained.points is not None
     params = SamplingParams(max_new_tokens=40, temperature=3.0, n=8, seed=0)
     opened = re.compile(r"_box='\(")

@@ -96,8 +96,9 @@ def _typing_conversations(vlm: HFVLM, count: int) -> list[tuple[Any, str]]:
 def test_sampled_typing_copies_a_quoted_string(bundled: Path) -> None:
     """Hot sampling makes the bundled model miscopy; with the constraint every content it
     writes and closes is one of the instruction's quoted strings."""
-    plain = HFVLM(bundled, pointer_weight=0.0, well_formed_points=False, quoted_typing=False)
-    constrained = HFVLM(bundled, pointer_weight=0.0, quoted_typing=True)
+    off = {"pointer_weight": 0.0, "well_formed_actions": False}
+    plain = HFVLM(bundled, well_formed_points=False, quoted_typing=False, **off)
+    constrained = HFVLM(bundled, quoted_typing=True, **off)
     assert plain.quoted is None and constrained.quoted is not None
     params = SamplingParams(max_new_tokens=30, temperature=2.0, n=8, seed=0)
     content = re.compile(r"type\(content='((?:\\.|[^'\\])*)'")

@@ -10,9 +10,10 @@ language (``pixelpilot.tools.actions``):
 - an action name (any name the parser knows, aliases too), then ``(``;
 - that action's arguments, by their canonical names and in their declared order (optional
   ones may be left out), ``, `` between them, then ``)``;
-- a point argument holds a quoted point, ``'(x,y)'``, and a text argument a quoted string
-  (``'...'`` or ``"..."``, with ``\\'`` escapes); what a value holds is left to the model,
-  and to the other constraints (``pixelpilot.vlm.points``: which digits;
+- a point argument holds a quoted point, ``'(x,y)'`` (digits, a comma, the parenthesis: the
+  point's shape even without ``pixelpilot.vlm.points``, which adds the bound on the numbers
+  and comes first when declared), and a text argument a quoted string (``'...'`` or
+  ``"..."``, with ``\\'`` escapes); which numbers and what text are left to the model (and to
   ``pixelpilot.vlm.quoted``: which string a ``type`` writes);
 - after the call's ``)`` the answer is free again.
 

@@ -9,27 +9,10 @@ import pytest
 from pixelpilot.tools import ACTION_TYPES, Action, Click, Drag, Hotkey, OpenApp, Scroll, Type
 from pixelpilot.tools.actions import normalize_key
 
-EXAMPLES = [
-    {"type": "click", "x": 196, "y": 519},
-    {"type": "left_double", "x": 1, "y": 2},
-    {"type": "right_single", "x": 1, "y": 2},
-    {"type": "long_press", "x": 1, "y": 2},
-    {"type": "drag", "x1": 1, "y1": 2, "x2": 3, "y2": 4},
-    {"type": "scroll", "x": 1, "y": 2, "direction": "left"},
-    {"type": "hotkey", "keys": ["ctrl", "shift", "t"]},
-    {"type": "type", "content": "hello\n"},
-    {"type": "wait"},
-    {"type": "finished", "content": ""},
-    {"type": "call_user", "content": "help"},
-    {"type": "open_app", "app_name": "Maps"},
-    {"type": "press_home"},
-    {"type": "press_back"},
-]
 
-
-def test_every_type_round_trips_through_its_dict():
-    assert {e["type"] for e in EXAMPLES} == set(ACTION_TYPES)
-    for data in EXAMPLES:
+def test_every_type_round_trips_through_its_dict(action_examples: list[dict]) -> None:
+    assert {e["type"] for e in action_examples} == set(ACTION_TYPES)
+    for data in action_examples:
         action = Action.from_dict(data)
         assert type(action) is ACTION_TYPES[data["type"]]
         assert action.to_dict() == data

@@ -43,6 +43,26 @@ def bundled_tokenizer(bundled: Path) -> Any:
 
 
 @pytest.fixture(scope="session")
+def screen_conversations() -> Any:
+    """``(vlm, stream, count) -> conversations``: the agent's first-step prompts for ``count``
+    synthetic click screens of ``stream`` (use streams the recipe does not draw, not 0)."""
+    from pixelpilot.agent.policy import VLMPolicy
+    from pixelpilot.envs.base import Observation
+    from pixelpilot.train.synthetic import render
+
+    def build(vlm: Any, stream: int, count: int) -> list[Any]:
+        convs = []
+        for i in range(count):
+            image, sample = render(stream, i)
+            policy = VLMPolicy(vlm)
+            policy.reset(sample.instruction)
+            convs.append(policy.conversation(Observation(image, sample.instruction)))
+        return convs
+
+    return build
+
+
+@pytest.fixture(scope="session")
 def tiny_qwen25_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-init Qwen2.5-VL (UI-TARS-1.5 architecture) checkpoint, size xs."""
     from pixelpilot.vlm.tiny import build_tiny

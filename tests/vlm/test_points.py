@@ -10,10 +10,7 @@ from typing import Any
 
 import pytest
 
-from pixelpilot.agent.policy import VLMPolicy
-from pixelpilot.envs.base import Observation
 from pixelpilot.errors import FileFormatError
-from pixelpilot.train.synthetic import render
 from pixelpilot.vlm.base import SamplingParams
 from pixelpilot.vlm.hf import HFVLM
 from pixelpilot.vlm.points import MAX_DIGITS, PointSyntax
@@ -135,17 +132,9 @@ def test_the_mask_keeps_the_allowed_scores(syntax: PointSyntax) -> None:
     assert torch.equal(out, before)  # not in a point: unchanged
 
 
-def _conversations(vlm: HFVLM, count: int) -> list[Any]:
-    convs = []
-    for i in range(count):
-        image, sample = render(11, i)  # a synthetic stream the recipe does not draw
-        policy = VLMPolicy(vlm)
-        policy.reset(sample.instruction)
-        convs.append(policy.conversation(Observation(image, sample.instruction)))
-    return convs
-
-
-def test_sampled_answers_open_only_well_formed_points(bundled: Path) -> None:
+def test_sampled_answers_open_only_well_formed_points(
+    bundled: Path, screen_conversations: Any
+) -> None:
     """Hot sampling breaks the bundled model's points; with the constraint every point an
     answer opens is filled with two (or four) numbers within the frame, and closed."""
     off = {"pointer_weight": 0.0, "quoted_typing": False, "well_formed_actions": False}
@@ -158,7 +147,7 @@ def test_sampled_answers_open_only_well_formed_points(bundled: Path) -> None:
     counts = {}
     for vlm in (plain, constrained):
         points = broken = over = 0
-        for conv in _conversations(vlm, 6):
+        for conv in screen_conversations(vlm, 11, 6):  # a stream the recipe does not draw
             for g in vlm.generate([conv], params):
                 for m in opened.finditer(g.text):
                     points += 1

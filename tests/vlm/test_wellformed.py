@@ -9,34 +9,18 @@ from typing import Any
 
 import pytest
 
-from pixelpilot.agent.policy import VLMPolicy
-from pixelpilot.envs.base import Observation
 from pixelpilot.errors import FileFormatError
 from pixelpilot.tools import Action
 from pixelpilot.tools.grammar import format_action, parse_response
-from pixelpilot.train.synthetic import render
 from pixelpilot.vlm.base import SamplingParams
 from pixelpilot.vlm.hf import HFVLM
 from pixelpilot.vlm.profiles import Declaration, read_declaration, write_declaration
 from pixelpilot.vlm.wellformed import ActionSyntax
 
-# one of every action the language has, as the project's own formatter writes it
-EXAMPLES = [
-    {"type": "click", "x": 196, "y": 519},
-    {"type": "left_double", "x": 1, "y": 2},
-    {"type": "right_single", "x": 1, "y": 2},
-    {"type": "long_press", "x": 1, "y": 2},
-    {"type": "drag", "x1": 1, "y1": 2, "x2": 3, "y2": 4},
-    {"type": "scroll", "x": 1, "y": 2, "direction": "left"},
-    {"type": "hotkey", "keys": ["ctrl", "shift", "t"]},
+# beside one action of every type (the action_examples fixture), values that need escapes
+EXTRA = [
     {"type": "type", "content": "it's done\n"},
-    {"type": "wait"},
-    {"type": "finished", "content": ""},
     {"type": "finished", "content": "the answer is 42"},
-    {"type": "call_user", "content": "help"},
-    {"type": "open_app", "app_name": "Maps"},
-    {"type": "press_home"},
-    {"type": "press_back"},
 ]
 
 
@@ -76,32 +60,24 @@ def test_the_call_after_action_is_held_to_the_language(calls: ActionSyntax) -> N
     assert allowed("Thought: Action: x\nAction:") == names
 
 
-@pytest.mark.parametrize("data", EXAMPLES, ids=lambda d: d["type"])
 def test_every_action_the_formatter_writes_passes_the_mask(
-    calls: ActionSyntax, data: dict[str, Any]
+    calls: ActionSyntax, action_examples: list[dict[str, Any]]
 ) -> None:
     """Token by token, each formatted action is allowed: the constraint never stops a
     well-formed answer."""
-    answer = "Action: " + format_action(Action.from_dict(data), "uitars-1.0", (1000, 1000))
-    assert parse_response(answer, "uitars-1.0", (1000, 1000)).actions
-    ids = calls.tokenizer(answer, add_special_tokens=False)["input_ids"]
-    for k in range(1, len(ids)):
-        written = calls.tokenizer.decode(ids[:k], clean_up_tokenization_spaces=False)
-        allowed = calls.allowed(written)
-        assert allowed is None or ids[k] in allowed, (written, calls.texts[ids[k]])
+    for data in [*action_examples, *EXTRA]:
+        answer = "Action: " + format_action(Action.from_dict(data), "uitars-1.0", (1000, 1000))
+        assert parse_response(answer, "uitars-1.0", (1000, 1000)).actions
+        ids = calls.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        for k in range(1, len(ids)):
+            written = calls.tokenizer.decode(ids[:k], clean_up_tokenization_spaces=False)
+            allowed = calls.allowed(written)
+            assert allowed is None or ids[k] in allowed, (written, calls.texts[ids[k]])
 
 
-def _conversations(vlm: HFVLM, count: int) -> list[Any]:
-    convs = []
-    for i in range(count):
-        image, sample = render(12, i)  # a synthetic stream the recipe does not draw
-        policy = VLMPolicy(vlm)
-        policy.reset(sample.instruction)
-        convs.append(policy.conversation(Observation(image, sample.instruction)))
-    return convs
-
-
-def test_sampled_answers_write_only_calls_that_parse(bundled: Path) -> None:
+def test_sampled_answers_write_only_calls_that_parse(
+    bundled: Path, screen_conversations: Any
+) -> None:
     """Hot sampling breaks the bundled model's calls; with the constraint (and well-formed
     points) every answer that ends within the token budget parses."""
     off = {"pointer_weight": 0.0, "quoted_typing": False}
@@ -112,7 +88,7 @@ def test_sampled_answers_write_only_calls_that_parse(bundled: Path) -> None:
     counts = {}
     for vlm in (plain, constrained):
         answers = broken = 0
-        for conv in _conversations(vlm, 6):
+        for conv in screen_conversations(vlm, 12, 6):  # a stream the recipe does not draw
             for g in vlm.generate([conv], params):
                 if g.finish_reason != "stop" or "Action:" not in g.text:
                     continue

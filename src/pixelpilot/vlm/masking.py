@@ -14,6 +14,20 @@ from typing import Any
 Rule = Callable[[int, str], Sequence[int] | None]
 
 
+def token_index(tokenizer: Any) -> tuple[list[str], dict[str, list[int]]]:
+    """Every token's text (one ``batch_decode`` call) and the ids of the non-special tokens
+    with a text, by the text's first character: what a rule filters candidates with."""
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    texts = tokenizer.batch_decode(
+        [[i] for i in range(len(tokenizer))], clean_up_tokenization_spaces=False
+    )
+    by_first: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        if text and i not in special:
+            by_first.setdefault(text[0], []).append(i)
+    return texts, by_first
+
+
 class AnswerMask:
     """A transformers logits processor: ``rules`` mask the answer's next token."""
 

@@ -26,7 +26,7 @@ import re
 from typing import Any
 
 from pixelpilot.tools.grammar import quote as literal
-from pixelpilot.vlm.masking import AnswerMask
+from pixelpilot.vlm.masking import AnswerMask, token_index
 
 _QUOTED = re.compile(r'"([^"\n]+)"|“([^”\n]+)”')
 _INSTRUCTION = "## User Instruction\n"
@@ -48,15 +48,7 @@ class QuotedTyping:
 
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
-        special = set(getattr(tokenizer, "all_special_ids", []) or [])
-        texts = tokenizer.batch_decode(
-            [[i] for i in range(len(tokenizer))], clean_up_tokenization_spaces=False
-        )  # one call
-        self.texts = texts
-        self.by_first: dict[str, list[int]] = {}
-        for i, text in enumerate(texts):
-            if text and i not in special:
-                self.by_first.setdefault(text[0], []).append(i)
+        self.texts, self.by_first = token_index(tokenizer)
 
     def allowed(self, text: str, quotes: list[str]) -> list[int] | None:
         """The token ids that may follow the answer ``text`` given the instruction's

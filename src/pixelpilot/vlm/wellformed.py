@@ -30,7 +30,7 @@ import re
 from itertools import combinations
 from typing import Any
 
-from pixelpilot.vlm.masking import AnswerMask
+from pixelpilot.vlm.masking import AnswerMask, token_index
 
 _ACTION = re.compile(r"(?:(?<=\s)|^)Action[ \t]*[:：]")
 _POINT = r"""(?:'(?:<\|box_start\|>)?\(\d+, ?\d+\)(?:<\|box_end\|>)?'|"(?:<\|box_start\|>)?\(\d+, ?\d+\)(?:<\|box_end\|>)?")"""  # noqa: E501
@@ -75,15 +75,7 @@ class ActionSyntax:
             raise DependencyNotInstalled("regex", "models") from exc
         self.tokenizer = tokenizer
         self.pattern = regex.compile(call_pattern())
-        special = set(getattr(tokenizer, "all_special_ids", []) or [])
-        texts = tokenizer.batch_decode(
-            [[i] for i in range(len(tokenizer))], clean_up_tokenization_spaces=False
-        )  # one call
-        self.texts = texts
-        self.by_first: dict[str, list[int]] = {}
-        for i, text in enumerate(texts):
-            if text and i not in special:
-                self.by_first.setdefault(text[0], []).append(i)
+        self.texts, self.by_first = token_index(tokenizer)
         self._sets: dict[str, list[int] | None] = {}
 
     def viable(self, call: str) -> bool:

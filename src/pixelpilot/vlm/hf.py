@@ -16,7 +16,7 @@ from typing import Any
 
 from pixelpilot.errors import DependencyNotInstalled, ModelError
 from pixelpilot.vlm.base import Completion, Conversation, Generation, ModelProfile, SamplingParams
-from pixelpilot.vlm.masking import AnswerMask
+from pixelpilot.vlm.masking import AnswerMask, TokenIndex, token_index
 from pixelpilot.vlm.profiles import Family, family_of, profile_for, read_declaration
 from pixelpilot.vlm.quoted import QuotedTyping, instruction_quotes
 from pixelpilot.vlm.wellformed import ActionSyntax
@@ -107,13 +107,15 @@ class HFVLM:
         points = (
             declaration.well_formed_points if well_formed_points is None else well_formed_points
         )
-        self.points = self._points() if points else None
         quoted = declaration.quoted_typing if quoted_typing is None else quoted_typing
-        self.quoted = QuotedTyping(self.tokenizer) if quoted else None
         calls = (
             declaration.well_formed_actions if well_formed_actions is None else well_formed_actions
         )
-        self.calls = ActionSyntax(self.tokenizer) if calls else None
+        # the constraints read one index of the vocabulary, decoded once
+        index = token_index(self.tokenizer) if points or quoted or calls else None
+        self.points = self._points(index) if points else None
+        self.quoted = QuotedTyping(self.tokenizer, index) if quoted else None
+        self.calls = ActionSyntax(self.tokenizer, index) if calls else None
 
     # -- loading -------------------------------------------------------------------------
 
@@ -162,12 +164,12 @@ class HFVLM:
             )
         return guide
 
-    def _points(self) -> Any:
+    def _points(self, index: TokenIndex | None) -> Any:
         """The well-formed points constraint (``pixelpilot.vlm.points``)."""
         from pixelpilot.vlm.points import PointSyntax
 
         try:
-            return PointSyntax(self.tokenizer)
+            return PointSyntax(self.tokenizer, index)
         except ValueError as exc:
             raise ModelError(f"{self.path}: well_formed_points: {exc}") from None
 

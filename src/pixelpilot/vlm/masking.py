@@ -12,11 +12,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 Rule = Callable[[int, str], Sequence[int] | None]
+TokenIndex = tuple[list[str], dict[str, list[int]]]
 
 
-def token_index(tokenizer: Any) -> tuple[list[str], dict[str, list[int]]]:
+def token_index(tokenizer: Any) -> TokenIndex:
     """Every token's text (one ``batch_decode`` call) and the ids of the non-special tokens
-    with a text, by the text's first character: what a rule filters candidates with."""
+    with a text, by the text's first character: what a rule filters candidates with. Build it
+    once per tokenizer and hand it to each rule (``HFVLM`` does)."""
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     texts = tokenizer.batch_decode(
         [[i] for i in range(len(tokenizer))], clean_up_tokenization_spaces=False

@@ -29,7 +29,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from pixelpilot.vlm.masking import AnswerMask, Rule
+from pixelpilot.vlm.masking import AnswerMask, Rule, TokenIndex, token_index
 
 Size = tuple[float, float]  # the frame's (width, height) on one screen
 # the answer so far ends inside an opened point; group 1 is what the point holds so far
@@ -40,16 +40,14 @@ MAX_DIGITS = 4
 class PointSyntax:
     """The token classes of one tokenizer: digits, a comma, a closing parenthesis."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, index: TokenIndex | None = None) -> None:
         self.tokenizer = tokenizer
-        special = set(getattr(tokenizer, "all_special_ids", []) or [])
-        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])  # one call
+        texts, by_first = index or token_index(tokenizer)
         digits, commas, closes = [], [], []
         self.width: dict[int, int] = {}  # digits a digit token writes
         self.text: dict[int, str] = {}
-        for i, text in enumerate(texts):
-            if i in special:
-                continue
+        for i in sorted(i for ids in by_first.values() for i in ids):  # not special, not empty
+            text = texts[i]
             if text.isdigit() and text.isascii():
                 digits.append(i)
                 self.width[i], self.text[i] = len(text), text

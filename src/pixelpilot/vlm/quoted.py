@@ -26,7 +26,7 @@ import re
 from typing import Any
 
 from pixelpilot.tools.grammar import quote as literal
-from pixelpilot.vlm.masking import AnswerMask, token_index
+from pixelpilot.vlm.masking import AnswerMask, TokenIndex, token_index
 
 _QUOTED = re.compile(r'"([^"\n]+)"|“([^”\n]+)”')
 _INSTRUCTION = "## User Instruction\n"
@@ -46,9 +46,9 @@ def instruction_quotes(text: str) -> list[str]:
 class QuotedTyping:
     """One tokenizer's token texts, indexed by their first character."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, index: TokenIndex | None = None) -> None:
         self.tokenizer = tokenizer
-        self.texts, self.by_first = token_index(tokenizer)
+        self.texts, self.by_first = index or token_index(tokenizer)
 
     def allowed(self, text: str, quotes: list[str]) -> list[int] | None:
         """The token ids that may follow the answer ``text`` given the instruction's

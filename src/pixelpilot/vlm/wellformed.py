@@ -30,7 +30,7 @@ import re
 from itertools import combinations
 from typing import Any
 
-from pixelpilot.vlm.masking import AnswerMask, token_index
+from pixelpilot.vlm.masking import AnswerMask, TokenIndex, token_index
 
 _ACTION = re.compile(r"(?:(?<=\s)|^)Action[ \t]*[:：]")
 _POINT = r"""(?:'(?:<\|box_start\|>)?\(\d+, ?\d+\)(?:<\|box_end\|>)?'|"(?:<\|box_start\|>)?\(\d+, ?\d+\)(?:<\|box_end\|>)?")"""  # noqa: E501
@@ -66,7 +66,7 @@ def call_pattern() -> str:
 class ActionSyntax:
     """One tokenizer's token texts, indexed by their first character, and the call pattern."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, index: TokenIndex | None = None) -> None:
         try:
             import regex
         except ImportError as exc:  # pragma: no cover - transformers depends on it
@@ -75,7 +75,7 @@ class ActionSyntax:
             raise DependencyNotInstalled("regex", "models") from exc
         self.tokenizer = tokenizer
         self.pattern = regex.compile(call_pattern())
-        self.texts, self.by_first = token_index(tokenizer)
+        self.texts, self.by_first = index or token_index(tokenizer)
         self._sets: dict[str, list[int] | None] = {}
 
     def viable(self, call: str) -> bool:

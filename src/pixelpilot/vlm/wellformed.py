@@ -30,7 +30,7 @@ import re
 from itertools import combinations
 from typing import Any
 
-from pixelpilot.vlm.masking import AnswerMask, TokenIndex, token_index
+from pixelpilot.vlm.masking import TokenIndex, token_index
 
 _ACTION = re.compile(r"(?:(?<=\s)|^)Action[ \t]*[:：]")
 _POINT = r"""(?:'(?:<\|box_start\|>)?\(\d+, ?\d+\)(?:<\|box_end\|>)?'|"(?:<\|box_start\|>)?\(\d+, ?\d+\)(?:<\|box_end\|>)?")"""  # noqa: E501
@@ -104,10 +104,6 @@ class ActionSyntax:
             self._sets.clear()
         self._sets[call] = ids
         return ids
-
-    def processor(self, prompt_len: int) -> AnswerMask:
-        """The logits processor for one ``generate`` call (answers start at ``prompt_len``)."""
-        return AnswerMask(self.tokenizer, prompt_len, [self.rule])
 
     def rule(self, row: int, text: str) -> list[int] | None:
         """``allowed`` as an ``AnswerMask`` rule (the same for every row)."""

@@ -71,7 +71,7 @@ class RecipeConfig:
     recovery_lr: float = 2e-4
     synthetic: int = 10_000  # synthetic grounding screens (one click each), mixed into SFT
     typing: int = 10_000  # synthetic typing episodes (click a field, type the quoted text)
-    size: str = "xs"  # kimi_k25 tiny size: xs, s, m
+    size: str = "xs"  # kimi_k25 tiny size: xs, xs-wide, s, m
     prompt_kind: str = "grounding"
     thought: bool = False
     sigma: float = 25.0  # soft coordinate targets, in 0..1000 units (0 = plain SFT)
@@ -125,6 +125,12 @@ class RecipeConfig:
                 raise ConfigError(
                     f"--{name.replace('_', '-')} must be <= {RECOVERY_SEED}", option=name
                 )
+        from pixelpilot.vlm.kimi_k25 import KIMI_SIZES
+
+        if self.size not in KIMI_SIZES:  # fails now, not after the data stages
+            raise ConfigError(
+                f"--size must be one of {', '.join(KIMI_SIZES)} (got {self.size!r})", option="size"
+            )
         if self.sft_procs < 1 or self.batch_size % self.sft_procs:
             raise ConfigError(
                 f"--batch-size ({self.batch_size}) must be a multiple of --sft-procs "

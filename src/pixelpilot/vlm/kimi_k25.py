@@ -75,6 +75,9 @@ class KimiSize:
 
 KIMI_SIZES = {
     "xs": KimiSize(2, 64, 2, 2, 128, 4, 4, 2, 64, 2048),
+    # xs's decoder with a vision tower twice as wide (the s tower's width, xs's depth): the
+    # label tasks need the tower to read (docs/default-model.md, round 17)
+    "xs-wide": KimiSize(2, 128, 4, 2, 128, 4, 4, 2, 64, 2048),
     "s": KimiSize(4, 128, 4, 4, 256, 4, 8, 2, 128, 4096),
     "m": KimiSize(6, 256, 4, 6, 512, 8, 8, 2, 192, 8192),
 }

@@ -27,6 +27,7 @@ from pixelpilot.vlm.tokenizer_corpus import corpus
 
 ARCHS = ("qwen2_5_vl", "qwen2_vl", "kimi_k25", "chameleon", "kimi_vl")
 SIZES = ("xs", "s", "m")
+KIMI_ONLY_SIZES = ("xs-wide",)  # kimi_k25 sizes with no counterpart in the other families
 BUILDER_VERSION = "2"  # bump when the built files change, to refresh caches
 KIMI_K25_VERSION = "2"  # the same, for kimi_k25 checkpoints only
 
@@ -267,11 +268,10 @@ def _chameleon_parts(size: TinySize, seed: int) -> tuple[Any, Any, Any]:
 def _write(out: Path, arch: str, size_name: str, seed: int) -> int:
     import torch
 
-    size = TINY_SIZES[size_name]
     if arch in ("qwen2_5_vl", "qwen2_vl"):
-        config, model_cls, processor = _qwen_parts(arch, size, seed)
+        config, model_cls, processor = _qwen_parts(arch, TINY_SIZES[size_name], seed)
     elif arch == "chameleon":
-        config, model_cls, processor = _chameleon_parts(size, seed)
+        config, model_cls, processor = _chameleon_parts(TINY_SIZES[size_name], seed)
     elif arch == "kimi_k25":
         from pixelpilot.vlm.kimi_k25 import kimi_k25_parts
 
@@ -279,7 +279,7 @@ def _write(out: Path, arch: str, size_name: str, seed: int) -> int:
     else:
         from pixelpilot.vlm.tiny_kimi import write_kimi
 
-        return write_kimi(out, size, seed, _train_bpe)
+        return write_kimi(out, TINY_SIZES[size_name], seed, _train_bpe)
     torch.manual_seed(seed)
     model = model_cls(config).eval()
     model.save_pretrained(out)
@@ -307,8 +307,11 @@ def build_tiny(
     """
     if arch not in ARCHS:
         raise ModelError(f"unknown tiny arch {arch!r}; choose one of {', '.join(ARCHS)}")
-    if size not in SIZES:
-        raise ModelError(f"unknown tiny size {size!r}; choose one of {', '.join(SIZES)}")
+    sizes = SIZES + KIMI_ONLY_SIZES if arch == "kimi_k25" else SIZES
+    if size not in sizes:
+        raise ModelError(
+            f"unknown tiny size {size!r} for {arch}; choose one of {', '.join(sizes)}"
+        )
     if arch == "kimi_vl" and size != "xs":
         raise ModelError(
             "kimi_vl is the remote-code loading test fixture and is built at size xs only; "

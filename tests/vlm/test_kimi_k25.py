@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from pixelpilot.errors import ModelError
 from pixelpilot.vlm import Conversation, SamplingParams, load
 from pixelpilot.vlm.tiny import build_tiny, count_parameters, file_hashes
 
@@ -169,6 +170,18 @@ def test_same_seed_same_files(tmp_path):
 @pytest.mark.parametrize(("size", "lo", "hi"), [("xs", 0.5e6, 2e6), ("s", 4e6, 8e6)])
 def test_sizes(size, lo, hi):
     assert lo <= count_parameters(build_tiny(None, "kimi_k25", size, 0)) <= hi
+
+
+def test_size_xs_wide_widens_only_the_tower():
+    xs = json.loads((build_tiny(None, "kimi_k25", "xs", 0) / "config.json").read_text())
+    wide = json.loads((build_tiny(None, "kimi_k25", "xs-wide", 0) / "config.json").read_text())
+    assert xs["vision_config"]["hidden_size"] == 64
+    assert wide["vision_config"]["hidden_size"] == 128
+    assert wide["vision_config"]["num_hidden_layers"] == xs["vision_config"]["num_hidden_layers"]
+    assert wide["text_config"] == xs["text_config"]
+    assert 1.3e6 <= count_parameters(build_tiny(None, "kimi_k25", "xs-wide", 0)) <= 2e6
+    with pytest.raises(ModelError, match="unknown tiny size 'xs-wide' for qwen2_5_vl"):
+        build_tiny(None, "qwen2_5_vl", "xs-wide", 0)
 
 
 @pytest.mark.slow

@@ -309,9 +309,7 @@ def build_tiny(
         raise ModelError(f"unknown tiny arch {arch!r}; choose one of {', '.join(ARCHS)}")
     sizes = SIZES + KIMI_ONLY_SIZES if arch == "kimi_k25" else SIZES
     if size not in sizes:
-        raise ModelError(
-            f"unknown tiny size {size!r} for {arch}; choose one of {', '.join(sizes)}"
-        )
+        raise ModelError(f"unknown tiny size {size!r} for {arch}; choose one of {', '.join(sizes)}")
     if arch == "kimi_vl" and size != "xs":
         raise ModelError(
             "kimi_vl is the remote-code loading test fixture and is built at size xs only; "

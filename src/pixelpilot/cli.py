@@ -542,7 +542,9 @@ def model_tiny(
         help="qwen2_5_vl | qwen2_vl | kimi_k25 | chameleon | kimi_vl (remote-code test "
         "fixture, xs only)",
     ),
-    size: str = typer.Option("xs", help="xs (~1M) | s (~5M) | m (~20M parameters)."),
+    size: str = typer.Option(
+        "xs", help="xs (~1M) | s (~5M) | m (~20M parameters); kimi_k25 also xs-wide (~1.5M)."
+    ),
     seed: int = typer.Option(0, min=0, help="Seed of the random weights and the tokenizer corpus."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:

@@ -5,8 +5,8 @@ the `xs` tower is 64 wide and 2 layers deep. This times one SFT-like step (forwa
 answers' log-probabilities, backward; 8 MiniWoB-sized 160x210 screenshots, 48 image tokens
 each) of the `xs` model against candidates that keep its decoder and widen or deepen its
 tower: 128 wide (the `s` tower's width), 128 wide and 4 deep (the `s` tower), and the whole
-`s` model for scale. The candidates are built from `kimi_k25.KimiSize` in this process only;
-they are not sizes the project ships. The arms take turns on every repeat, one torch thread.
+`s` model for scale. The first candidate is the `xs-wide` size; the others are built from
+`kimi_k25.KimiSize` in this process only. The arms take turns on every repeat, one torch thread.
 
     .venv/bin/python bench/bench_vision_width.py [--repeats 7] [--no-write]
 """
@@ -32,7 +32,7 @@ START, END = markers("bench_vision_width")
 XS = kimi_k25.KIMI_SIZES["xs"]
 ARMS = {  # name: the kimi_k25 size
     "xs (tower 64 wide, 2 deep)": XS,
-    "xs, tower 128 wide": replace(XS, vision_hidden=128, vision_heads=4),
+    "xs, tower 128 wide (xs-wide)": kimi_k25.KIMI_SIZES["xs-wide"],
     "xs, tower 128 wide, 4 deep (the s tower)": replace(
         XS, vision_hidden=128, vision_heads=4, vision_layers=4
     ),

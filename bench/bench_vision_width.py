@@ -93,7 +93,8 @@ def main() -> None:
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",
         "One step: 8 conversations with a 160x210 screenshot (48 image tokens) and an "
         "instruction, the log-probabilities of a 27-token answer each, backward (fp32, sdpa). "
-        "The candidates keep the `xs` decoder; they are built in the benchmark only.",
+        "The candidates keep the `xs` decoder; the 128-wide one is the `xs-wide` size, the "
+        "others are built in the benchmark only.",
         "",
         "| model | parameters | vision tower | s / step (median) | against xs |",
         "|---|---|---|---|---|",

@@ -43,8 +43,6 @@ ARMS = {  # name: the kimi_k25 size
 def build(name: str, size: kimi_k25.KimiSize, folder: str) -> HFVLM:
     key = f"bench-{abs(hash(name)) % 10**8}"
     kimi_k25.KIMI_SIZES[key] = size  # visible to the builder for this process only
-    tiny.TINY_SIZES[key] = tiny.TINY_SIZES["xs"]  # (read, unused, for kimi_k25)
-    tiny.SIZES = (*tiny.SIZES, key)
     path = tiny.build_tiny(os.path.join(folder, key), arch="kimi_k25", size=key, cache=False)
     return HFVLM(path, pointer_weight=0.0, well_formed_points=False, quoted_typing=False,
                  well_formed_actions=False)  # fmt: skip

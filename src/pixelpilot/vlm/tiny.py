@@ -27,7 +27,6 @@ from pixelpilot.vlm.tokenizer_corpus import corpus
 
 ARCHS = ("qwen2_5_vl", "qwen2_vl", "kimi_k25", "chameleon", "kimi_vl")
 SIZES = ("xs", "s", "m")
-KIMI_ONLY_SIZES = ("xs-wide",)  # kimi_k25 sizes with no counterpart in the other families
 BUILDER_VERSION = "2"  # bump when the built files change, to refresh caches
 KIMI_K25_VERSION = "2"  # the same, for kimi_k25 checkpoints only
 
@@ -307,7 +306,12 @@ def build_tiny(
     """
     if arch not in ARCHS:
         raise ModelError(f"unknown tiny arch {arch!r}; choose one of {', '.join(ARCHS)}")
-    sizes = SIZES + KIMI_ONLY_SIZES if arch == "kimi_k25" else SIZES
+    if arch == "kimi_k25":  # its own table, which also has sizes the other families lack
+        from pixelpilot.vlm.kimi_k25 import KIMI_SIZES
+
+        sizes: tuple[str, ...] = tuple(KIMI_SIZES)
+    else:
+        sizes = SIZES
     if size not in sizes:
         raise ModelError(f"unknown tiny size {size!r} for {arch}; choose one of {', '.join(sizes)}")
     if arch == "kimi_vl" and size != "xs":

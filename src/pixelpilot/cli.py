@@ -531,6 +531,23 @@ def eval_compare(
     emit_json(result) if as_json else sys.stdout.write(format_comparison(result) + "\n")
 
 
+@eval_app.command("clicks")
+def eval_clicks(
+    run: str = typer.Argument(..., help="An online run's folder (eval online --out)."),
+    expert: str = typer.Option(
+        ..., "--expert", help="Expert recordings of the same tasks and seeds (record --expert)."
+    ),
+    near: float = typer.Option(28.0, help="Pixels from the expert's point that count as near."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Where a run's first clicks land against the expert's targets: hit, another target,
+    nothing; the near clicks' offsets by screen band; repeated clicks."""
+    from pixelpilot.eval.clicks import click_report, format_clicks
+
+    report = click_report(run, expert, near)
+    emit_json(report) if as_json else sys.stdout.write(format_clicks(report) + "\n")
+
+
 # --- vlm: model tiny ----------------------------------------------------------------------
 
 

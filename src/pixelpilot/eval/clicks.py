@@ -5,7 +5,8 @@ online ... --out RUN``) and expert recordings of the same tasks and seeds (``pix
 TASKS --expert --seed S --out REC``), whose first step records the target's box, each
 episode's first click falls in one of four classes:
 
-- ``hit``: inside the expert's target box;
+- ``hit``: inside the expert's target box, edges included (as the offline scorer and the
+  GRPO point reward count it; a click on the box's very edge can still miss on the page);
 - ``ended``: outside it, and the episode ended there without success (the page took the
   click as an answer: another button, another link);
 - ``nothing``: outside it, and the episode went on (the click landed on no target);
@@ -32,6 +33,7 @@ from typing import Any
 
 from pixelpilot.agent.trajectory import Episode, iter_episodes
 from pixelpilot.errors import ConfigError
+from pixelpilot.eval.matching import point_in_box
 
 CLASSES = ("hit", "ended", "nothing", "no_click")
 BANDS = ("top", "middle", "bottom")  # thirds of the screen's height, by the expert's point
@@ -133,7 +135,7 @@ def click_report(run: str | Path, expert: str | Path, near: float = 28.0) -> dic
         else:
             _, x, y = points[0]
             step = episode.steps[0]
-            if box[0] <= x <= box[2] and box[1] <= y <= box[3]:
+            if point_in_box((x, y), box):
                 row.first["hit"] += 1
             elif step.terminated and not episode.success:
                 row.first["ended"] += 1

@@ -6,7 +6,9 @@ TASKS --expert --seed S --out REC``), whose first step records the target's box,
 episode's first click falls in one of four classes:
 
 - ``hit``: inside the expert's target box, edges included (as the offline scorer and the
-  GRPO point reward count it; a click on the box's very edge can still miss on the page);
+  GRPO point reward count it). The box is the element's whole rectangle: a click on its very
+  edge, or on a part another element covers (click-test-2's buttons can overlap), counts as
+  a hit and can still miss on the page;
 - ``ended``: outside it, and the episode ended there without success (the page took the
   click as an answer: another button, another link);
 - ``nothing``: outside it, and the episode went on (the click landed on no target);

@@ -55,7 +55,7 @@ class TaskClicks:
 
     def summary(self) -> dict[str, Any]:
         near = self.offsets
-        out: dict[str, Any] = {
+        return {
             "episodes": self.episodes,
             "success": self.success / self.episodes if self.episodes else 0.0,
             "first_click": dict(self.first),
@@ -69,7 +69,6 @@ class TaskClicks:
             "later_clicks": self.later,
             "repeats": self.repeats,
         }
-        return out
 
 
 def _mean(values: Iterable[float]) -> float | None:
@@ -122,7 +121,7 @@ def click_report(run: str | Path, expert: str | Path, near: float = 28.0) -> dic
         raise ConfigError(f"{expert}: no expert episode whose first step clicks a known target")
     tasks: dict[str, TaskClicks] = {}
     unpaired = 0
-    for episode in iter_episodes(Path(run)):
+    for episode in iter_episodes(run):
         key = (episode.task, int(episode.seed)) if episode.seed is not None else None
         if key not in targets:
             unpaired += 1

@@ -208,7 +208,10 @@ def _load_trajectories(path: Path) -> list[Sample]:
                         history=tuple(history),
                         gold_response=step.response,
                         coords=coords,
-                        meta={"labels": labels} if labels else {},
+                        meta={
+                            "episode_success": ep.success,
+                            **({"labels": labels} if labels else {}),
+                        },
                     )
                 )
             history.append((step.response, image))

@@ -40,20 +40,12 @@ def _names(value: str | None) -> set[str] | None:
     return names or None
 
 
-def _episode_success(data: Path) -> dict[Path, bool]:
-    """Success of each recorded episode, by its resolved directory."""
-    from pixelpilot.agent.trajectory import iter_episodes
-
-    return {ep.directory.resolve(): ep.success for ep in iter_episodes(data)}
-
-
 def filter_samples(samples: Sequence[Sample], config: Any) -> tuple[list[Sample], dict[str, int]]:
     """Apply the config's filters; ``DataError`` when nothing is left, saying which filter."""
     counts = {"loaded": len(samples)}
     kept = list(samples)
     if config.format == "trajectory" and not config.include_failed:
-        success = _episode_success(Path(config.data))
-        kept = [s for s in kept if success.get(Path(s.image).resolve().parent, False)]
+        kept = [s for s in kept if s.meta.get("episode_success", False)]  # read with the steps
         counts["successful"] = len(kept)
         if not kept:
             raise DataError(

@@ -237,3 +237,33 @@ def test_two_processes_share_the_rollouts_and_equal_one(
     assert [r["samples"] for r in two] == [4, 4]  # the global batch, summed over ranks
     for key in ("loss", "grad_norm", "reward_mean", "success_rate"):
         assert [r[key] for r in two] == pytest.approx([r[key] for r in one], abs=1e-4), key
+
+
+@pytest.mark.timeout(1800)  # seconds on a quiet machine; minutes under load
+def test_launch_grpo_in_two_processes_takes_one_process_steps(tmp_path: Path) -> None:
+    """``launch_grpo`` (the recipe's GRPO stage on both cores): each process samples and
+    scores half of every step's prompts, and the steps equal one process's with all of
+    them; a failing run is one ``LaunchError``."""
+    from pixelpilot.errors import LaunchError
+    from pixelpilot.train.grpo import launch_grpo
+    from pixelpilot.train.synthetic import write_synthetic
+    from pixelpilot.vlm.tiny import build_tiny
+
+    model = str(build_tiny(arch="kimi_k25", size="xs"))
+    data = write_synthetic(tmp_path / "syn", 8, seed=0, kinds=("dialog", "button"))
+    # replayed recorded answers give the groups of an untrained model a signal
+    one = config(data, model, tmp_path / "one", batch_size=4, lr=1e-3, prompt_kind="grounding",
+                 replay_successes=True)  # fmt: skip
+    alone = train_grpo(one)
+    assert all(r["grad_norm"] > 0 for r in alone.train.history)
+    launched = launch_grpo(replace(one, out=str(tmp_path / "two"), batch_size=2), 2)
+    assert launched["steps"] == alone.train.steps == 2
+    assert (Path(launched["checkpoint"]) / "model.safetensors").is_file()
+    rows = step_rows(tmp_path / "two")
+    assert [r["samples"] for r in rows] == [4, 4]  # the global batch, summed over ranks
+    for key in ("loss", "grad_norm", "reward_mean"):
+        want = [r[key] for r in alone.train.history]
+        assert [r[key] for r in rows] == pytest.approx(want, abs=1e-4), key
+    broken = replace(one, out=str(tmp_path / "broken"), data=str(tmp_path / "none"), batch_size=2)
+    with pytest.raises(LaunchError, match="GRPO in 2 processes exited with status"):
+        launch_grpo(broken, 2)

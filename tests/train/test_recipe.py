@@ -48,6 +48,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         done = _run("--out", str(tmp_path / "run"), flag, value)
         assert done.returncode == 2
         assert done.stderr.strip().splitlines() == [f"error: {flag} must be a finite number >= 0"]
+    done = _run("--out", str(tmp_path / "run"), "--grpo-procs", "3")  # 4 prompts a step
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: --grpo-prompts (4) must be a multiple of --grpo-procs (3)"
+    ]
     done = _run("--out", str(tmp_path / "run"), "--size", "xl")  # before the data stages
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

@@ -177,3 +177,41 @@ def launch(module: str, args: Sequence[str], procs: int, what: str) -> None:
     code = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
     if code:
         raise LaunchError(what, code)
+
+
+def launch_spec(module: str, spec: dict[str, Any], procs: int, what: str) -> dict[str, Any]:
+    """``launch`` a trainer that reads its settings from a JSON file: ``spec`` (its
+    ``"config"`` holds the run's ``out``) goes to ``OUT/launch.json``, each process runs
+    ``python -m module OUT/launch.json`` (``run_spec``), and the summary rank 0 wrote to
+    ``OUT/summary.json`` is returned."""
+    import json
+    from pathlib import Path
+
+    out = Path(spec["config"]["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "launch.json"
+    path.write_text(json.dumps(spec) + "\n")
+    launch(module, [str(path)], procs, what)
+    return json.loads((out / "summary.json").read_text())
+
+
+def run_spec(argv: Sequence[str], train: Any) -> int:
+    """One process of ``launch_spec``: ``train(spec)`` on the spec file ``argv[0]`` returns the
+    run's summary, which rank 0 writes beside the spec; a ``PixelpilotError`` is one line on
+    stderr and exit status 2."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from pixelpilot.errors import PixelpilotError
+
+    spec = json.loads(Path(argv[0]).read_text())
+    try:
+        summary = train(spec)
+    except PixelpilotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if os.environ.get("RANK", "0") == "0":
+        path = Path(spec["config"]["out"]) / "summary.json"
+        path.write_text(json.dumps(summary, default=str) + "\n")
+    return 0

@@ -493,3 +493,31 @@ def train_grpo(config: GRPOConfig, *, stop_after: int | None = None) -> GRPOResu
 
 def _reward_fns(config: GRPOConfig) -> tuple[str, ...]:
     return tuple(s.strip() for s in (config.reward_fn or "").split(",") if s.strip())
+
+
+def launch_grpo(config: GRPOConfig, procs: int) -> dict[str, Any]:
+    """``train_grpo(config)`` in ``procs`` processes on this machine, each with
+    ``config.batch_size`` prompts of every step (their groups sampled and scored there);
+    returns the run's summary. The steps equal one process's with ``batch_size * procs``
+    prompts (tests/train/test_grpo.py)."""
+    from pixelpilot.train.distributed import launch_spec
+
+    spec = {"config": config.to_dict()}
+    return launch_spec("pixelpilot.train.grpo", spec, procs, f"GRPO in {procs} processes")
+
+
+def _train_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    return train_grpo(GRPOConfig.from_dict(spec["config"])).summary()
+
+
+def main(argv: list[str]) -> int:
+    """One process of ``launch_grpo``: ``python -m pixelpilot.train.grpo SPEC``."""
+    from pixelpilot.train.distributed import run_spec
+
+    return run_spec(argv, _train_spec)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -298,39 +298,23 @@ def launch_pointing_sft(config: SFTConfig, procs: int, **objective: Any) -> dict
     process's on the same batch. ``objective`` is checked against ``train_pointing_sft``'s
     keywords here, before any process starts."""
     import inspect
-    import json
-    from pathlib import Path
 
-    from pixelpilot.train.distributed import launch
+    from pixelpilot.train.distributed import launch_spec
 
     inspect.signature(train_pointing_sft).bind(config, **objective)  # TypeError when off
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    spec = out / "launch.json"
-    spec.write_text(json.dumps({"config": config.to_dict(), "objective": objective}) + "\n")
-    launch("pixelpilot.train.pointing", [str(spec)], procs, f"SFT in {procs} processes")
-    return json.loads((out / "summary.json").read_text())
+    spec = {"config": config.to_dict(), "objective": objective}
+    return launch_spec("pixelpilot.train.pointing", spec, procs, f"SFT in {procs} processes")
+
+
+def _train_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    return train_pointing_sft(SFTConfig.from_dict(spec["config"]), **spec["objective"]).summary()
 
 
 def main(argv: list[str]) -> int:
     """One process of ``launch_pointing_sft``: ``python -m pixelpilot.train.pointing SPEC``."""
-    import json
-    import os
-    import sys
-    from pathlib import Path
+    from pixelpilot.train.distributed import run_spec
 
-    from pixelpilot.errors import PixelpilotError
-
-    spec = json.loads(Path(argv[0]).read_text())
-    try:
-        result = train_pointing_sft(SFTConfig.from_dict(spec["config"]), **spec["objective"])
-    except PixelpilotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if os.environ.get("RANK", "0") == "0":
-        summary = Path(spec["config"]["out"]) / "summary.json"
-        summary.write_text(json.dumps(result.summary(), default=str) + "\n")
-    return 0
+    return run_spec(argv, _train_spec)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,8 @@ class RecipeConfig:
     grpo_lr: float = 2e-4
     grpo_reward: str = "format=0.1,type=0.2,point=0.7"  # GRPO rewards (train grpo --reward)
     group: int = 8  # GRPO answers per prompt
-    grpo_prompts: int = 4  # GRPO prompts per step
+    grpo_prompts: int = 4  # GRPO prompts per step, over all processes
+    grpo_procs: int = 2  # GRPO processes (each samples and scores its share of the prompts)
     eval_episodes: int = 50
     eval_workers: int = 1
     eval_max_steps: int = MAX_STEPS
@@ -104,7 +105,7 @@ class RecipeConfig:
         values: dict[str, Any] = dict(
             tasks=("miniwob/click-test", "miniwob/enter-text"), episodes=3, recovery=2,
             recovery_steps=2, synthetic=12, typing=4, size="xs", sft_steps=2, grpo_steps=1,
-            batch_size=2, sft_procs=1, group=2, grpo_prompts=1, eval_episodes=2,
+            batch_size=2, sft_procs=1, group=2, grpo_prompts=1, grpo_procs=1, eval_episodes=2,
             eval_max_steps=2, baselines=False,
         )  # fmt: skip
         return cls(out=out, **{**values, **overrides})
@@ -136,6 +137,12 @@ class RecipeConfig:
                 f"--batch-size ({self.batch_size}) must be a multiple of --sft-procs "
                 f"({self.sft_procs})",
                 option="sft_procs",
+            )
+        if self.grpo_procs < 1 or self.grpo_prompts % self.grpo_procs:
+            raise ConfigError(
+                f"--grpo-prompts ({self.grpo_prompts}) must be a multiple of --grpo-procs "
+                f"({self.grpo_procs})",
+                option="grpo_procs",
             )
         counts = ("episodes", "synthetic", "batch_size", "grpo_prompts", "group", "recovery_steps")
         for name in (*counts, "eval_episodes", "eval_workers"):
@@ -311,13 +318,13 @@ def _sft(
 
 def stage_grpo(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[str, Any]:
     from pixelpilot.train.checkpoint import latest_checkpoint
-    from pixelpilot.train.grpo import GRPOConfig, train_grpo
+    from pixelpilot.train.grpo import GRPOConfig, launch_grpo, train_grpo
 
     resume = latest_checkpoint(out) is not None
     grpo = GRPOConfig(
         data=str(data), model=model, out=str(out), max_steps=config.grpo_steps,
         tasks=",".join(config.tasks),
-        batch_size=config.grpo_prompts, group=config.group,
+        batch_size=config.grpo_prompts // config.grpo_procs, group=config.group,
         lr=config.grpo_lr, reward=config.grpo_reward, seed=config.seed,
         prompt_kind=config.prompt_kind,
         history_thoughts=config.thought, max_new_tokens=40,
@@ -325,8 +332,11 @@ def stage_grpo(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
         progress=config.progress, resume=resume, overwrite=not resume and out.exists(),
     )  # fmt: skip
     t0 = time.perf_counter()
-    result = train_grpo(grpo)
-    return {**result.summary(), "wall_seconds": time.perf_counter() - t0}
+    if config.grpo_procs > 1:
+        summary = launch_grpo(grpo, config.grpo_procs)
+    else:
+        summary = train_grpo(grpo).summary()
+    return {**summary, "wall_seconds": time.perf_counter() - t0}
 
 
 def stage_baselines(config: RecipeConfig, record: Path, out: Path) -> dict[str, Any]:

@@ -499,7 +499,8 @@ def launch_grpo(config: GRPOConfig, procs: int) -> dict[str, Any]:
     """``train_grpo(config)`` in ``procs`` processes on this machine, each with
     ``config.batch_size`` prompts of every step (their groups sampled and scored there);
     returns the run's summary. The steps equal one process's with ``batch_size * procs``
-    prompts (tests/train/test_grpo.py)."""
+    prompts (tests/train/test_grpo.py) until float rounding in the all-reduce changes a
+    sampled answer; from there a long run is another draw."""
     from pixelpilot.train.distributed import launch_spec
 
     spec = {"config": config.to_dict()}

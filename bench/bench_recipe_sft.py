@@ -1,17 +1,18 @@
 """The default recipe's SFT step, phase by phase, on a recipe folder's own data.
 
 Runs STEPS steps of the `sft` stage's objective (the answer loss with the pointing, copy and
-look terms; the recipe's learning rate, seed 0, global batch 8 in 2 processes of one thread)
-from RUN/init/model on RUN/data, then prints each phase's mean over the steps after the first
-50 (prepare, forward, backward, optimizer: the optimizer phase holds the gradient all-reduce
-and so the wait for the slower process), the steps a second, and the seconds outside the steps
-(start-up: imports, loading and checking the data, export).
+look terms, with the checkout's own `RecipeConfig` defaults: learning rate, seed, global
+batch in its processes of one thread) from RUN/init/model on RUN/data, then prints each
+phase's mean over the steps after the first 50 (prepare, forward, backward, optimizer: the
+optimizer phase holds the gradient all-reduce and so the wait for the slower process), the
+steps a second, and the seconds outside the steps (start-up: imports, loading and checking
+the data, export).
 
-Usage: .venv/bin/python bench/bench_recipe_sft.py RUN [--steps 400] [--procs 2] [--json]
+Usage: .venv/bin/python bench/bench_recipe_sft.py RUN [--steps 400] [--json]
 
 To tell a slower machine from slower code, run it twice on one machine, once with
 PYTHONPATH=OTHER_CHECKOUT/src: it calls only what the recipe's SFT stage has called since
-round 9 of docs/default-model.md (`SFTConfig`, `launch_pointing_sft`).
+round 9 of docs/default-model.md (`RecipeConfig`, `SFTConfig`, `launch_pointing_sft`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", help="a train-default folder with data/ and init/model")
     ap.add_argument("--steps", type=int, default=400)
-    ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     run = Path(args.run)
@@ -45,18 +45,22 @@ def main() -> int:
     import pixelpilot
     from pixelpilot.train.config import SFTConfig
     from pixelpilot.train.pointing import launch_pointing_sft
+    from pixelpilot.train.recipe import RecipeConfig
 
     with tempfile.TemporaryDirectory(prefix="bench-recipe-sft-") as tmp:
         out = Path(tmp) / "sft"
+        recipe = RecipeConfig(out=tmp)
         config = SFTConfig(
             data=str(run / "data"), model=str(model), out=str(out), max_steps=args.steps,
-            batch_size=8 // args.procs, lr=1e-3, warmup_steps=args.steps // 20,
-            min_lr_ratio=0.1, seed=0, prompt_kind="grounding", history_thoughts=False,
+            batch_size=recipe.batch_size // recipe.sft_procs, lr=recipe.lr,
+            warmup_steps=args.steps // 20, min_lr_ratio=0.1, seed=recipe.seed,
+            prompt_kind=recipe.prompt_kind, history_thoughts=recipe.thought,
             checkpoint_every=10 * args.steps, progress=False,
         )  # fmt: skip
         t0 = time.perf_counter()
-        launch_pointing_sft(config, args.procs, sigma=25.0, thought=False, weight=1.0,
-                            copy_weight=1.0, look_weight=1.0)  # fmt: skip
+        launch_pointing_sft(config, recipe.sft_procs, sigma=recipe.sigma, thought=recipe.thought,
+                            weight=recipe.point_weight, copy_weight=recipe.copy_weight,
+                            look_weight=recipe.look_weight)  # fmt: skip
         wall = time.perf_counter() - t0
         rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     counted = [r for r in rows if r["step"] > 50]
@@ -65,7 +69,7 @@ def main() -> int:
     in_steps = sum(sum(r["seconds"].values()) for r in rows)
     result = {
         "pixelpilot": str(Path(pixelpilot.__file__).parent),
-        "steps": args.steps, "procs": args.procs,
+        "steps": args.steps, "procs": recipe.sft_procs,
         "ms_per_step": round(sum(phases.values()), 1),
         "phases_ms": {k: round(v, 1) for k, v in phases.items()},
         "steps_per_second": round(1000 / sum(phases.values()), 2),

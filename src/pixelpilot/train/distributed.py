@@ -17,7 +17,7 @@ Not a DDP wrapper on purpose: objectives reach the model through any path (the S
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -195,7 +195,7 @@ def launch_spec(module: str, spec: dict[str, Any], procs: int, what: str) -> dic
     return json.loads((out / "summary.json").read_text())
 
 
-def run_spec(argv: Sequence[str], train: Any) -> int:
+def run_spec(argv: Sequence[str], train: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
     """One process of ``launch_spec``: ``train(spec)`` on the spec file ``argv[0]`` returns the
     run's summary, which rank 0 writes beside the spec; a ``PixelpilotError`` is one line on
     stderr and exit status 2."""

@@ -247,23 +247,8 @@ class HFVLM:
         if params.stop:
             kw |= {"stop_strings": list(params.stop), "tokenizer": self.tokenizer}
         width = inputs["input_ids"].shape[1]
-        processors: list[Any] = []
-        rules: list[Any] = []  # the constraints: one mask, first, so the guide biases only
-        if self.points is not None:  # what may be written; numbers within the frame
-            frame = self.profile.coords
-            sizes = [frame.model_size(c.images[-1].size) if c.images else None for c in convs]
-            rules.append(self.points.rule(sizes, params.n))
-        if self.quoted is not None:
-            quotes = [instruction_quotes(c.messages[0].text) if c.messages else [] for c in convs]
-            rules.append(self.quoted.rule(quotes, params.n))
-        if self.calls is not None:  # after the values' own rules: it leaves values free
-            rules.append(self.calls.rule)
-        if rules:
-            processors.append(AnswerMask(self.tokenizer, width, rules))
-        if self.pointer is not None:
-            screens = [c.images[-1].size if c.images else (0, 0) for c in convs]
-            cells = self.pointer.cells(self.model, inputs, screens)
-            processors.append(self.pointer.processor(cells, screens, width, params.n))
+        cells = self.pointer_cells(convs, inputs)
+        processors = self.aid_processors(convs, params.n, width, cells)
         if processors:
             from transformers import LogitsProcessorList
 
@@ -274,6 +259,44 @@ class HFVLM:
         elapsed = time.perf_counter() - start
         timing = {"generate": elapsed / len(new), "batch": elapsed, "batch_size": len(convs)}
         return [self._finish(row, eos, params, timing) for row in new]
+
+    @property
+    def aided(self) -> bool:
+        """Whether any decoding aid is on (the declaration's, unless the caller turned it off)."""
+        return any(a is not None for a in (self.points, self.quoted, self.calls, self.pointer))
+
+    def pointer_cells(self, convs: Sequence[Conversation], inputs: Any) -> list[Any] | None:
+        """The pointer guide's cell probabilities of each conversation's last screenshot
+        (``PointerGuide.cells``; one forward pass over ``inputs``), or None with the guide off."""
+        if self.pointer is None:
+            return None
+        screens = [c.images[-1].size if c.images else (0, 0) for c in convs]
+        return self.pointer.cells(self.model, inputs, screens)
+
+    def aid_processors(
+        self, convs: Sequence[Conversation], n: int, prompt_len: int, cells: list[Any] | None
+    ) -> list[Any]:
+        """The logits processors of the decoding aids that are on, for ``n`` answers to each
+        of ``convs`` whose rows hold ``prompt_len`` prompt tokens before the answer: one mask
+        of the constraints first, so the pointer guide (given its ``cells``) biases only what
+        may be written."""
+        processors: list[Any] = []
+        rules: list[Any] = []
+        if self.points is not None:  # what may be written; numbers within the frame
+            frame = self.profile.coords
+            sizes = [frame.model_size(c.images[-1].size) if c.images else None for c in convs]
+            rules.append(self.points.rule(sizes, n))
+        if self.quoted is not None:
+            quotes = [instruction_quotes(c.messages[0].text) if c.messages else [] for c in convs]
+            rules.append(self.quoted.rule(quotes, n))
+        if self.calls is not None:  # after the values' own rules: it leaves values free
+            rules.append(self.calls.rule)
+        if rules:
+            processors.append(AnswerMask(self.tokenizer, prompt_len, rules))
+        if self.pointer is not None and cells is not None:
+            screens = [c.images[-1].size if c.images else (0, 0) for c in convs]
+            processors.append(self.pointer.processor(cells, screens, prompt_len, n))
+        return processors
 
     def _eos_ids(self) -> list[int]:
         ids = self.model.generation_config.eos_token_id

@@ -55,6 +55,7 @@ class Group:
     successes: list[bool] = field(default_factory=list)
     advantages: list[float] = field(default_factory=list)
     replayed: bool = False
+    aids: list[Any] | None = None  # --decoding-aids: this prompt's processors for its G rows
     # online: every step of the group's episodes as (episode index, prompt, answer)
     steps: list[tuple[int, Any, str]] = field(default_factory=list)
 
@@ -111,21 +112,44 @@ class GRPOObjective:
         inputs = collate_prompts(encs, self.pad_id, self.vlm.device)
         was_training = model.training
         model.eval()
+        aids: list[Any] = [None] * len(samples)
         try:
+            if self.config.decoding_aids:
+                aids = self._aids(samples, inputs)
             drawn = sample_groups(
                 model, inputs, self.config.group,
                 max_new_tokens=self.config.max_new_tokens, eos_ids=self.vlm._eos_ids(),
                 pad_id=self.pad_id, temperature=self.config.temperature, top_p=self.config.top_p,
                 seed=seeds, banned_ids=media_token_ids(self.vlm.model.config),
                 decode=lambda ids: self.vlm.tokenizer.decode(ids, skip_special_tokens=True),
+                processors=self._rows(aids, [self.config.group] * len(samples)),
             )  # fmt: skip
         finally:
             model.train(was_training)
         return [
             Group(s, e, [list(a.token_ids) for a in g], [a.text for a in g],
-                  [list(a.logprobs) for a in g])
-            for s, e, g in zip(samples, encs, drawn, strict=True)
+                  [list(a.logprobs) for a in g], aids=a)
+            for s, e, g, a in zip(samples, encs, drawn, aids, strict=True)
         ]  # fmt: skip
+
+    def _aids(self, samples: Sequence[Any], inputs: Any) -> list[list[Any]]:
+        """``--decoding-aids``: per prompt, the processors of the aids the checkpoint declares
+        (the pointer guide's cells from the current policy, kept for scoring)."""
+        convs = [self.cache.build(s) for s in samples]
+        cells = self.vlm.pointer_cells(convs, inputs) or [None] * len(convs)
+        return [
+            self.vlm.aid_processors([c], self.config.group, 0, [cell])
+            for c, cell in zip(convs, cells, strict=True)
+        ]
+
+    @staticmethod
+    def _rows(aids: Sequence[Any], sizes: Sequence[int]) -> Any:
+        """One processor call for a batch of groups (``prefix.RowGroups``), or None."""
+        from pixelpilot.train.prefix import RowGroups
+
+        if all(a is None for a in aids):
+            return None
+        return RowGroups([a or [] for a in aids], sizes)
 
     # -- 2. score and repair ----------------------------------------------------------------
 
@@ -235,8 +259,9 @@ class GRPOObjective:
 
         inputs = collate_prompts([g.encoding for g in groups], self.pad_id, self.vlm.device)
         answers = [g.tokens for g in groups]
+        aids = self._rows([g.aids for g in groups], [len(g.tokens) for g in groups])
         batch: dict[str, Any] = {
-            "groups": groups, "inputs": inputs, "answers": answers,
+            "groups": groups, "inputs": inputs, "answers": answers, "processors": aids,
             "advantages": torch.tensor([a for g in groups for a in g.advantages]),
             "totals": (int(total_answers), float(total_tokens)), "old": None, "ref": None,
         }  # fmt: skip
@@ -244,7 +269,8 @@ class GRPOObjective:
         if self.config.num_iterations > 1:
             if any(g.replayed for g in groups):
                 old = group_logprobs(self.vlm.model, inputs, answers, pad_id=self.pad_id,
-                                     temperature=self.config.temperature).logprobs  # fmt: skip
+                                     temperature=self.config.temperature,
+                                     processors=aids).logprobs  # fmt: skip
             else:
                 old = torch.zeros(sum(len(a) for a in answers), width)
                 rows = [lp for g in groups for lp in g.sampled_logprobs]
@@ -252,13 +278,15 @@ class GRPOObjective:
                     old[i, : len(lp)] = torch.tensor(lp)
             batch["old"] = old.to(self.vlm.device)
         if self.settings.beta > 0:
-            batch["ref"] = self._reference(inputs, answers)
+            batch["ref"] = self._reference(inputs, answers, aids)
         return batch
 
-    def _reference(self, inputs: Any, answers: list[list[list[int]]]) -> Any:
+    def _reference(self, inputs: Any, answers: list[list[list[int]]], aids: Any) -> Any:
+        """The reference's log-probabilities (with ``--decoding-aids`` under the same aids,
+        the pointer guide's cells the policy's)."""
         from pixelpilot.train.prefix import group_logprobs
 
-        kw = {"pad_id": self.pad_id, "temperature": self.config.temperature}
+        kw = {"pad_id": self.pad_id, "temperature": self.config.temperature, "processors": aids}
         if self.ref == "adapter":
             with self.vlm.model.disable_adapter():
                 return group_logprobs(self.vlm.model, inputs, answers, **kw).logprobs
@@ -279,6 +307,7 @@ class GRPOObjective:
         scored = group_logprobs(
             self.vlm.model, batch["inputs"], batch["answers"], grad=True, entropy=True,
             temperature=self.config.temperature, pad_id=self.pad_id,
+            processors=batch["processors"],
         )  # fmt: skip
         answers, tokens = batch["totals"]
         out = grpo_loss(

@@ -55,6 +55,12 @@ class GRPOConfig(TrainConfig):
     )
     max_resample: int = opt(3, "Rounds of fresh prompts per step with --dynamic-sampling.")
     replay_successes: bool = opt(False, "Put a recorded success into groups without one (ARPO).")
+    decoding_aids: bool = opt(
+        False,
+        "Sample and score the answers with the decoding aids --model declares in "
+        "pixelpilot.json (pointer guide, well-formed points and actions, quoted typing), so "
+        "GRPO trains the policy that evaluation runs (offline only).",
+    )
     online: str | None = opt(None, "Train on live rollouts of these TASKS instead of DATA.")
     seeds: str = opt(
         "100000-199999",
@@ -91,6 +97,8 @@ class GRPOConfig(TrainConfig):
             (self.rollout_backend in ("local", "ray"), "rollout_backend",
              "--rollout-backend must be local or ray"),
             (not (self.online and self.data), "online", "give DATA or --online TASKS, not both"),
+            (not (self.online and self.decoding_aids), "decoding_aids",
+             "--decoding-aids works offline only, not with --online"),
         ]  # fmt: skip
         for ok, name, message in checks:
             if not ok:

@@ -4,7 +4,9 @@
 check of the inference path applies: a folder without a processor, a text-only model, an
 unsupported family are one-line errors) and refuses what cannot be trained (a served model).
 The profile takes ``--prompt-kind``, so every prompt of the run and the final checkpoint's
-declaration (``pixelpilot.json``) use the kind the model is trained with.
+declaration (``pixelpilot.json``) use the kind the model is trained with. The decoding aids
+the checkpoint declares are turned off (training scores the model's own answers), unless
+GRPO's ``--decoding-aids`` asks to sample and score with them.
 Weights are float32 unless ``--dtype bfloat16``; on a GPU the forward pass runs under bfloat16
 autocast. ``--lora-r R`` wraps the model with a PEFT LoRA adapter (the base frozen).
 """
@@ -32,7 +34,14 @@ def load_trainable(config: Any, device: str) -> Any:
         vlm.profile = replace(vlm.profile, prompt_kind=config.prompt_kind)
     # the history it is trained on is the one its declaration asks evaluation to show it
     vlm.profile = replace(vlm.profile, history_thoughts=config.history_thoughts)
-    vlm.pointer = vlm.points = vlm.quoted = vlm.calls = None  # the model's own answers
+    if getattr(config, "decoding_aids", False):  # GRPO samples as evaluation decodes
+        if not vlm.aided:
+            raise ConfigError(
+                f"--decoding-aids: {config.model} declares no decoding aid in pixelpilot.json",
+                option="decoding_aids",
+            )
+    else:
+        vlm.pointer = vlm.points = vlm.quoted = vlm.calls = None  # the model's own answers
     if config.lora_r > 0:
         vlm.model = add_lora(vlm.model, config)
     vlm.model.train()

@@ -29,7 +29,7 @@ its adapter disabled).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pixelpilot.vlm.base import Conversation
 
 Groups = Sequence[Sequence[Sequence[int]]]  # per prompt, its answers' token ids
+Processors = Callable[[Any, Any], Any]  # (answer ids [N, t], logits [N, V]) -> logits
 
 
 @dataclass(frozen=True)
@@ -205,10 +206,13 @@ def group_logprobs(
     temperature: float = 1.0,
     entropy: bool = False,
     pad_id: int = 0,
+    processors: Processors | None = None,
 ) -> Scored:
     """Per-token log-probabilities of each prompt's answers (``completions[b]`` for prompt
     ``b`` of ``inputs``), the prompt computed once per prompt. Logits are divided by
-    ``temperature`` first (the distribution the answers were sampled from)."""
+    ``temperature`` first (the distribution the answers were sampled from); with
+    ``processors`` (``sample_groups``' decoding aids) the answers are scored under the
+    distribution those drew them from (``aided_logits``)."""
     import torch
 
     if len(completions) != inputs["input_ids"].shape[0]:
@@ -231,13 +235,59 @@ def group_logprobs(
         if length > 1:
             rest = _extend(model, prefix, tokens[:, :-1], 0).logits
             logits = torch.cat([logits, rest], dim=1)
-        logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+        logits = logits.float()
+        if processors is not None:
+            logits = logits + aided_shift(processors, tokens, mask, logits.shape[-1])
+        logp = torch.log_softmax(logits / temperature, dim=-1)
         chosen = logp.gather(2, tokens[:, :, None]).squeeze(2) * mask
         ent = None
         if entropy:
-            with torch.no_grad():
-                ent = -(logp.exp() * logp).sum(-1) * mask
+            with torch.no_grad():  # a masked token (log-probability -inf) adds nothing
+                ent = -(logp.exp() * logp.clamp_min(torch.finfo(logp.dtype).min)).sum(-1) * mask
     return Scored(chosen, mask, ent)
+
+
+def aided_shift(
+    processors: Processors, tokens: torch.Tensor, mask: torch.Tensor, vocab: int
+) -> torch.Tensor:
+    """What the decoding aids add to the logits at each answer position (``[N, L, V]``, no
+    gradient: 0, a bias, or ``-inf`` for a token they forbid), from the answers' own earlier
+    tokens, as ``sample_groups`` applied them while drawing. A position whose token they
+    forbid (a replayed recorded answer the aids would not have written) and the padding
+    past an answer are scored without them."""
+    import torch
+
+    n, length = tokens.shape
+    with torch.no_grad():
+        shift = torch.stack(
+            [processors(tokens[:, :t], tokens.new_zeros((n, vocab), dtype=torch.float32))
+             for t in range(length)], dim=1,
+        )  # fmt: skip
+        allowed = shift.gather(2, tokens[:, :, None]).squeeze(2) > float("-inf")
+        keep = allowed & (mask > 0)
+        return torch.where(keep[:, :, None], shift, torch.zeros_like(shift))
+
+
+class RowGroups:
+    """One ``Processors`` call over consecutive groups of rows, each group with its own
+    processors (built for that group's conversation and its ``n`` answers): how a batch of
+    GRPO groups applies each prompt's decoding aids."""
+
+    def __init__(self, parts: Sequence[Sequence[Processors]], sizes: Sequence[int]) -> None:
+        if len(parts) != len(sizes):
+            raise ModelError("RowGroups needs one list of processors per group of rows")
+        self.parts, self.sizes = [list(p) for p in parts], list(sizes)
+
+    def __call__(self, ids: Any, scores: Any) -> Any:
+        start = 0
+        for processors, n in zip(self.parts, self.sizes, strict=True):
+            rows = slice(start, start + n)
+            for processor in processors:
+                scores[rows] = processor(ids[rows], scores[rows])
+            start += n
+        if start != scores.shape[0]:
+            raise ModelError(f"RowGroups covers {start} rows of {scores.shape[0]}")
+        return scores
 
 
 def _pick(
@@ -279,13 +329,18 @@ def sample_groups(
     seed: int | Sequence[int] | None = None,
     decode: Any = None,
     banned_ids: Sequence[int] = (),
+    processors: Processors | None = None,
 ) -> list[list[Sampled]]:
     """``group`` answers for each prompt of ``inputs``: one prefill per prompt, the cache
     expanded ``group`` times, all answers decoded together. ``decode(token_ids) -> str`` turns
     ids into text (without special tokens); ``banned_ids`` are never drawn (image
     placeholders: an answer holding one could not be scored again with its prompt). Seeded:
     equal seeds give equal answers; ``seed`` may be one seed per prompt, so a prompt's group
-    does not depend on the other prompts of the batch (nor on how ranks share a batch)."""
+    does not depend on the other prompts of the batch (nor on how ranks share a batch).
+    ``processors(answer_ids, scores) -> scores`` (transformers' logits-processor call, the
+    rows' answers so far without the prompt) changes each step's logits before the
+    temperature: the decoding aids (``HFVLM.aid_processors``); the log-probabilities are
+    then those of the aided distribution."""
     import torch
 
     if group < 1 or max_new_tokens < 1:
@@ -309,6 +364,9 @@ def sample_groups(
         toks: list[torch.Tensor] = []
         lps: list[torch.Tensor] = []
         for step in range(max_new_tokens):
+            if processors is not None:
+                so_far = torch.stack(toks, dim=1) if toks else done.new_zeros((len(done), 0))
+                logits = processors(so_far.long(), logits.float().clone())
             tok, lp = _pick(logits, temperature, top_p, generator, banned)
             tok = tok.masked_fill(done, pad_id)
             toks.append(tok)

@@ -44,7 +44,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert done.returncode == 2
         assert done.stderr.strip().splitlines() == [f"error: {flag} must be >= 0"]
     for flag, value in (("--copy-weight", "-1"), ("--look-weight", "-1"),
-                        ("--pointer-weight", "-0.5"), ("--pointer-weight", "nan")):  # fmt: skip
+                        ("--pointer-weight", "-0.5"), ("--pointer-weight", "nan"),
+                        ("--grpo-beta", "-0.1")):  # fmt: skip
         done = _run("--out", str(tmp_path / "run"), flag, value)
         assert done.returncode == 2
         assert done.stderr.strip().splitlines() == [f"error: {flag} must be a finite number >= 0"]
@@ -52,6 +53,20 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "error: --grpo-prompts (4) must be a multiple of --grpo-procs (3)"
+    ]
+    done = _run(
+        "--out",
+        str(tmp_path / "run"),
+        "--grpo-aids",
+        "--pointer-weight",
+        "0",
+        "--no-well-formed-points",
+        "--no-quoted-typing",
+        "--no-well-formed-actions",
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: --grpo-aids needs a decoding aid to sample with"
     ]
     done = _run("--out", str(tmp_path / "run"), "--size", "xl")  # before the data stages
     assert done.returncode == 2

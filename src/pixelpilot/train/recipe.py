@@ -85,6 +85,8 @@ class RecipeConfig:
     sft_procs: int = 2  # SFT processes (one CPU thread each; this machine has 2 cores)
     lr: float = 1e-3
     grpo_lr: float = 2e-4
+    grpo_beta: float = 0.0  # GRPO's k3 KL term to the SFT checkpoint (train grpo --beta)
+    grpo_aids: bool = False  # GRPO samples with the declared decoding aids (--decoding-aids)
     grpo_reward: str = "format=0.1,type=0.2,point=0.7"  # GRPO rewards (train grpo --reward)
     group: int = 8  # GRPO answers per prompt
     grpo_prompts: int = 4  # GRPO prompts per step, over all processes
@@ -148,7 +150,8 @@ class RecipeConfig:
         for name in (*counts, "eval_episodes", "eval_workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
-        weights = ("point_weight", "copy_weight", "look_weight", "read_weight", "pointer_weight")
+        weights = ("point_weight", "copy_weight", "look_weight", "read_weight", "pointer_weight",
+                   "grpo_beta")  # fmt: skip
         for name in ("recovery", "label_episodes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0", option=name)
@@ -157,6 +160,10 @@ class RecipeConfig:
                 raise ConfigError(
                     f"--{name.replace('_', '-')} must be a finite number >= 0", option=name
                 )
+        aids = (self.pointer_weight, self.well_formed_points, self.quoted_typing,
+                self.well_formed_actions)  # fmt: skip
+        if self.grpo_aids and not any(aids):
+            raise ConfigError("--grpo-aids needs a decoding aid to sample with", option="grpo_aids")
         from pixelpilot.train.rewards import parse_reward_spec
 
         parse_reward_spec(self.grpo_reward, "grpo_reward")  # fails now, not after the SFT stage
@@ -321,15 +328,18 @@ def stage_grpo(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
     from pixelpilot.train.grpo import GRPOConfig, launch_grpo, train_grpo
 
     resume = latest_checkpoint(out) is not None
+    if config.grpo_aids:  # the aids the evaluations run, declared where GRPO loads them
+        _declare_aids(config, model)
     grpo = GRPOConfig(
         data=str(data), model=model, out=str(out), max_steps=config.grpo_steps,
         tasks=",".join(config.tasks),
         batch_size=config.grpo_prompts // config.grpo_procs, group=config.group,
-        lr=config.grpo_lr, reward=config.grpo_reward, seed=config.seed,
+        lr=config.grpo_lr, beta=config.grpo_beta, reward=config.grpo_reward, seed=config.seed,
         prompt_kind=config.prompt_kind,
         history_thoughts=config.thought, max_new_tokens=40,
         checkpoint_every=max(1, config.grpo_steps // 5),
         progress=config.progress, resume=resume, overwrite=not resume and out.exists(),
+        decoding_aids=config.grpo_aids,
     )  # fmt: skip
     t0 = time.perf_counter()
     if config.grpo_procs > 1:
@@ -450,10 +460,10 @@ def _final(root: Path, stage: str) -> str:
     return str(root / stage / "final")
 
 
-def _eval(config: RecipeConfig, checkpoint: str, out: Path) -> dict[str, Any]:
+def _declare_aids(config: RecipeConfig, checkpoint: str) -> None:
     """Declare the recipe's decoding aids on ``checkpoint`` (the pointer weight, well-formed
     points, quoted typing and well-formed actions; training wrote its declaration without
-    them), then evaluate it as it will run."""
+    them)."""
     from dataclasses import replace
 
     from pixelpilot.vlm.profiles import read_declaration, write_declaration
@@ -463,6 +473,11 @@ def _eval(config: RecipeConfig, checkpoint: str, out: Path) -> dict[str, Any]:
                        quoted_typing=config.quoted_typing,
                        well_formed_actions=config.well_formed_actions)  # fmt: skip
     write_declaration(checkpoint, declared)
+
+
+def _eval(config: RecipeConfig, checkpoint: str, out: Path) -> dict[str, Any]:
+    """Declare the recipe's decoding aids on ``checkpoint``, then evaluate it as it will run."""
+    _declare_aids(config, checkpoint)
     return evaluate(
         checkpoint, config.tasks, out / "run", episodes=config.eval_episodes,
         workers=config.eval_workers, max_steps=config.eval_max_steps,

@@ -4,7 +4,9 @@ Each optimizer step takes a batch of step samples (the trainer core's data order
 sample, its prompt (the conversation the agent would send at that step, ``sample.conversation``):
 
 1. **generate** ``--group`` G answers per prompt with the current policy at ``--temperature``,
-   all G from one prefill of the prompt (``pixelpilot.train.prefix.sample_groups``);
+   all G from one prefill of the prompt (``pixelpilot.train.prefix.sample_groups``); with
+   ``--decoding-aids`` under the aids the checkpoint declares (``HFVLM.aid_processors``), which
+   the log-probabilities below then include too;
 2. **score** each answer with the rewards of ``--reward`` (built on offline evaluation's
    matching, ``pixelpilot.train.rewards``); an answer is a *success* when offline evaluation
    would count the step correct;

@@ -21,7 +21,8 @@ resize it); a screenshot it resized, or a model without image tokens, decodes as
 
 A checkpoint declares its weight in ``pixelpilot.json`` (``pointer_weight``, 0 when absent);
 training loads checkpoints with the guide off, so sampled answers and their log-probabilities
-come from the same distribution.
+come from the same distribution, except GRPO with ``--decoding-aids``, which samples and
+scores with the guide (and the other declared aids) on.
 """
 
 from __future__ import annotations

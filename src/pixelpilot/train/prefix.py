@@ -212,7 +212,7 @@ def group_logprobs(
     ``b`` of ``inputs``), the prompt computed once per prompt. Logits are divided by
     ``temperature`` first (the distribution the answers were sampled from); with
     ``processors`` (``sample_groups``' decoding aids) the answers are scored under the
-    distribution those drew them from (``aided_logits``)."""
+    distribution those drew them from (``aided_shift``)."""
     import torch
 
     if len(completions) != inputs["input_ids"].shape[0]:

@@ -18,6 +18,8 @@
     OUT/sft/  OUT/sft-recovery/      training runs (metrics.jsonl, checkpoints, final/): SFT on
     OUT/grpo/                        all of OUT/data mixed, a short SFT continuation on
                                      OUT/recovery-data, offline GRPO on the recordings
+                                     (sampled under the decoding aids the evaluations
+                                     declare, ``grpo_aids``)
     OUT/eval-<stage>/                online evaluation on held-out seeds (>= 1,000,000)
     OUT/<stage>/done.json            the stage's figures, once it completed
     OUT/report.json, OUT/report.md   the figures of every stage

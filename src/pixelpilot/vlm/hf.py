@@ -62,6 +62,11 @@ def _family(config: dict[str, Any], path: Path) -> Family:
     )
 
 
+def _screens(convs: Sequence[Conversation]) -> list[tuple[int, int]]:
+    """Each conversation's current screen size: its last image's, (0, 0) without one."""
+    return [c.images[-1].size if c.images else (0, 0) for c in convs]
+
+
 class HFVLM:
     """A transformers checkpoint folder as a ``VLM`` (and ``TrainableVLM``)."""
 
@@ -270,8 +275,7 @@ class HFVLM:
         (``PointerGuide.cells``; one forward pass over ``inputs``), or None with the guide off."""
         if self.pointer is None:
             return None
-        screens = [c.images[-1].size if c.images else (0, 0) for c in convs]
-        return self.pointer.cells(self.model, inputs, screens)
+        return self.pointer.cells(self.model, inputs, _screens(convs))
 
     def aid_processors(
         self, convs: Sequence[Conversation], n: int, prompt_len: int, cells: list[Any] | None
@@ -294,8 +298,7 @@ class HFVLM:
         if rules:
             processors.append(AnswerMask(self.tokenizer, prompt_len, rules))
         if self.pointer is not None and cells is not None:
-            screens = [c.images[-1].size if c.images else (0, 0) for c in convs]
-            processors.append(self.pointer.processor(cells, screens, prompt_len, n))
+            processors.append(self.pointer.processor(cells, _screens(convs), prompt_len, n))
         return processors
 
     def _eos_ids(self) -> list[int]:

@@ -121,3 +121,43 @@ def test_prompt_cache_keeps_at_most_its_memory_budget(click_data: Path, tiny_xs:
     assert again[0] is first[0] and again[1] is not first[1]  # encoded again, not kept
     assert (bounded.hits, bounded.misses) == (1, 5)
     assert all(bool((again[1][k] == first[1][k]).all()) for k in first[1])  # same inputs
+
+
+@pytest.fixture(scope="module")
+def login_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.train.conftest import record
+
+    return record(tmp_path_factory.mktemp("jitter") / "login", "miniwob/login-user", 3)
+
+
+def _point(text: str, sample: object) -> tuple[int, int] | None:
+    from pixelpilot.agent.sample import parse_answer
+
+    action = parse_answer(text, sample.coords, sample.screen).actions[0].to_dict()
+    return (action["x"], action["y"]) if "x" in action else None
+
+
+def test_history_jitter_moves_history_clicks_within_their_boxes(login_data: Path) -> None:
+    from pixelpilot.train.data import prompt_key
+
+    plain = load_split(cfg(login_data))
+    moved = load_split(cfg(login_data, history_jitter=True, seed=3))
+    boxes = {(s.episode, s.step): s.target for s in plain.train}
+    changed = 0
+    for a, b in zip(plain.train, moved.train, strict=True):
+        assert (a.id, a.gold, a.image, a.gold_response) == (b.id, b.gold, b.image, b.gold_response)
+        assert [img for _, img in a.history] == [img for _, img in b.history]
+        for i, ((old, _), (new, _)) in enumerate(zip(a.history, b.history, strict=True)):
+            before, after = _point(old, a), _point(new, b)
+            if before is None:  # a typing step keeps its text
+                assert new == old
+                continue
+            x1, y1, x2, y2 = boxes[(a.episode, i)]
+            assert x1 <= after[0] <= x2 and y1 <= after[1] <= y2, (new, boxes[(a.episode, i)])
+            changed += after != before
+    assert changed >= 10  # 3 episodes: 3 + 3 + 2*4 history clicks, nearly all moved
+    again = load_split(cfg(login_data, history_jitter=True, seed=3))
+    other = load_split(cfg(login_data, history_jitter=True, seed=4))
+    assert [s.history for s in again.train] == [s.history for s in moved.train]
+    assert [s.history for s in other.train] != [s.history for s in moved.train]
+    assert prompt_key(cfg(login_data)) != prompt_key(cfg(login_data, history_jitter=True))

@@ -96,6 +96,12 @@ class TrainConfig:
         "Show the Thought of the episode's earlier answers in the prompt. Off for a model "
         "trained to answer without one, whose own history at run time has none.",
     )
+    history_jitter: bool = opt(
+        False,
+        "Move each earlier click in a step's history to a random point of that step's "
+        "recorded target box (seeded), so the policy sees history points like its own, not "
+        "only the expert's box centres (trajectories with target boxes).",
+    )
     device: str | None = opt(None, "Device (default: cuda:LOCAL_RANK when available, else cpu).")
     dtype: str = opt(
         "auto", "Weights dtype: auto (float32 on CPU, bfloat16 autocast on GPU), float32, bfloat16."

@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pixelpilot.errors import DataError
+from pixelpilot.errors import DataError, ParseError
 from pixelpilot.eval.datasets import Sample, load_samples
 
 
@@ -86,9 +86,56 @@ def split_by_episode(samples: Sequence[Sample], fraction: float) -> tuple[list, 
     return [s for s in samples if s.episode not in held], [s for s in samples if s.episode in held]
 
 
+def jitter_history(samples: Sequence[Sample], seed: int, margin: float = 0.1) -> list[Sample]:
+    """``samples`` with each earlier click of their history moved to a random point of that
+    step's recorded target box (the box shrunk by ``margin`` of its size on each side).
+
+    A recording's history holds the expert's points, nearly always the box's centre, while an
+    agent's history holds its own, which land elsewhere in the box: a policy trained only on
+    the expert's numbers can key on them (docs/default-model.md, round 21). The draw is
+    seeded by ``seed`` and the sample's id, so it does not depend on the order of files; a
+    history step without a recorded box (or not a single-point click) keeps its text."""
+    boxes = {(s.episode, s.step): s.target for s in samples if s.target}
+    out: list[Sample] = []
+    for sample in samples:
+        if not sample.history:
+            out.append(sample)
+            continue
+        rng = random.Random(f"{seed}:{sample.id}")
+        history = []
+        for i, (text, image) in enumerate(sample.history):
+            box = boxes.get((sample.episode, i))
+            history.append((_jittered(text, box, sample, rng, margin) if box else text, image))
+        out.append(replace(sample, history=tuple(history)))
+    return out
+
+
+def _jittered(text: str, box: Any, sample: Sample, rng: random.Random, margin: float) -> str:
+    from pixelpilot.agent.sample import parse_answer
+    from pixelpilot.tools.actions import Action
+    from pixelpilot.tools.grammar import format_response
+
+    try:
+        response = parse_answer(text, sample.coords, sample.screen)
+    except (ParseError, ValueError):
+        return text
+    if len(response.actions) != 1:
+        return text
+    action = response.actions[0].to_dict()
+    if "x" not in action or "y" not in action:
+        return text
+    x1, y1, x2, y2 = box
+    mx, my = margin * (x2 - x1), margin * (y2 - y1)
+    action |= {"x": round(rng.uniform(x1 + mx, x2 - mx)), "y": round(rng.uniform(y1 + my, y2 - my))}
+    moved = Action.from_dict(action)
+    return format_response(response.thought, [moved], sample.coords, sample.screen)
+
+
 def load_split(config: Any) -> DataSplit:
     """The training and validation samples of ``config`` (see the module docstring)."""
     samples = load_samples(config.data, config.format)
+    if getattr(config, "history_jitter", False):
+        samples = jitter_history(samples, config.seed)
     kept, counts = filter_samples(samples, config)
     train, val = split_by_episode(kept, config.val_fraction)
     counts |= {"train": len(train), "val": len(val)}
@@ -201,7 +248,8 @@ def conversation_for(sample: Sample, profile: Any, config: Any) -> Any:
 
 def prompt_key(config: Any) -> str:
     """What besides the sample decides its prompt (the prompt cache's ``key_extra``)."""
-    return f"{config.prompt_kind}:{config.step_instructions}:{config.history_thoughts}"
+    key = f"{config.prompt_kind}:{config.step_instructions}:{config.history_thoughts}"
+    return key + (f":jitter{config.seed}" if getattr(config, "history_jitter", False) else "")
 
 
 def target_for(sample: Sample, profile: Any) -> str:

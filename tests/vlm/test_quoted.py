@@ -49,8 +49,10 @@ def test_typing_may_only_copy_a_quoted_string(quoted: QuotedTyping) -> None:
     assert allowed(TYPE + "xK5") == {"6"}
     done = allowed(TYPE + "xK56")
     assert done and "\\" in done and all(t[0] in "'\\" for t in done)  # close, or \n first
-    assert "')" in done
+    assert "')" in done and "'," not in done  # `',` would leave `type(content='xK56',...`
     assert allowed(TYPE + "xK56\\n") == {t for t in done if t[0] == "'"}  # then only close
+    after_escape = allowed(TYPE + "xK56\\")  # the escape's backslash alone: its n is due
+    assert after_escape and all(t.startswith("n") for t in after_escape)
     assert allowed('Action: type(content="TA8') == {"f"}  # double-quoted content too
     for free in (
         "Action: click(start_box='(",  # not typing

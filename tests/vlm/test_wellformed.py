@@ -49,9 +49,13 @@ def test_the_call_after_action_is_held_to_the_language(calls: ActionSyntax) -> N
     closing = allowed("Action: click(start_box='(144,428)")
     assert closing and "')" in closing and "," not in closing
     assert allowed("Action: scroll(start_box='(1,2)'") == {","}  # direction is required
+    inside = allowed("Action: type(content='pre")  # a text value is the model's ...
+    assert inside and {"')", "'", ")", ","} <= inside and len(inside) > len(calls.texts) // 2
+    assert "'," not in inside  # ... but it may not close into a second argument type lacks
+    assert "'," not in (allowed("Action: finished(content='done") or {"',"})
+    assert "'," in (allowed("Action: drag(start_box='(1,2)") or set())  # a point goes on
     for free in (
         "Thought: I click",  # no Action: yet
-        "Action: type(content='pre",  # a text value is the model's (or quoted typing's)
         "Action: click(start_box='(144,428)')",  # after the call
         "Action:,428",  # broken before the constraint came in: left alone
     ):

@@ -11,6 +11,7 @@ strings, optionally followed by ``\\n`` (typing, then Enter), and then the closi
   instruction without any leaves typing free;
 - while the content written so far is the start of one or more of them, only tokens that
   continue one of those (or finish it and close the quote) may follow;
+- the token that closes the quote ends there or goes on with the call's ``)``;
 - after the closing quote the answer is free again.
 
 Which string to type (the username or the password), whether to type at all, and every other
@@ -31,7 +32,8 @@ from pixelpilot.vlm.masking import AnswerMask, TokenIndex, token_index
 _QUOTED = re.compile(r'"([^"\n]+)"|“([^”\n]+)”')
 _INSTRUCTION = "## User Instruction\n"
 # the answer so far ends inside an opened type content; group 1 or 2 is what it holds so far
-_OPEN = re.compile(r"\btype\(\s*content=(?:'((?:\\.|[^'\\])*)|\"((?:\\.|[^\"\\])*))\Z", re.S)
+# (an escape's backslash may end it: ``\`` of ``\n`` is written, the ``n`` is due)
+_OPEN = re.compile(r"\btype\(\s*content=(?:'((?:\\.|[^'\\])*\\?)|\"((?:\\.|[^\"\\])*\\?))\Z", re.S)
 
 
 def instruction_quotes(text: str) -> list[str]:
@@ -41,6 +43,13 @@ def instruction_quotes(text: str) -> list[str]:
     part = text if at < 0 else text[at + len(_INSTRUCTION) :]
     found = [a or b for a, b in _QUOTED.findall(part)]
     return list(dict.fromkeys(found))
+
+
+def _closes(tail: str) -> bool:
+    """Whether a token's text after the closing quote may follow it: nothing, or the call's
+    ``)`` (``type`` takes no other argument). ``',`` would leave the content open to the
+    parser: ``type(content='x',,,368)')`` types ``x',,,368)``."""
+    return not tail or tail.startswith(")")
 
 
 class QuotedTyping:
@@ -67,11 +76,15 @@ class QuotedTyping:
                     continue
                 rest = target[len(written) :]
                 if not rest:  # the whole string is written: only the closing quote
-                    ids.update(self.by_first.get(quote, ()))
+                    ids.update(
+                        i for i in self.by_first.get(quote, ()) if _closes(self.texts[i][1:])
+                    )
                     continue
                 for i in self.by_first.get(rest[0], ()):
                     token = self.texts[i]
-                    if rest.startswith(token) or token.startswith(rest + quote):
+                    if rest.startswith(token) or (
+                        token.startswith(rest + quote) and _closes(token[len(rest) + 1 :])
+                    ):
                         ids.add(i)
         return sorted(ids) or None
 

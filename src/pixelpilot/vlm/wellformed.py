@@ -14,7 +14,8 @@ language (``pixelpilot.tools.actions``):
   point's shape even without ``pixelpilot.vlm.points``, which adds the bound on the numbers
   and comes first when declared), and a text argument a quoted string (``'...'`` or
   ``"..."``, with ``\\'`` escapes); which numbers and what text are left to the model (and to
-  ``pixelpilot.vlm.quoted``: which string a ``type`` writes);
+  ``pixelpilot.vlm.quoted``: which string a ``type`` writes), but a token that closes the
+  text may only go on as the call does (``type(content='x',`` is no call);
 - after the call's ``)`` the answer is free again.
 
 Which action to take and every value stay the model's choice: a token is masked only where
@@ -77,6 +78,9 @@ class ActionSyntax:
         self.pattern = regex.compile(call_pattern())
         self.texts, self.by_first = index or token_index(tokenizer)
         self._sets: dict[str, list[int] | None] = {}
+        self._quoting = [i for ids in self.by_first.values() for i in ids
+                         if any(c in self.texts[i] for c in "'\"\\")]  # fmt: skip
+        self._without: dict[frozenset[int], list[int]] = {}  # allowed sets inside a value
 
     def viable(self, call: str) -> bool:
         """Whether ``call`` (what follows ``Action:``) is the start of a well-formed call."""
@@ -84,7 +88,8 @@ class ActionSyntax:
 
     def allowed(self, text: str) -> list[int] | None:
         """The token ids that may follow the answer ``text``, or None when any may (no
-        ``Action:`` yet, inside a text value, after the call, or an answer already broken)."""
+        ``Action:`` yet, after the call, or an answer already broken); inside a text value,
+        every token but those that would close it into a broken call."""
         last = None
         for last in _ACTION.finditer(text):  # noqa: B007 - the last one
             pass
@@ -93,8 +98,10 @@ class ActionSyntax:
         call = text[last.end() :]
         if call in self._sets:
             return self._sets[call]
-        if self.viable(call + _FREE) or not self.viable(call):
-            ids = None  # a free value or past the call; or broken before the mask came in
+        if not self.viable(call):
+            ids = None  # broken before the mask came in
+        elif self.viable(call + _FREE):
+            ids = self._free(call)  # a free value, or past the call
         else:
             firsts = [c for c in self.by_first if self.viable(call + c)]
             ids = [
@@ -104,6 +111,17 @@ class ActionSyntax:
             self._sets.clear()
         self._sets[call] = ids
         return ids
+
+    def _free(self, call: str) -> list[int] | None:
+        """Inside a free value every token may come, except one that closes the value into a
+        broken call (``',`` after ``type(content='x``: type takes no other argument); past
+        the call, any. Only tokens holding a quote or a backslash can close a value."""
+        bad = frozenset(i for i in self._quoting if not self.viable(call + self.texts[i]))
+        if not bad:
+            return None
+        if bad not in self._without:
+            self._without[bad] = [i for ids in self.by_first.values() for i in ids if i not in bad]
+        return self._without[bad]
 
     def rule(self, row: int, text: str) -> list[int] | None:
         """``allowed`` as an ``AnswerMask`` rule (the same for every row)."""

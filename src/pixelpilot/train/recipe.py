@@ -12,6 +12,8 @@
                                      them record/, hard links to OUT/data/record
     OUT/grpo-data/record/            with --label-episodes: hard links to every task's first
                                      ``episodes`` recordings, GRPO's prompts (see grpo_prompts)
+    OUT/grpo-data/recovery/          with --grpo-recovery: hard links to the recovery
+                                     episodes, so GRPO also sees steps after a miss
     OUT/data/synthetic/, typing/     synthetic screens (pixelpilot.train.synthetic): clicks,
                                      and typing episodes that copy the instruction's text
     OUT/init/model/                  the random-init checkpoint (pixelpilot.vlm.tiny)
@@ -89,6 +91,8 @@ class RecipeConfig:
     grpo_lr: float = 2e-4
     grpo_beta: float = 0.0  # GRPO's k3 KL term to the SFT checkpoint (train grpo --beta)
     grpo_aids: bool = True  # GRPO samples with the declared decoding aids (round 20)
+    grpo_history_jitter: bool = False  # GRPO's history clicks anywhere in their boxes (round 21)
+    grpo_recovery: bool = False  # GRPO's prompts include the recovery episodes' (round 21)
     grpo_reward: str = "format=0.1,type=0.2,point=0.7"  # GRPO rewards (train grpo --reward)
     group: int = 8  # GRPO answers per prompt
     grpo_prompts: int = 4  # GRPO prompts per step, over all processes
@@ -154,6 +158,9 @@ class RecipeConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
         weights = ("point_weight", "copy_weight", "look_weight", "read_weight", "pointer_weight",
                    "grpo_beta")  # fmt: skip
+        if self.grpo_recovery and not self.recovery:
+            raise ConfigError("--grpo-recovery needs recovery episodes (--recovery > 0)",
+                              option="grpo_recovery")  # fmt: skip
         for name in ("recovery", "label_episodes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0", option=name)
@@ -255,6 +262,21 @@ def grpo_prompts(config: RecipeConfig, record: Path, out: Path) -> Path:
     return out
 
 
+def grpo_data(config: RecipeConfig, record: Path, recovery: Path, out: Path) -> Path:
+    """GRPO's prompts: ``grpo_prompts``'s recordings, and with ``grpo_recovery`` the recovery
+    episodes beside them (hard links in ``out``), whose steps after a miss the recordings
+    never show (docs/default-model.md, round 21)."""
+    prompts = grpo_prompts(config, record, out / "record")
+    if not config.grpo_recovery:
+        return prompts
+    if prompts != out / "record":
+        shutil.rmtree(out / "record", ignore_errors=True)
+        shutil.copytree(prompts, out / "record", copy_function=_link)
+    shutil.rmtree(out / "recovery", ignore_errors=True)
+    shutil.copytree(recovery, out / "recovery", copy_function=_link)
+    return out
+
+
 def _link(source: str, target: str) -> None:
     try:
         os.link(source, target)
@@ -341,7 +363,7 @@ def stage_grpo(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
         history_thoughts=config.thought, max_new_tokens=40,
         checkpoint_every=max(1, config.grpo_steps // 5),
         progress=config.progress, resume=resume, overwrite=not resume and out.exists(),
-        decoding_aids=config.grpo_aids,
+        decoding_aids=config.grpo_aids, history_jitter=config.grpo_history_jitter,
     )  # fmt: skip
     t0 = time.perf_counter()
     if config.grpo_procs > 1:
@@ -435,8 +457,9 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
         ("sft-recovery", lambda d: _sft(config, recovery, _final(root, "sft"), d,
                                         config.recovery_steps, config.recovery_lr)),
         ("eval-sft", lambda d: _eval(config, _final(root, sft), d)),
-        ("grpo", lambda d: stage_grpo(config, grpo_prompts(config, data / "record",
-                                                           root / "grpo-data" / "record"),
+        ("grpo", lambda d: stage_grpo(config, grpo_data(config, data / "record",
+                                                        recovery / "recovery",
+                                                        root / "grpo-data"),
                                       _final(root, sft), d)),
         ("eval-grpo", lambda d: _eval(config, _final(root, "grpo"), d)),
     ]  # fmt: skip

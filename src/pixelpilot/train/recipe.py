@@ -12,8 +12,9 @@
                                      them record/, hard links to OUT/data/record
     OUT/grpo-data/record/            with --label-episodes: hard links to every task's first
                                      ``episodes`` recordings, GRPO's prompts (see grpo_prompts)
-    OUT/grpo-data/recovery/          with --grpo-recovery: hard links to the recovery
-                                     episodes, so GRPO also sees steps after a miss
+    OUT/grpo-data/recovery/          with --grpo-recovery (the default) and recovery
+                                     episodes: hard links to them, so GRPO also sees steps
+                                     after a miss
     OUT/data/synthetic/, typing/     synthetic screens (pixelpilot.train.synthetic): clicks,
                                      and typing episodes that copy the instruction's text
     OUT/init/model/                  the random-init checkpoint (pixelpilot.vlm.tiny)
@@ -91,9 +92,9 @@ class RecipeConfig:
     grpo_lr: float = 2e-4
     grpo_beta: float = 0.0  # GRPO's k3 KL term to the SFT checkpoint (train grpo --beta)
     grpo_aids: bool = True  # GRPO samples with the declared decoding aids (round 20)
-    grpo_history_jitter: bool = False  # GRPO's history clicks anywhere in their boxes (round 21)
-    grpo_recovery: bool = False  # GRPO's prompts include the recovery episodes' (round 21)
-    grpo_reward: str = "format=0.1,type=0.2,point=0.7"  # GRPO rewards (train grpo --reward)
+    grpo_history_jitter: bool = True  # GRPO's history clicks anywhere in their boxes (round 21)
+    grpo_recovery: bool = True  # GRPO's prompts include the recovery episodes', if any (round 21)
+    grpo_reward: str = "format=0.1,type=0.2,distance=0.7"  # train grpo --reward (round 21)
     group: int = 8  # GRPO answers per prompt
     grpo_prompts: int = 4  # GRPO prompts per step, over all processes
     grpo_procs: int = 2  # GRPO processes (each samples and scores its share of the prompts)
@@ -158,9 +159,6 @@ class RecipeConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
         weights = ("point_weight", "copy_weight", "look_weight", "read_weight", "pointer_weight",
                    "grpo_beta")  # fmt: skip
-        if self.grpo_recovery and not self.recovery:
-            raise ConfigError("--grpo-recovery needs recovery episodes (--recovery > 0)",
-                              option="grpo_recovery")  # fmt: skip
         for name in ("recovery", "label_episodes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0", option=name)
@@ -263,11 +261,11 @@ def grpo_prompts(config: RecipeConfig, record: Path, out: Path) -> Path:
 
 
 def grpo_data(config: RecipeConfig, record: Path, recovery: Path, out: Path) -> Path:
-    """GRPO's prompts: ``grpo_prompts``'s recordings, and with ``grpo_recovery`` the recovery
-    episodes beside them (hard links in ``out``), whose steps after a miss the recordings
-    never show (docs/default-model.md, round 21)."""
+    """GRPO's prompts: ``grpo_prompts``'s recordings, and with ``grpo_recovery`` and
+    recovery episodes (``recovery`` > 0) those beside them (hard links in ``out``), whose
+    steps after a miss the recordings never show (docs/default-model.md, round 21)."""
     prompts = grpo_prompts(config, record, out / "record")
-    if not config.grpo_recovery:
+    if not (config.grpo_recovery and config.recovery):
         return prompts
     if prompts != out / "record":
         shutil.rmtree(out / "record", ignore_errors=True)

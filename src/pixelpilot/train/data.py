@@ -134,7 +134,7 @@ def _jittered(text: str, box: Any, sample: Sample, rng: random.Random, margin: f
 def load_split(config: Any) -> DataSplit:
     """The training and validation samples of ``config`` (see the module docstring)."""
     samples = load_samples(config.data, config.format)
-    if getattr(config, "history_jitter", False):
+    if config.history_jitter:
         samples = jitter_history(samples, config.seed)
     kept, counts = filter_samples(samples, config)
     train, val = split_by_episode(kept, config.val_fraction)
@@ -249,7 +249,7 @@ def conversation_for(sample: Sample, profile: Any, config: Any) -> Any:
 def prompt_key(config: Any) -> str:
     """What besides the sample decides its prompt (the prompt cache's ``key_extra``)."""
     key = f"{config.prompt_kind}:{config.step_instructions}:{config.history_thoughts}"
-    return key + (f":jitter{config.seed}" if getattr(config, "history_jitter", False) else "")
+    return key + (f":jitter{config.seed}" if config.history_jitter else "")
 
 
 def target_for(sample: Sample, profile: Any) -> str:

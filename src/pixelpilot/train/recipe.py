@@ -237,9 +237,7 @@ def stage_recovery(config: RecipeConfig, record: Path, out: Path) -> dict[str, A
     """Recovery episodes into ``out``; beside them (``out.parent / "record"``) hard links to
     the recordings, so that the ``sft-recovery`` stage reads both from one folder."""
     figures = stage_record(config, out, recovery=True)
-    links = out.parent / "record"
-    shutil.rmtree(links, ignore_errors=True)
-    shutil.copytree(record, links, copy_function=_link)
+    _link_tree(record, out.parent / "record")
     return figures
 
 
@@ -252,11 +250,11 @@ def grpo_prompts(config: RecipeConfig, record: Path, out: Path) -> Path:
         return record
     first = config.seed * 100_000
     keep = {f"seed-{first + k}" for k in range(config.episodes)}
-    shutil.rmtree(out, ignore_errors=True)
-    shutil.copytree(
-        record, out, copy_function=_link,
+    _link_tree(
+        record,
+        out,
         ignore=lambda _, names: [n for n in names if n.startswith("seed-") and n not in keep],
-    )  # fmt: skip
+    )
     return out
 
 
@@ -268,11 +266,15 @@ def grpo_data(config: RecipeConfig, record: Path, recovery: Path, out: Path) -> 
     if not (config.grpo_recovery and config.recovery):
         return prompts
     if prompts != out / "record":
-        shutil.rmtree(out / "record", ignore_errors=True)
-        shutil.copytree(prompts, out / "record", copy_function=_link)
-    shutil.rmtree(out / "recovery", ignore_errors=True)
-    shutil.copytree(recovery, out / "recovery", copy_function=_link)
+        _link_tree(prompts, out / "record")
+    _link_tree(recovery, out / "recovery")
     return out
+
+
+def _link_tree(source: Path, target: Path, ignore: Any = None) -> None:
+    """``target`` made anew as hard links to ``source``'s files (``ignore`` as copytree's)."""
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, copy_function=_link, ignore=ignore)
 
 
 def _link(source: str, target: str) -> None:

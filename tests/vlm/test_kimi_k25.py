@@ -184,6 +184,29 @@ def test_size_xs_wide_widens_only_the_tower():
         build_tiny(None, "qwen2_5_vl", "xs-wide", 0)
 
 
+def test_size_xs_fine_cuts_finer_patches_into_the_same_tokens():
+    """7-pixel patches merged 4x4: the tower sees four times the patches, the decoder the
+    same 28-pixel tokens, so a screenshot takes as many image tokens as with xs."""
+    from pixelpilot.vlm.pointer import CELL
+
+    fine = build_tiny(None, "kimi_k25", "xs-fine", 0)
+    vision = json.loads((fine / "config.json").read_text())["vision_config"]
+    assert (vision["patch_size"], vision["merge_kernel_size"]) == (7, [4, 4])
+    assert vision["patch_size"] * vision["merge_kernel_size"][0] == CELL
+    shot = Image.new("RGB", (160, 210), "white")
+    tokens = {}
+    for size in ("xs", "xs-fine"):
+        vlm = load(str(build_tiny(None, "kimi_k25", size, 0)))
+        processor = vlm.processor.image_processor
+        patches = len(processor(images=[shot], return_tensors="pt")["pixel_values"])
+        tokens[size] = patches // int(processor.merge_size) ** 2
+        answers = vlm.generate(_convs(2), SamplingParams(max_new_tokens=3))
+        assert len(answers) == 2 and all(a.token_ids for a in answers)
+    assert tokens == {"xs": 6 * 8, "xs-fine": 6 * 8}  # 168x224 padded: 6 x 8 cells of 28
+    # the projector's first layer maps 16 patches of 64 features to as many: 1M weights more
+    assert 1.9e6 <= count_parameters(fine) <= 2.2e6
+
+
 @pytest.mark.slow
 def test_size_m():
     assert 15e6 <= count_parameters(build_tiny(None, "kimi_k25", "m", 0)) <= 30e6

@@ -136,19 +136,34 @@ class CopyAttention:
         logp = self._log_attention(1, hidden, rope, input_ids, batch, head)
         return -logp.mean(), float(logp.detach().exp().mean())
 
+    def last_layer_rows(self, input_ids: Any, batch: list[tuple[int, int]], head: int) -> Any:
+        """The last layer's ``head``'s log attention from each (row, query) over every key:
+        ``(pairs, length)``, -inf where the key is masked. Keeps what the forward pass
+        recorded."""
+        hidden, rope = self._seen[1]
+        return self._log_rows(1, hidden, rope, input_ids, batch, head)
+
     def _log_attention(self, index: int, hidden: Any, rope: Any, input_ids: Any,
                        batch: list[tuple[int, int, int]],
                        head: int | None = None) -> Any:  # fmt: skip
         """log attention(query -> key) of ``head`` (default ``self.head``) of the first
         (``index`` 0) or last (1) layer, for each (row, query, key)."""
         import torch
+
+        rows = self._log_rows(index, hidden, rope, input_ids, [(b, q) for b, q, _ in batch], head)
+        return rows[torch.arange(len(batch)), torch.tensor([k for _, _, k in batch])]
+
+    def _log_rows(self, index: int, hidden: Any, rope: Any, input_ids: Any,
+                  batch: list[tuple[int, int]], head: int | None = None) -> Any:  # fmt: skip
+        """log attention of ``head`` of the first (``index`` 0) or last (1) layer from each
+        (row, query) over all keys: ``(pairs, length)``."""
+        import torch
         from transformers.models.deepseek_v3 import modeling_deepseek_v3 as ds
 
         attn = self.attns[index]
         h = self.head if head is None else head
-        rows = torch.tensor([b for b, _, _ in batch])
-        queries = torch.tensor([q for _, q, _ in batch])
-        keys = torch.tensor([k for _, _, k in batch])
+        rows = torch.tensor([b for b, _ in batch])
+        queries = torch.tensor([q for _, q in batch])
         nope, rot = attn.qk_nope_head_dim, attn.qk_rope_head_dim
         bsz, length, _ = hidden.shape
         if attn.q_proj is not None:
@@ -173,7 +188,7 @@ class CopyAttention:
         position = torch.arange(length)
         allowed = (position[None] <= queries[:, None]) & (input_ids[rows] != self.pad)
         logits = logits.masked_fill(~allowed, float("-inf"))
-        return torch.log_softmax(logits, dim=-1)[torch.arange(len(batch)), keys]
+        return torch.log_softmax(logits, dim=-1)
 
 
 def quoted(ids: list[int], typed: list[int], quote: int) -> int | None:

@@ -71,13 +71,15 @@ class PointingObjective(SoftCoordObjective):
         copy_weight: float = 0.0,
         look_weight: float = 0.0,
         read_weight: float = 0.0,
+        match_weight: float = 0.0,
     ) -> None:
         super().__init__(vlm, config, cache, sigma, thought)
         self.weight = weight
         self.copy_weight = copy_weight
         self.look_weight = look_weight
+        self.match_weight = match_weight
         self.copier = None
-        if copy_weight > 0 or look_weight > 0:  # supervised attention (train/copying.py)
+        if copy_weight > 0 or look_weight > 0 or match_weight > 0:  # supervised attention
             from pixelpilot.train.copying import CopyAttention
 
             self.copier = CopyAttention(vlm)
@@ -87,6 +89,11 @@ class PointingObjective(SoftCoordObjective):
             from pixelpilot.train.reading import ReadingObjective
 
             self.reader = ReadingObjective(vlm)
+        self.matcher = None
+        if match_weight > 0:  # matching the screen's texts with the instruction's
+            from pixelpilot.train.reading import MatchPairs
+
+            self.matcher = MatchPairs(vlm)
         self.image_token = int(vlm.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
         self.pad_token = int(vlm.tokenizer.pad_token_id)
         self._seen: dict[str, Any] = {}
@@ -155,6 +162,16 @@ class PointingObjective(SoftCoordObjective):
                 out.loss = out.loss + self.read_weight * read
                 out.metrics["read_loss"] = float(read.detach())
                 out.metrics.update(figures)
+        if self.matcher is not None and self.copier is not None:
+            from pixelpilot.train.reading import match_loss
+
+            ids = self._seen.get("input_ids")
+            found = self.matcher.pairs(ids, samples) if ids is not None else []
+            if found:
+                match, figures = match_loss(self.copier, ids, found)
+                out.loss = out.loss + self.match_weight * match
+                out.metrics["match_loss"] = float(match.detach())
+                out.metrics.update(figures)
         if self.copier is not None:
             pairs = self.look_pairs(samples) if self.look_weight > 0 else []
             if pairs:
@@ -198,6 +215,7 @@ def train_pointing_sft(
     copy_weight: float = 0.0,
     look_weight: float = 0.0,
     read_weight: float = 0.0,
+    match_weight: float = 0.0,
     stop_after: int | None = None,
 ) -> TrainResult:
     """``train_sft`` with ``PointingObjective``."""
@@ -207,7 +225,16 @@ def train_pointing_sft(
         config,
         stop_after=stop_after,
         objective=lambda vlm, cfg, cache: PointingObjective(
-            vlm, cfg, cache, sigma, thought, weight, copy_weight, look_weight, read_weight
+            vlm,
+            cfg,
+            cache,
+            sigma,
+            thought,
+            weight,
+            copy_weight,
+            look_weight,
+            read_weight,
+            match_weight,
         ),
     )
 

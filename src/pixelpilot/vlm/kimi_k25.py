@@ -71,6 +71,8 @@ class KimiSize:
     top_k: int
     moe_intermediate: int
     vocab: int  # BPE merges target, before special tokens
+    patch: int = 14  # pixels per patch side
+    merge: int = 2  # patches per merged image token side; patch * merge is the token's cell
 
 
 KIMI_SIZES = {
@@ -78,6 +80,9 @@ KIMI_SIZES = {
     # xs's decoder with a vision tower twice as wide (the s tower's width, xs's depth): the
     # label tasks need the tower to read (docs/default-model.md, round 17)
     "xs-wide": KimiSize(2, 128, 4, 2, 128, 4, 4, 2, 64, 2048),
+    # xs with 7-pixel patches merged 4x4: the same 28-pixel tokens for the decoder, a tower
+    # that sees a letter a patch instead of two (docs/default-model.md, round 22)
+    "xs-fine": KimiSize(2, 64, 2, 2, 128, 4, 4, 2, 64, 2048, patch=7, merge=4),
     "s": KimiSize(4, 128, 4, 4, 256, 4, 8, 2, 128, 4096),
     "m": KimiSize(6, 256, 4, 6, 512, 8, 8, 2, 192, 8192),
 }
@@ -119,14 +124,14 @@ def _text_config(size: KimiSize, vocab: int, ids: dict[str, int]) -> dict[str, A
 
 def _vision_config(size: KimiSize) -> dict[str, Any]:
     return {
-        "patch_size": 14,
+        "patch_size": size.patch,
         "hidden_size": size.vision_hidden,
         "intermediate_size": size.vision_hidden * 2,
         "num_hidden_layers": size.vision_layers,
         "num_attention_heads": size.vision_heads,
         "pos_emb_height": 32,  # resampled to each image's grid; 32 covers 448 pixels a side
         "pos_emb_width": 32,
-        "merge_kernel_size": [2, 2],
+        "merge_kernel_size": [size.merge, size.merge],
         "rope_parameters": {"rope_type": "axial", "rope_theta": 10000.0},
     }
 
@@ -164,7 +169,11 @@ def kimi_k25_parts(size_name: str, seed: int, train_bpe: Any) -> tuple[Any, Any,
         pad_token_id=ids["[PAD]"],
     )
     image_processor = Kimi_K25ImageProcessorPil(
-        max_patches=TINY_MAX_PATCHES, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5]
+        max_patches=TINY_MAX_PATCHES * (14 // size.patch) ** 2,  # the same pixel budget
+        patch_size=size.patch,
+        merge_size=size.merge,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
     )
     processor = build_processor(
         Kimi_K25Processor,

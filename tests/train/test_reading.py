@@ -95,3 +95,97 @@ def test_a_few_steps_teach_the_image_tokens_their_texts(tmp_path: Path) -> None:
     last = sum(r["read_loss"] for r in steps[-5:]) / 5
     assert last < first - 0.5, (first, last)
     assert tensor_names(result.checkpoint) == tensor_names(model)
+
+
+def test_each_labelled_cell_attends_to_the_word_naming_it_or_to_itself(tmp_path: Path) -> None:
+    """The match objective's targets on real synthetic screens: the target's cell attends to
+    the instruction's tokens of its text, every other labelled cell to itself."""
+    from pixelpilot.train.pointing import PointingObjective, target_cell
+    from pixelpilot.train.reading import MatchPairs
+
+    _, config, vlm, cache, samples = _setup(tmp_path, 6)
+    objective = PointingObjective(vlm, config, cache, 20.0, False, 0.0, 0.0, 0.0, match_weight=1.0)
+    objective.sample_losses(samples)
+    ids = objective._seen["input_ids"]
+    pairs = objective.matcher.pairs(ids, samples)
+    assert isinstance(objective.matcher, MatchPairs)
+    named = 0
+    for b, sample in enumerate(samples):
+        cells, count = label_cells(sample.meta["labels"], sample.screen)
+        rows = [(q, keys) for row, q, keys in pairs if row == b]
+        assert len(rows) == len(cells) > 1  # labelled cells: the target's, and distractors'
+        images = (ids[b] == objective.image_token).nonzero().flatten().tolist()[-count:]
+        gold = target_cell(sample)[0]
+        for (cell, text), (query, keys) in zip(cells, rows, strict=True):
+            assert query == images[cell]
+            assert (keys != [query]) == (cell == gold), (sample.instruction, text)
+            if cell == gold:
+                named += 1
+                assert all(k < images[0] for k in keys)  # the instruction's tokens
+                word = vlm.tokenizer.decode(ids[b, keys].tolist()).strip()
+                assert word.lower() == text.lower()
+    assert named >= len(samples) // 2  # a link's cell may hold a second word, then it is left
+
+
+def test_the_match_term_trains_the_last_layer_head_and_falls(tmp_path: Path) -> None:
+    """The match term alone (no pointing, look or copy) reports both attentions, lowers its
+    loss on the same screens, and adds no tensor to the checkpoint."""
+    from tests.train.conftest import tensor_names
+
+    from pixelpilot.train.pointing import train_pointing_sft
+
+    model, config, _, _, _ = _setup(tmp_path)
+    result = train_pointing_sft(config, sigma=20.0, thought=False, weight=0.0, match_weight=1.0)
+    steps = [r for r in result.history if "match_loss" in r]
+    assert len(steps) == 30
+    assert all(0 < r["match_attention"] < 1 and 0 < r["match_self"] < 1 for r in steps)
+    first = sum(r["match_loss"] for r in steps[:5]) / 5
+    last = sum(r["match_loss"] for r in steps[-5:]) / 5
+    assert last < first - 0.3, (first, last)
+    assert tensor_names(result.checkpoint) == tensor_names(model)
+
+
+def test_word_classes_ignore_case_and_the_punctuation_around_a_word() -> None:
+    from pixelpilot.train.reading import BUCKETS, word_class
+
+    assert word_class("Velit,") == word_class("velit") == word_class("VELIT.")
+    assert word_class("velit") != word_class("vitae")
+    assert word_class("...") is None and word_class("") is None
+    assert 0 <= word_class("ONE") < BUCKETS
+
+
+def test_the_reading_warm_up_trains_the_tower_and_projector_only(tmp_path: Path) -> None:
+    """A few warm-up steps on real synthetic screens: the tower and the projector change, the
+    decoder does not, the checkpoint has the same tensors and loads; the figures are logged."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from pixelpilot.train.reading import read_warmup
+    from pixelpilot.vlm import load
+
+    model, config, _, _, _ = _setup(tmp_path, 8)
+    summary = read_warmup(str(model), config.data, str(tmp_path / "read"), steps=6,
+                          batch_size=4, progress=False)  # fmt: skip
+    assert summary["screens"] == 8 and summary["steps"] == 6
+    assert 0 <= summary["read_accuracy"] <= 1
+    rows = [json.loads(line) for line in (tmp_path / "read" / "metrics.jsonl").open()]
+    assert [r["step"] for r in rows] == list(range(1, 7)) and all(r["texts"] > 0 for r in rows)
+    before = load_file(str(Path(model) / "model.safetensors"))
+    after = load_file(str(Path(summary["checkpoint"]) / "model.safetensors"))
+    assert before.keys() == after.keys()
+    changed = {k for k in before if not (before[k] == after[k]).all()}
+    assert changed and all(("vision" in k or "mm_projector" in k) for k in changed)
+    assert any("vision" in k for k in changed) and any("mm_projector" in k for k in changed)
+    assert load(summary["checkpoint"]).generate  # a checkpoint like any other
+
+
+def test_the_reading_warm_up_refuses_an_empty_schedule(tmp_path: Path) -> None:
+    from pixelpilot.errors import ConfigError
+    from pixelpilot.train.reading import read_warmup
+
+    for steps, batch in ((0, 8), (5, 0)):
+        with pytest.raises(ConfigError, match="needs steps >= 1 and batch_size >= 1"):
+            read_warmup(str(tmp_path), str(tmp_path), str(tmp_path / "o"), steps=steps,
+                        batch_size=batch)  # fmt: skip
+    assert not (tmp_path / "o").exists()

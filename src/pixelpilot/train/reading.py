@@ -25,7 +25,10 @@ screenshot the processor resized (the cell grid would not match the pixels).
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pixelpilot.train.pointing import cell_at
@@ -106,3 +109,234 @@ class ReadingObjective:
         top = logp.argmax(dim=-1).tolist()
         hits = sum(t in bag for t, bag in zip(top, bags, strict=True))
         return losses.mean(), {"read_accuracy": hits / len(bags), "read_texts": float(len(bags))}
+
+
+MATCH_HEAD = 2  # the last decoder layer's head of the match objective (copy: 0, look: 1)
+MARKER = "## User Instruction\n"  # the prompt's line before the task's instruction
+
+
+class MatchPairs:
+    """The match objective's targets (``--match-weight``, docs/default-model.md, round 22).
+
+    Reading a label is half the skill; the other half is matching it with the instruction's
+    word. For every text of the screen (a step's ``labels``) the image token of its cell, in
+    the last decoder layer's head ``MATCH_HEAD``, should attend to the instruction's tokens
+    of that text when the instruction names it, and to itself when it does not::
+
+        loss_match = mean over the named texts of -log sum_(k in the word) attention(cell -> k)
+                   + mean over the other texts of -log attention(cell -> cell)
+
+    (each mean taken when the batch has such texts). The word is the last place after the
+    prompt's ``MARKER`` where the text stands as a whole word, in any case (the button that
+    shows "next" is named by "Click button NEXT."). The head's output then says, at each
+    labelled cell, whether the instruction named it: what the pointing head needs to choose
+    among labels that look alike."""
+
+    def __init__(self, vlm: Any) -> None:
+        tok = vlm.tokenizer
+        self.tokenizer = tok
+        self.image_token = int(tok.convert_tokens_to_ids(IMAGE_TOKEN))
+        self.marker = tok.encode(MARKER, add_special_tokens=False)
+        self._pieces: dict[int, str] = {}
+
+    def piece(self, token: int) -> str:
+        if token not in self._pieces:
+            self._pieces[token] = self.tokenizer.decode([token])
+        return self._pieces[token]
+
+    def word(self, ids: list[int], start: int, end: int, text: str) -> list[int]:
+        """Positions of the tokens of the last whole-word, case-blind ``text`` in the text
+        of ``ids[start:end]`` ([] if there is none)."""
+        owners: list[int] = []
+        for position in range(start, end):
+            owners += [position] * len(self.piece(ids[position]))
+        joined = "".join(self.piece(t) for t in ids[start:end])
+        found = list(re.finditer(rf"(?<!\w){re.escape(text)}(?!\w)", joined, re.IGNORECASE))
+        if not text or not found:
+            return []
+        a, b = found[-1].span()
+        return sorted(set(owners[a:b]))
+
+    def pairs(self, input_ids: Any, samples: Sequence[Any]) -> list[tuple[int, int, list[int]]]:
+        """(row, query, keys) of every readable text of the batch: the query is its cell's
+        image token, the keys the instruction's tokens of it, or the query itself."""
+        out = []
+        for b, sample in enumerate(samples):
+            labels = (getattr(sample, "meta", None) or {}).get("labels")
+            if not labels:
+                continue
+            cells, count = label_cells(labels, sample.screen)
+            ids = input_ids[b].tolist()
+            images = [i for i, t in enumerate(ids) if t == self.image_token]
+            if len(images) < count:
+                continue
+            images = images[len(images) - count :]
+            start = _last(ids, self.marker, images[0])
+            if start is None:
+                continue
+            for cell, text in cells:
+                query = images[cell]
+                keys = self.word(ids, start, images[0], text)
+                out.append((b, query, keys or [query]))
+        return out
+
+
+def _last(ids: list[int], form: list[int], end: int) -> int | None:
+    """The position after the last ``form`` in ``ids[:end]``, or None."""
+    n = len(form)
+    for s in range(end - n, -1, -1):
+        if ids[s : s + n] == form:
+            return s + n
+    return None
+
+
+def match_loss(copier: Any, input_ids: Any, pairs: list[tuple[int, int, list[int]]],
+               head: int = MATCH_HEAD) -> tuple[Any, dict[str, float]]:  # fmt: skip
+    """``loss_match`` of ``MatchPairs.pairs`` through ``copier`` (``CopyAttention``, which
+    recorded the forward pass), with ``match_attention`` (the mean attention of the named
+    texts' cells on their word) and ``match_self`` (of the others' on themselves)."""
+    import torch
+
+    logp = copier.last_layer_rows(input_ids, [(b, q) for b, q, _ in pairs], head)
+    wanted = torch.zeros_like(logp, dtype=torch.bool)
+    for i, (_, _, keys) in enumerate(pairs):
+        wanted[i, keys] = True
+    terms = torch.logsumexp(logp.masked_fill(~wanted, float("-inf")), dim=-1)
+    named = torch.tensor([keys != [q] for _, q, keys in pairs])
+    loss, figures = [], {}
+    for mask, name in ((named, "match_attention"), (~named, "match_self")):
+        if bool(mask.any()):
+            loss.append(-terms[mask].mean())
+            figures[name] = float(terms[mask].detach().exp().mean())
+    return torch.stack(loss).mean(), figures
+
+
+BUCKETS = 4096  # word classes of the reading warm-up's head: a stable hash of the word
+
+
+def word_class(text: str) -> int | None:
+    """The warm-up's class of a screen text: its lower-cased word without the punctuation
+    around it, hashed into ``BUCKETS`` (None for a text with no letter or digit)."""
+    import zlib
+
+    word = text.strip().strip(".,;:!?\"'()").lower()
+    if not any(c.isalnum() for c in word):
+        return None
+    return zlib.crc32(word.encode()) % BUCKETS
+
+
+def read_warmup(
+    model: str,
+    data: str,
+    out: str,
+    *,
+    steps: int,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Teach a checkpoint's vision tower and projector to read, before SFT (round 22).
+
+    Every labelled text of the screens under ``data`` (the steps' ``labels``: synthetic
+    screens, the experts' recordings) is a classification example: the image token of its
+    cell, as the decoder receives it, predicts the text's ``word_class`` through a linear
+    head that exists only here. Only the tower and the projector train; the decoder and the
+    head's weights are not written. The pointing, look and answer losses of SFT teach reading
+    only through which cell wins; this names every word on every screen. Writes the
+    checkpoint to ``out/final`` and the figures to ``out/metrics.jsonl``; returns the
+    summary (``read_accuracy`` over the last 100 steps)."""
+    import random
+    import shutil
+    import time
+
+    import torch
+
+    from pixelpilot.errors import ConfigError
+    from pixelpilot.train.config import SFTConfig
+    from pixelpilot.train.data import load_split
+    from pixelpilot.train.model import load_trainable
+    from pixelpilot.vlm.pointer import CELL
+
+    if steps < 1 or batch_size < 1:
+        raise ConfigError("the reading warm-up needs steps >= 1 and batch_size >= 1")
+    config = SFTConfig(data=data, model=model, out=out, max_steps=steps, seed=seed)
+    examples = []  # (screenshot path, [(cell, class)]) of every labelled screen
+    for sample in load_split(config).train:
+        labels = (sample.meta or {}).get("labels")
+        if not labels:
+            continue
+        cells, _ = label_cells(labels, sample.screen)
+        found = [(c, k) for c, k in ((c, word_class(t)) for c, t in cells) if k is not None]
+        if found:
+            examples.append((sample.image, sample.screen, found))
+    if not examples:
+        raise ConfigError(f"the reading warm-up found no screen with labels under {data}")
+    torch.manual_seed(seed)
+    vlm = load_trainable(config, "cpu")
+    inner = vlm.model.model
+    parts = ("vision_tower", "mm_projector")
+    trained = [p for n, p in inner.named_parameters() if n.startswith(parts)]
+    for p in vlm.model.parameters():
+        p.requires_grad_(False)
+    for p in trained:
+        p.requires_grad_(True)
+    head = torch.nn.Linear(vlm.model.config.text_config.hidden_size, BUCKETS)
+    optimizer = torch.optim.AdamW([*trained, *head.parameters()], lr=lr, weight_decay=0.0)
+    warm = max(1, steps // 20)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
+    processor = vlm.processor.image_processor
+    from pixelpilot.agent.sample import _load_rgb
+
+    rng = random.Random(f"pixelpilot-read:{seed}")
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    log = (root / "metrics.jsonl").open("w")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc="read warm-up", unit="step")
+    recent: list[float] = []
+    t0 = time.perf_counter()
+    for step in range(steps):
+        batch = [examples[rng.randrange(len(examples))] for _ in range(batch_size)]
+        inputs = processor(images=[_load_rgb(path) for path, _, _ in batch], return_tensors="pt")
+        tokens = inner.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"])
+        rows, classes = [], []
+        for (_, screen, found), grid, image in zip(batch, inputs["image_grid_thw"].tolist(),
+                                                   tokens.pooler_output, strict=True):  # fmt: skip
+            expected = [-(-screen[1] // CELL), -(-screen[0] // CELL)]
+            merge = int(processor.merge_size)
+            if [grid[1] // merge, grid[2] // merge] != expected:  # resized: cells would not match
+                continue
+            rows += [image[cell] for cell, _ in found]
+            classes += [k for _, k in found]
+        if not rows:
+            continue
+        logits = head(torch.stack(rows).float())
+        target = torch.tensor(classes)
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
+        optimizer.step()
+        scheduler.step()
+        accuracy = float((logits.argmax(-1) == target).float().mean())
+        recent = (recent + [accuracy])[-100:]
+        log.write(json.dumps({"step": step + 1, "read_loss": loss.item(), "read_accuracy": accuracy,
+                              "texts": len(rows)}) + "\n")  # fmt: skip
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(acc=f"{sum(recent) / len(recent):.2f}")
+    if bar is not None:
+        bar.close()
+    log.close()
+    final = root / "final"
+    shutil.copytree(model, final, dirs_exist_ok=True)  # tokenizer, processor, declaration
+    for p in vlm.model.parameters():
+        p.requires_grad_(True)
+    vlm.model.save_pretrained(final)
+    return {"checkpoint": str(final), "steps": steps, "screens": len(examples),
+            "read_accuracy": sum(recent) / max(1, len(recent)),
+            "seconds": time.perf_counter() - t0}  # fmt: skip

@@ -84,6 +84,8 @@ class RecipeConfig:
     copy_weight: float = 1.0  # the copy objective on the decoder's attention (0 = none)
     look_weight: float = 1.0  # the look objective: coordinates attend to the gold cell (0 = none)
     read_weight: float = 0.0  # the reading objective: image tokens name the texts they show
+    match_weight: float = 0.0  # the match objective: labelled cells attend to the word naming them
+    read_steps: int = 0  # the reading warm-up before SFT (round 22; 0 = none)
     sft_steps: int = 10_000  # 18,000 until round 20: over the 90-minute budget on this machine
     grpo_steps: int = 600
     batch_size: int = 8  # SFT samples per optimizer step, over all processes
@@ -157,9 +159,9 @@ class RecipeConfig:
         for name in (*counts, "eval_episodes", "eval_workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
-        weights = ("point_weight", "copy_weight", "look_weight", "read_weight", "pointer_weight",
-                   "grpo_beta")  # fmt: skip
-        for name in ("recovery", "label_episodes"):
+        weights = ("point_weight", "copy_weight", "look_weight", "read_weight", "match_weight",
+                   "pointer_weight", "grpo_beta")  # fmt: skip
+        for name in ("recovery", "label_episodes", "read_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0", option=name)
         for name in weights:
@@ -320,6 +322,16 @@ def stage_init(config: RecipeConfig, out: Path) -> dict[str, Any]:
     return {"checkpoint": str(path), "parameters": params}
 
 
+def stage_read(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[str, Any]:
+    """The reading warm-up (``pixelpilot.train.reading.read_warmup``) on every labelled
+    screen of the SFT data: the tower learns the words it shows before SFT starts."""
+    from pixelpilot.train.reading import read_warmup
+
+    return read_warmup(model, str(data), str(out), steps=config.read_steps,
+                       batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+                       progress=config.progress)  # fmt: skip
+
+
 def _sft(
     config: RecipeConfig, data: Path, model: str, out: Path, steps: int, lr: float
 ) -> dict[str, Any]:
@@ -338,7 +350,8 @@ def _sft(
     sft = SFTConfig(**common, resume=resume, overwrite=not resume and out.exists())
     objective = dict(sigma=config.sigma, thought=config.thought, weight=config.point_weight,
                      copy_weight=config.copy_weight, look_weight=config.look_weight,
-                     read_weight=config.read_weight)  # fmt: skip
+                     read_weight=config.read_weight,
+                     match_weight=config.match_weight)  # fmt: skip
     t0 = time.perf_counter()
     if config.sft_procs > 1:
         summary = launch_pointing_sft(sft, config.sft_procs, **objective)
@@ -452,8 +465,9 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
         ("synthetic", lambda d: stage_synthetic(config, data / "synthetic")),
         ("baselines", lambda d: stage_baselines(config, data / "record", d)),
         ("init", lambda d: stage_init(config, d)),
-        ("sft", lambda d: _sft(config, data, _done(root / "init")["checkpoint"], d,
-                               config.sft_steps, config.lr)),
+        ("read", lambda d: stage_read(config, data, _done(root / "init")["checkpoint"], d)),
+        ("sft", lambda d: _sft(config, data, _start(root, config), d, config.sft_steps,
+                               config.lr)),
         ("sft-recovery", lambda d: _sft(config, recovery, _final(root, "sft"), d,
                                         config.recovery_steps, config.recovery_lr)),
         ("eval-sft", lambda d: _eval(config, _final(root, sft), d)),
@@ -465,7 +479,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     ]  # fmt: skip
     for name, run in stages:
         skip = {"baselines": not config.baselines, "recovery": not config.recovery,
-                "sft-recovery": not config.recovery}  # fmt: skip
+                "read": not config.read_steps, "sft-recovery": not config.recovery}  # fmt: skip
         if skip.get(name):
             continue
         folder = root / name
@@ -483,6 +497,11 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
 
 def _final(root: Path, stage: str) -> str:
     return str(root / stage / "final")
+
+
+def _start(root: Path, config: RecipeConfig) -> str:
+    """The checkpoint the main SFT starts from: the reading warm-up's, or the random init."""
+    return _final(root, "read") if config.read_steps else _done(root / "init")["checkpoint"]
 
 
 def _declare_aids(config: RecipeConfig, checkpoint: str) -> None:

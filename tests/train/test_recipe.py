@@ -133,6 +133,29 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     assert time.perf_counter() - t0 < 120
 
 
+def test_the_read_stage_runs_on_the_sft_data_and_the_main_sft_starts_from_it(
+    tmp_path: Path,
+) -> None:
+    """With --read-steps the stage reads OUT/data's labelled screens and the main SFT starts
+    from its checkpoint; without, from the random init."""
+    from pixelpilot.errors import ConfigError
+    from pixelpilot.train.recipe import RecipeConfig, _mark, _start, stage_init, stage_read
+    from pixelpilot.train.synthetic import write_synthetic
+
+    root = tmp_path / "run"
+    write_synthetic(root / "data" / "synthetic", 6, seed=0)
+    off = RecipeConfig(out=str(root), progress=False)
+    init = _mark(root / "init", stage_init(off, root / "init"))
+    assert _start(root, off) == init["checkpoint"]
+    on = RecipeConfig(out=str(root), read_steps=3, batch_size=2, progress=False)
+    summary = stage_read(on, root / "data", init["checkpoint"], root / "read")
+    assert summary["steps"] == 3 and summary["screens"] == 6
+    assert _start(root, on) == str(root / "read" / "final") == summary["checkpoint"]
+    assert (root / "read" / "final" / "model.safetensors").is_file()
+    with pytest.raises(ConfigError, match="--read-steps must be >= 0"):
+        RecipeConfig(out=str(root), read_steps=-1).validate()
+
+
 def test_label_tasks_get_their_own_number_of_demonstrations(tmp_path: Path) -> None:
     from pixelpilot.train.recipe import LABEL_TASKS, RecipeConfig, stage_record
 

@@ -177,7 +177,14 @@ def test_the_reading_warm_up_trains_the_tower_and_projector_only(tmp_path: Path)
     changed = {k for k in before if not (before[k] == after[k]).all()}
     assert changed and all(("vision" in k or "mm_projector" in k) for k in changed)
     assert any("vision" in k for k in changed) and any("mm_projector" in k for k in changed)
-    assert load(summary["checkpoint"]).generate  # a checkpoint like any other
+    from pixelpilot.agent.sample import _load_rgb
+    from pixelpilot.vlm import Conversation, SamplingParams
+
+    shot = _load_rgb(str(next((Path(config.data)).rglob("step-0000.png"))))
+    answer = load(summary["checkpoint"]).generate(
+        [Conversation.user("Click the button.", [shot])], SamplingParams(max_new_tokens=4)
+    )  # a checkpoint like any other: it loads and answers
+    assert len(answer) == 1 and answer[0].token_ids
 
 
 def test_the_reading_warm_up_refuses_an_empty_schedule(tmp_path: Path) -> None:

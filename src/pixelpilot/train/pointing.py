@@ -162,7 +162,7 @@ class PointingObjective(SoftCoordObjective):
                 out.loss = out.loss + self.read_weight * read
                 out.metrics["read_loss"] = float(read.detach())
                 out.metrics.update(figures)
-        if self.matcher is not None and self.copier is not None:
+        if self.matcher is not None:  # the copier is there too (match_weight > 0)
             from pixelpilot.train.reading import match_loss
 
             ids = self._seen.get("input_ids")

@@ -144,13 +144,18 @@ class MatchPairs:
             self._pieces[token] = self.tokenizer.decode([token])
         return self._pieces[token]
 
-    def word(self, ids: list[int], start: int, end: int, text: str) -> list[int]:
-        """Positions of the tokens of the last whole-word, case-blind ``text`` in the text
-        of ``ids[start:end]`` ([] if there is none)."""
-        owners: list[int] = []
-        for position in range(start, end):
-            owners += [position] * len(self.piece(ids[position]))
-        joined = "".join(self.piece(t) for t in ids[start:end])
+    def span(self, ids: list[int], start: int, end: int) -> tuple[str, list[int]]:
+        """The text of ``ids[start:end]`` and, for each of its characters, its token's
+        position."""
+        pieces = [self.piece(t) for t in ids[start:end]]
+        owners = [start + i for i, piece in enumerate(pieces) for _ in piece]
+        return "".join(pieces), owners
+
+    @staticmethod
+    def word(span: tuple[str, list[int]], text: str) -> list[int]:
+        """Positions of the tokens of the last whole-word, case-blind ``text`` in ``span``
+        (``MatchPairs.span``; [] if there is none)."""
+        joined, owners = span
         found = list(re.finditer(rf"(?<!\w){re.escape(text)}(?!\w)", joined, re.IGNORECASE))
         if not text or not found:
             return []
@@ -174,9 +179,10 @@ class MatchPairs:
             start = _last(ids, self.marker, images[0])
             if start is None:
                 continue
+            instruction = self.span(ids, start, images[0])  # decoded once per sample
             for cell, text in cells:
                 query = images[cell]
-                keys = self.word(ids, start, images[0], text)
+                keys = self.word(instruction, text)
                 out.append((b, query, keys or [query]))
         return out
 
@@ -256,7 +262,7 @@ def read_warmup(
     from pixelpilot.train.config import SFTConfig
     from pixelpilot.train.data import load_split
     from pixelpilot.train.model import load_trainable
-    from pixelpilot.vlm.pointer import CELL
+    from pixelpilot.vlm.pointer import same_cells
 
     if steps < 1 or batch_size < 1:
         raise ConfigError("the reading warm-up needs steps >= 1 and batch_size >= 1")
@@ -286,6 +292,7 @@ def read_warmup(
     warm = max(1, steps // 20)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
     processor = vlm.processor.image_processor
+    merge = int(processor.merge_size)
     from pixelpilot.agent.sample import _load_rgb
 
     rng = random.Random(f"pixelpilot-read:{seed}")
@@ -306,9 +313,7 @@ def read_warmup(
         rows, classes = [], []
         for (_, screen, found), grid, image in zip(batch, inputs["image_grid_thw"].tolist(),
                                                    tokens.pooler_output, strict=True):  # fmt: skip
-            expected = [-(-screen[1] // CELL), -(-screen[0] // CELL)]
-            merge = int(processor.merge_size)
-            if [grid[1] // merge, grid[2] // merge] != expected:  # resized: cells would not match
+            if not same_cells(grid[1] // merge, grid[2] // merge, screen):  # resized
                 continue
             rows += [image[cell] for cell, _ in found]
             classes += [k for _, k in found]
@@ -333,7 +338,9 @@ def read_warmup(
         bar.close()
     log.close()
     final = root / "final"
-    shutil.copytree(model, final, dirs_exist_ok=True)  # tokenizer, processor, declaration
+    # the tokenizer, processor and declaration; the weights are written below
+    shutil.copytree(model, final, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("*.safetensors"))  # fmt: skip
     for p in vlm.model.parameters():
         p.requires_grad_(True)
     vlm.model.save_pretrained(final)

@@ -42,6 +42,12 @@ _X_DUE = re.compile(r"start_box=['\"]?(?:<\|box_start\|>)?\(\s*$")
 _Y_DUE = re.compile(r"start_box=['\"]?(?:<\|box_start\|>)?\(\s*(\d+)\s*,\s*$")
 
 
+def same_cells(rows: int, cols: int, screen: tuple[int, int]) -> bool:
+    """Whether an image of ``rows x cols`` merged tokens is the screen (``width, height``)
+    cut into ``CELL``-pixel squares, i.e. the processor did not resize it."""
+    return (rows, cols) == (math.ceil(screen[1] / CELL), math.ceil(screen[0] / CELL))
+
+
 def number_tokens(tokenizer: Any, top: int = 1000) -> dict[int, int]:
     """``token id -> value`` of the numbers 0..``top`` that are one token each."""
     out: dict[int, int] = {}
@@ -93,7 +99,7 @@ class PointerGuide:
                 seen += int(grids[taken][1] * grids[taken][2]) // 4
             image = taken
             rows, cols = int(grids[image][1]) // 2, int(grids[image][2]) // 2
-            if (rows, cols) != (math.ceil(height / CELL), math.ceil(width / CELL)):
+            if not same_cells(rows, cols, (width, height)):
                 out.append(None)  # resized: the cells are not 28-pixel squares of the screen
                 continue
             positions = (ids[b] == self.image_token).nonzero().flatten()[-rows * cols :]

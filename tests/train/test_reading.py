@@ -196,3 +196,62 @@ def test_the_reading_warm_up_refuses_an_empty_schedule(tmp_path: Path) -> None:
             read_warmup(str(tmp_path), str(tmp_path), str(tmp_path / "o"), steps=steps,
                         batch_size=batch)  # fmt: skip
     assert not (tmp_path / "o").exists()
+
+
+def test_the_word_term_keeps_the_warm_up_head_frozen_and_trains_the_vision_side(
+    tmp_path: Path,
+) -> None:
+    """The warm-up writes its head beside its checkpoint; SFT with the word term (alone: no
+    pointing, look or copy) reads it, reports the head's accuracy on every step, lowers its
+    loss, leaves the head file as it was and adds no tensor to the checkpoint; the term's
+    gradient reaches the tower and the projector and no decoder weight."""
+    from safetensors.torch import load_file
+    from tests.train.conftest import tensor_names
+
+    from pixelpilot.train.pointing import PointingObjective, train_pointing_sft
+    from pixelpilot.train.reading import BUCKETS, HEAD_FILE, read_warmup
+
+    model, config, _, _, _ = _setup(tmp_path)
+    summary = read_warmup(str(model), config.data, str(tmp_path / "read"), steps=4,
+                          batch_size=4, progress=False)  # fmt: skip
+    head = tmp_path / "read" / HEAD_FILE
+    written = load_file(str(head))
+    assert written["weight"].shape[0] == written["bias"].shape[0] == BUCKETS
+    from dataclasses import replace
+
+    config = replace(config, model=summary["checkpoint"])
+    result = train_pointing_sft(config, sigma=20.0, thought=False, weight=0.0, word_weight=1.0,
+                                word_head=str(head))  # fmt: skip
+    steps = [r for r in result.history if "word_loss" in r]
+    assert len(steps) == 30 and all(0 <= r["word_accuracy"] <= 1 for r in steps)
+    first = sum(r["word_loss"] for r in steps[:5]) / 5
+    last = sum(r["word_loss"] for r in steps[-5:]) / 5
+    assert last < first - 0.5, (first, last)
+    after = load_file(str(head))
+    assert all((after[k] == written[k]).all() for k in written)
+    assert tensor_names(result.checkpoint) == tensor_names(model)
+    _, _, vlm, cache, samples = _setup(tmp_path / "again", 4)  # the term's gradient alone
+    objective = PointingObjective(vlm, config, cache, 20.0, False, 0.0, word_weight=1.0,
+                                  word_head=str(head))  # fmt: skip
+    objective.sample_losses(samples)
+    word, figures = objective.keeper.loss(objective._seen["input_ids"], samples)
+    expected = sum(len(label_cells(s.meta["labels"], s.screen)[0]) for s in samples)
+    assert figures["word_texts"] == expected > 0
+    vlm.model.zero_grad()
+    word.backward()
+    grads = {n: p.grad for n, p in vlm.model.named_parameters() if p.grad is not None}
+    assert any("vision" in n and g.abs().sum() > 0 for n, g in grads.items())
+    assert any("mm_projector" in n and g.abs().sum() > 0 for n, g in grads.items())
+    assert all(g.abs().sum() == 0 for n, g in grads.items() if "language_model" in n)
+
+
+def test_the_word_term_needs_the_warm_up_head(tmp_path: Path) -> None:
+    from pixelpilot.errors import ConfigError
+    from pixelpilot.train.pointing import PointingObjective
+
+    _, config, vlm, cache, _ = _setup(tmp_path, 1)
+    with pytest.raises(ConfigError, match="no word head at .*delete it to run the warm-up"):
+        PointingObjective(vlm, config, cache, 20.0, False, 0.0, word_weight=1.0,
+                          word_head=str(tmp_path / "read" / "word-head.safetensors"))  # fmt: skip
+    with pytest.raises(ConfigError, match="needs the reading warm-up's word_head"):
+        PointingObjective(vlm, config, cache, 20.0, False, 0.0, word_weight=1.0)

@@ -154,6 +154,9 @@ def test_the_read_stage_runs_on_the_sft_data_and_the_main_sft_starts_from_it(
     assert (root / "read" / "final" / "model.safetensors").is_file()
     with pytest.raises(ConfigError, match="--read-steps must be >= 0"):
         RecipeConfig(out=str(root), read_steps=-1).validate()
+    with pytest.raises(ConfigError, match="--word-weight keeps .* needs --read-steps > 0"):
+        RecipeConfig(out=str(root), word_weight=1.0).validate()
+    RecipeConfig(out=str(root), read_steps=3, word_weight=1.0).validate()
 
 
 def test_label_tasks_get_their_own_number_of_demonstrations(tmp_path: Path) -> None:

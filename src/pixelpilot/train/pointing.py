@@ -24,7 +24,8 @@ first point attend to the gold cell's image token (supervised attention, compute
     loss_look = mean over the two positions of -log attention(position -> gold cell token)
 
 The reading objective (``read_weight``, ``train/reading.py``) asks the image token under each
-text of the screen (a step's ``labels``), as the decoder receives it, to predict its tokens.
+text of the screen (a step's ``labels``), as the decoder receives it, to predict its tokens;
+the word term (``word_weight``) to predict its word class through the reading warm-up's head.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ class PointingObjective(SoftCoordObjective):
         look_weight: float = 0.0,
         read_weight: float = 0.0,
         match_weight: float = 0.0,
+        word_weight: float = 0.0,
+        word_head: str | None = None,
     ) -> None:
         super().__init__(vlm, config, cache, sigma, thought)
         self.weight = weight
@@ -94,10 +97,19 @@ class PointingObjective(SoftCoordObjective):
             from pixelpilot.train.reading import MatchPairs
 
             self.matcher = MatchPairs(vlm)
+        self.word_weight = word_weight
+        self.keeper = None
+        if word_weight > 0:  # the reading warm-up's word classes, kept through SFT
+            from pixelpilot.errors import ConfigError
+            from pixelpilot.train.reading import WordKeeper
+
+            if not word_head:
+                raise ConfigError("word_weight > 0 needs the reading warm-up's word_head")
+            self.keeper = WordKeeper(vlm, word_head)
         self.image_token = int(vlm.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
         self.pad_token = int(vlm.tokenizer.pad_token_id)
         self._seen: dict[str, Any] = {}
-        if weight > 0 or self.copier is not None or self.reader is not None:
+        if weight > 0 or any(x is not None for x in (self.copier, self.reader, self.keeper)):
             # the decoder's input ids, last hidden states
             model = vlm.model
             model.register_forward_pre_hook(self._inputs, with_kwargs=True)
@@ -162,6 +174,12 @@ class PointingObjective(SoftCoordObjective):
                 out.loss = out.loss + self.read_weight * read
                 out.metrics["read_loss"] = float(read.detach())
                 out.metrics.update(figures)
+        if self.keeper is not None:
+            word, figures = self.keeper.loss(self._seen.get("input_ids"), samples)
+            if word is not None:
+                out.loss = out.loss + self.word_weight * word
+                out.metrics["word_loss"] = float(word.detach())
+                out.metrics.update(figures)
         if self.matcher is not None:  # the copier is there too (match_weight > 0)
             from pixelpilot.train.reading import match_loss
 
@@ -201,8 +219,9 @@ class PointingObjective(SoftCoordObjective):
         self._seen.clear()
         if self.copier is not None:
             self.copier.clear()
-        if self.reader is not None:
-            self.reader.clear()
+        for reader in (self.reader, self.keeper):
+            if reader is not None:
+                reader.clear()
         return result
 
 
@@ -216,6 +235,8 @@ def train_pointing_sft(
     look_weight: float = 0.0,
     read_weight: float = 0.0,
     match_weight: float = 0.0,
+    word_weight: float = 0.0,
+    word_head: str | None = None,
     stop_after: int | None = None,
 ) -> TrainResult:
     """``train_sft`` with ``PointingObjective``."""
@@ -235,6 +256,8 @@ def train_pointing_sft(
             look_weight,
             read_weight,
             match_weight,
+            word_weight,
+            word_head,
         ),
     )
 

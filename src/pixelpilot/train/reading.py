@@ -50,6 +50,25 @@ def label_cells(
     return cells, cell_at(0, 0, screen)[1]
 
 
+def label_rows(
+    input_ids: Any, samples: Sequence[Any], image_token: int
+) -> list[tuple[int, int, str]]:
+    """(row, position, text) of every readable text of a batch (``label_cells``): the position
+    of its cell's image token in the current screenshot (the last image of the row)."""
+    out = []
+    for b, sample in enumerate(samples):
+        labels = (getattr(sample, "meta", None) or {}).get("labels")
+        if not labels:
+            continue
+        cells, count = label_cells(labels, sample.screen)
+        positions = (input_ids[b] == image_token).nonzero().flatten()
+        if len(positions) < count:
+            continue
+        positions = positions[len(positions) - count :]
+        out += [(b, int(positions[cell]), text) for cell, text in cells]
+    return out
+
+
 class ReadingObjective:
     """Records the decoder's input embeddings on each forward pass of ``vlm.model`` and turns
     them into ``loss_read`` for a batch (``loss(input_ids, samples)``)."""
@@ -87,20 +106,11 @@ class ReadingObjective:
         table = self.vlm.model.get_input_embeddings().weight.detach().float()
         table = torch.nn.functional.normalize(table, dim=-1)
         rows, bags = [], []
-        for b, sample in enumerate(samples):
-            labels = (getattr(sample, "meta", None) or {}).get("labels")
-            if not labels:
-                continue
-            cells, count = label_cells(labels, sample.screen)
-            positions = (input_ids[b] == self.image_token).nonzero().flatten()
-            if len(positions) < count:
-                continue
-            positions = positions[len(positions) - count :]
-            for cell, text in cells:
-                bag = self.bag(text)
-                if bag:
-                    rows.append(embeds[b, positions[cell]])
-                    bags.append(bag)
+        for b, position, text in label_rows(input_ids, samples, self.image_token):
+            bag = self.bag(text)
+            if bag:
+                rows.append(embeds[b, position])
+                bags.append(bag)
         if not rows:
             return None, {}
         image = torch.nn.functional.normalize(torch.stack(rows).float(), dim=-1)
@@ -231,6 +241,56 @@ def word_class(text: str) -> int | None:
     return zlib.crc32(word.encode()) % BUCKETS
 
 
+HEAD_FILE = "word-head.safetensors"  # the warm-up's head, beside its checkpoint (not in it)
+
+
+class WordKeeper(ReadingObjective):
+    """The reading warm-up's word-class head, frozen, as a term of SFT (``word_weight``,
+    docs/default-model.md, round 23).
+
+    The warm-up teaches the image tokens the words they show, and the main SFT's losses wash
+    it out again (round 22). This term keeps asking for it: every readable text of the batch
+    (``label_rows``) has its cell's image token, as the decoder receives it, predict the
+    text's ``word_class`` through the head the warm-up learnt (``HEAD_FILE``), which does not
+    train here. Nothing is added to the model or its checkpoint."""
+
+    def __init__(self, vlm: Any, head: str) -> None:
+        from safetensors.torch import load_file
+
+        from pixelpilot.errors import ConfigError
+
+        if not Path(head).is_file():
+            raise ConfigError(
+                f"no word head at {head}: the reading warm-up writes it (a warm-up folder made "
+                "before round 23 has none; delete it to run the warm-up again)"
+            )
+        super().__init__(vlm)
+        tensors = load_file(head)
+        self.head = (tensors["weight"].float(), tensors["bias"].float())
+
+    def loss(self, input_ids: Any, samples: Sequence[Any]) -> tuple[Any, dict[str, float]]:
+        """The head's cross-entropy over the batch's readable texts (``None`` when it has
+        none), with ``word_accuracy`` (the share of texts whose top class is theirs)."""
+        import torch
+
+        embeds, self._embeds = self._embeds, None
+        if embeds is None or input_ids is None:
+            return None, {}
+        rows, classes = [], []
+        for b, position, text in label_rows(input_ids, samples, self.image_token):
+            k = word_class(text)
+            if k is not None:
+                rows.append(embeds[b, position])
+                classes.append(k)
+        if not rows:
+            return None, {}
+        logits = torch.nn.functional.linear(torch.stack(rows).float(), *self.head)
+        target = torch.tensor(classes, device=logits.device)
+        accuracy = float((logits.argmax(-1) == target).float().mean())
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        return loss, {"word_accuracy": accuracy, "word_texts": float(len(rows))}
+
+
 def read_warmup(
     model: str,
     data: str,
@@ -247,11 +307,12 @@ def read_warmup(
     Every labelled text of the screens under ``data`` (the steps' ``labels``: synthetic
     screens, the experts' recordings) is a classification example: the image token of its
     cell, as the decoder receives it, predicts the text's ``word_class`` through a linear
-    head that exists only here. Only the tower and the projector train; the decoder and the
-    head's weights are not written. The pointing, look and answer losses of SFT teach reading
-    only through which cell wins; this names every word on every screen. Writes the
-    checkpoint to ``out/final`` and the figures to ``out/metrics.jsonl``; returns the
-    summary (``read_accuracy`` over the last 100 steps)."""
+    head. Only the tower, the projector and the head train; the decoder's weights are not
+    touched and the head is not part of the checkpoint. The pointing, look and answer losses
+    of SFT teach reading only through which cell wins; this names every word on every screen.
+    Writes the checkpoint to ``out/final``, the head to ``out/HEAD_FILE`` (``WordKeeper``
+    keeps it as an SFT term) and the figures to ``out/metrics.jsonl``; returns the summary
+    (``read_accuracy`` over the last 100 steps)."""
     import random
     import shutil
     import time
@@ -344,6 +405,10 @@ def read_warmup(
     for p in vlm.model.parameters():
         p.requires_grad_(True)
     vlm.model.save_pretrained(final)
+    from safetensors.torch import save_file
+
+    weights = {"weight": head.weight, "bias": head.bias}
+    save_file({k: v.detach().contiguous() for k, v in weights.items()}, str(root / HEAD_FILE))
     return {"checkpoint": str(final), "steps": steps, "screens": len(examples),
             "read_accuracy": sum(recent) / max(1, len(recent)),
             "seconds": time.perf_counter() - t0}  # fmt: skip

@@ -89,6 +89,7 @@ class RecipeConfig:
     read_weight: float = 0.0  # the reading objective: image tokens name the texts they show
     match_weight: float = 0.0  # the match objective: labelled cells attend to the word naming them
     read_steps: int = 0  # the reading warm-up before SFT (round 22; 0 = none)
+    word_weight: float = 0.0  # the warm-up's word-class head as an SFT term (round 23)
     sft_steps: int = 10_000  # 18,000 until round 20: over the 90-minute budget on this machine
     grpo_steps: int = 600
     batch_size: int = 8  # SFT samples per optimizer step, over all processes
@@ -163,7 +164,7 @@ class RecipeConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
         weights = ("point_weight", "copy_weight", "look_weight", "read_weight", "match_weight",
-                   "pointer_weight", "grpo_beta")  # fmt: skip
+                   "word_weight", "pointer_weight", "grpo_beta")  # fmt: skip
         for name in ("recovery", "label_episodes", "read_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0", option=name)
@@ -172,6 +173,11 @@ class RecipeConfig:
                 raise ConfigError(
                     f"--{name.replace('_', '-')} must be a finite number >= 0", option=name
                 )
+        if self.word_weight and not self.read_steps:
+            raise ConfigError(
+                "--word-weight keeps the reading warm-up's head: it needs --read-steps > 0",
+                option="word_weight",
+            )
         aids = (self.pointer_weight, self.well_formed_points, self.quoted_typing,
                 self.well_formed_actions)  # fmt: skip
         if self.grpo_aids and not any(aids):
@@ -341,6 +347,7 @@ def _sft(
     from pixelpilot.train.checkpoint import latest_checkpoint
     from pixelpilot.train.config import SFTConfig
     from pixelpilot.train.pointing import launch_pointing_sft, train_pointing_sft
+    from pixelpilot.train.reading import HEAD_FILE
 
     common = dict(
         data=str(data), model=model, out=str(out), max_steps=steps,
@@ -351,10 +358,11 @@ def _sft(
     )  # fmt: skip
     resume = latest_checkpoint(out) is not None
     sft = SFTConfig(**common, resume=resume, overwrite=not resume and out.exists())
+    head = str(out.parent / "read" / HEAD_FILE) if config.word_weight else None  # the warm-up's
     objective = dict(sigma=config.sigma, thought=config.thought, weight=config.point_weight,
                      copy_weight=config.copy_weight, look_weight=config.look_weight,
-                     read_weight=config.read_weight,
-                     match_weight=config.match_weight)  # fmt: skip
+                     read_weight=config.read_weight, match_weight=config.match_weight,
+                     word_weight=config.word_weight, word_head=head)  # fmt: skip
     t0 = time.perf_counter()
     if config.sft_procs > 1:
         summary = launch_pointing_sft(sft, config.sft_procs, **objective)

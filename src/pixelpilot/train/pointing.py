@@ -168,17 +168,15 @@ class PointingObjective(SoftCoordObjective):
 
     def loss(self, samples: Sequence[Any]) -> StepLoss:
         out = super().loss(samples)
-        if self.reader is not None:
-            read, figures = self.reader.loss(self._seen.get("input_ids"), samples)
-            if read is not None:
-                out.loss = out.loss + self.read_weight * read
-                out.metrics["read_loss"] = float(read.detach())
-                out.metrics.update(figures)
-        if self.keeper is not None:
-            word, figures = self.keeper.loss(self._seen.get("input_ids"), samples)
-            if word is not None:
-                out.loss = out.loss + self.word_weight * word
-                out.metrics["word_loss"] = float(word.detach())
+        terms = ((self.reader, self.read_weight, "read_loss"),
+                 (self.keeper, self.word_weight, "word_loss"))  # fmt: skip
+        for reader, weight, name in terms:  # the image tokens' words (train/reading.py)
+            if reader is None:
+                continue
+            term, figures = reader.loss(self._seen.get("input_ids"), samples)
+            if term is not None:
+                out.loss = out.loss + weight * term
+                out.metrics[name] = float(term.detach())
                 out.metrics.update(figures)
         if self.matcher is not None:  # the copier is there too (match_weight > 0)
             from pixelpilot.train.reading import match_loss

@@ -57,16 +57,27 @@ def label_rows(
     of its cell's image token in the current screenshot (the last image of the row)."""
     out = []
     for b, sample in enumerate(samples):
-        labels = (getattr(sample, "meta", None) or {}).get("labels")
-        if not labels:
-            continue
-        cells, count = label_cells(labels, sample.screen)
-        positions = (input_ids[b] == image_token).nonzero().flatten()
-        if len(positions) < count:
-            continue
-        positions = positions[len(positions) - count :]
-        out += [(b, int(positions[cell]), text) for cell, text in cells]
+        found = screen_cells(input_ids[b], sample, image_token)
+        if found is not None:
+            positions, cells = found
+            out += [(b, positions[cell], text) for cell, text in cells]
     return out
+
+
+def screen_cells(
+    ids: Any, sample: Any, image_token: int
+) -> tuple[list[int], list[tuple[int, str]]] | None:
+    """The positions of the image tokens of one row's current screenshot (the last image) and
+    its readable texts' (cell, text) (``label_cells``); None when it records no labels or holds
+    fewer image tokens than the screen has cells."""
+    labels = (getattr(sample, "meta", None) or {}).get("labels")
+    if not labels:
+        return None
+    cells, count = label_cells(labels, sample.screen)
+    positions = (ids == image_token).nonzero().flatten().tolist()
+    if len(positions) < count:
+        return None
+    return positions[len(positions) - count :], cells
 
 
 class ReadingObjective:
@@ -177,15 +188,11 @@ class MatchPairs:
         image token, the keys the instruction's tokens of it, or the query itself."""
         out = []
         for b, sample in enumerate(samples):
-            labels = (getattr(sample, "meta", None) or {}).get("labels")
-            if not labels:
+            found = screen_cells(input_ids[b], sample, self.image_token)
+            if found is None:
                 continue
-            cells, count = label_cells(labels, sample.screen)
+            images, cells = found
             ids = input_ids[b].tolist()
-            images = [i for i, t in enumerate(ids) if t == self.image_token]
-            if len(images) < count:
-                continue
-            images = images[len(images) - count :]
             start = _last(ids, self.marker, images[0])
             if start is None:
                 continue

@@ -205,6 +205,8 @@ def test_the_word_term_keeps_the_warm_up_head_frozen_and_trains_the_vision_side(
     pointing, look or copy) reads it, reports the head's accuracy on every step, lowers its
     loss, leaves the head file as it was and adds no tensor to the checkpoint; the term's
     gradient reaches the tower and the projector and no decoder weight."""
+    from dataclasses import replace
+
     from safetensors.torch import load_file
     from tests.train.conftest import tensor_names
 
@@ -217,8 +219,6 @@ def test_the_word_term_keeps_the_warm_up_head_frozen_and_trains_the_vision_side(
     head = tmp_path / "read" / HEAD_FILE
     written = load_file(str(head))
     assert written["weight"].shape[0] == written["bias"].shape[0] == BUCKETS
-    from dataclasses import replace
-
     config = replace(config, model=summary["checkpoint"])
     result = train_pointing_sft(config, sigma=20.0, thought=False, weight=0.0, word_weight=1.0,
                                 word_head=str(head))  # fmt: skip

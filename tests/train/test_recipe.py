@@ -139,7 +139,7 @@ def test_the_read_stage_runs_on_the_sft_data_and_the_main_sft_starts_from_it(
     """With --read-steps the stage reads OUT/data's labelled screens and the main SFT starts
     from its checkpoint; without, from the random init."""
     from pixelpilot.errors import ConfigError
-    from pixelpilot.train.recipe import RecipeConfig, _mark, _start, stage_init, stage_read
+    from pixelpilot.train.recipe import RecipeConfig, _mark, _sft, _start, stage_init, stage_read
     from pixelpilot.train.synthetic import write_synthetic
 
     root = tmp_path / "run"
@@ -157,6 +157,12 @@ def test_the_read_stage_runs_on_the_sft_data_and_the_main_sft_starts_from_it(
     with pytest.raises(ConfigError, match="--word-weight keeps .* needs --read-steps > 0"):
         RecipeConfig(out=str(root), word_weight=1.0).validate()
     RecipeConfig(out=str(root), read_steps=3, word_weight=1.0).validate()
+    assert (root / "read" / "word-head.safetensors").is_file()  # the word term's head
+    other = tmp_path / "other"  # a warm-up folder without the head fails before SFT starts
+    word = RecipeConfig(out=str(other), read_steps=3, word_weight=1.0, progress=False)
+    with pytest.raises(ConfigError, match="no word head at .*word-head.safetensors"):
+        _sft(word, root / "data", summary["checkpoint"], other / "sft", 2, 1e-3)
+    assert not (other / "sft").exists()
 
 
 def test_label_tasks_get_their_own_number_of_demonstrations(tmp_path: Path) -> None:

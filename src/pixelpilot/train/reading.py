@@ -251,6 +251,12 @@ def word_class(text: str) -> int | None:
 HEAD_FILE = "word-head.safetensors"  # the warm-up's head, beside its checkpoint (not in it)
 
 
+def missing_head(head: str) -> str:
+    """The one-line error for a word term whose warm-up head is not there."""
+    return (f"no word head at {head}: the reading warm-up writes it (a warm-up folder made "
+            "before round 23 has none; delete it to run the warm-up again)")  # fmt: skip
+
+
 class WordKeeper(ReadingObjective):
     """The reading warm-up's word-class head, frozen, as a term of SFT (``word_weight``,
     docs/default-model.md, round 23).
@@ -267,10 +273,7 @@ class WordKeeper(ReadingObjective):
         from pixelpilot.errors import ConfigError
 
         if not Path(head).is_file():
-            raise ConfigError(
-                f"no word head at {head}: the reading warm-up writes it (a warm-up folder made "
-                "before round 23 has none; delete it to run the warm-up again)"
-            )
+            raise ConfigError(missing_head(head))
         super().__init__(vlm)
         tensors = load_file(head)
         self.head = (tensors["weight"].float(), tensors["bias"].float())
@@ -291,7 +294,8 @@ class WordKeeper(ReadingObjective):
                 classes.append(k)
         if not rows:
             return None, {}
-        logits = torch.nn.functional.linear(torch.stack(rows).float(), *self.head)
+        image = torch.stack(rows).float()
+        logits = torch.nn.functional.linear(image, *(t.to(image.device) for t in self.head))
         target = torch.tensor(classes, device=logits.device)
         accuracy = float((logits.argmax(-1) == target).float().mean())
         loss = torch.nn.functional.cross_entropy(logits, target)

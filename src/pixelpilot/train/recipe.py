@@ -344,10 +344,11 @@ def stage_read(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
 def _sft(
     config: RecipeConfig, data: Path, model: str, out: Path, steps: int, lr: float
 ) -> dict[str, Any]:
+    from pixelpilot.errors import ConfigError
     from pixelpilot.train.checkpoint import latest_checkpoint
     from pixelpilot.train.config import SFTConfig
     from pixelpilot.train.pointing import launch_pointing_sft, train_pointing_sft
-    from pixelpilot.train.reading import HEAD_FILE
+    from pixelpilot.train.reading import HEAD_FILE, missing_head
 
     common = dict(
         data=str(data), model=model, out=str(out), max_steps=steps,
@@ -359,6 +360,8 @@ def _sft(
     resume = latest_checkpoint(out) is not None
     sft = SFTConfig(**common, resume=resume, overwrite=not resume and out.exists())
     head = str(out.parent / "read" / HEAD_FILE) if config.word_weight else None  # the warm-up's
+    if head and not Path(head).is_file():  # before any process starts
+        raise ConfigError(missing_head(head), option="word_weight")
     objective = dict(sigma=config.sigma, thought=config.thought, weight=config.point_weight,
                      copy_weight=config.copy_weight, look_weight=config.look_weight,
                      read_weight=config.read_weight, match_weight=config.match_weight,

@@ -163,9 +163,12 @@ def launch(module: str, args: Sequence[str], procs: int, what: str) -> None:
     """Run ``python -m module ARGS`` in ``procs`` processes on this machine under
     ``torch.distributed.run`` (gloo over 127.0.0.1, one CPU thread each; their output goes
     where this process's goes); ``LaunchError`` if any fails. Each joins with
-    ``init_from_env``."""
+    ``init_from_env``. When this process is stopped (SIGTERM, or Ctrl-C) the processes stop
+    with it instead of training on unattended."""
+    import signal
     import subprocess
     import sys
+    import threading
 
     from pixelpilot.errors import LaunchError
 
@@ -174,9 +177,29 @@ def launch(module: str, args: Sequence[str], procs: int, what: str) -> None:
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs),
         "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", module, *args,
     ]  # fmt: skip
-    code = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
+    runner = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        code = runner.wait()
+    except BaseException:  # SIGTERM (as SystemExit) or KeyboardInterrupt
+        runner.terminate()  # torch.distributed.run stops its workers on SIGTERM
+        try:
+            runner.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            runner.kill()
+            runner.wait()
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if code:
         raise LaunchError(what, code)
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def launch_spec(module: str, spec: dict[str, Any], procs: int, what: str) -> dict[str, Any]:

@@ -68,6 +68,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "error: --grpo-aids needs a decoding aid to sample with"
     ]
+    done = _run("--out", str(tmp_path / "run"), "--grpo-freeze", "vision,eyes")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: --grpo-freeze 'eyes': the parts are vision, projector, decoder"
+    ]
     done = _run("--out", str(tmp_path / "run"), "--size", "xl")  # before the data stages
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

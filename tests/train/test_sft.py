@@ -100,6 +100,50 @@ def test_lora_merges_into_a_plain_checkpoint(
     assert saved and all("lora_" in k for k in saved)  # checkpoints hold the adapter only
 
 
+def test_frozen_parts_keep_their_weights_and_resume(
+    click_data: Path, tiny_xs: str, tmp_path: Path
+) -> None:
+    import torch
+
+    from pixelpilot.train.model import model_part
+
+    cfg = config(click_data, tiny_xs, tmp_path / "frozen", max_steps=4, lr=1e-2,
+                 freeze="vision,projector")  # fmt: skip
+    train_sft(cfg, stop_after=2)
+    saved = torch.load(tmp_path / "frozen" / "checkpoints" / "step-000002" / "trainable.pt",
+                       weights_only=True)  # fmt: skip
+    assert saved and {model_part(k) for k in saved} == {"decoder"}  # checkpoints: decoder only
+    result = train_sft(replace(cfg, resume=True))
+    assert result.steps == 4
+    trained, base = weights(result.checkpoint), weights(tiny_xs)
+    assert set(trained) == set(base)  # the export is the whole model
+    moved = {model_part(k) for k in base if (trained[k] - base[k]).abs().max() > 0}
+    assert moved == {"decoder"}
+    parts = {model_part(k) for k in base}
+    assert parts == {"vision", "projector", "decoder"}  # Qwen's merger is the projector
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"freeze": "vision,eyes"}, "--freeze 'eyes': the parts are vision, projector, decoder"),
+        ({"freeze": "decoder, vision,projector"}, "nothing would train"),
+        ({"freeze": "vision", "lora_r": 4}, "excludes --lora-r"),
+    ],
+)
+def test_freeze_refuses_what_cannot_train(kw: dict, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config(tmp_path, "model", tmp_path / "out", **kw)
+
+
+def test_freeze_of_a_part_the_model_lacks_is_one_line(click_data: Path, tmp_path: Path) -> None:
+    from pixelpilot.vlm.tiny import build_tiny
+
+    chameleon = str(build_tiny(arch="chameleon", size="xs"))  # early fusion: no projector
+    with pytest.raises(ConfigError, match="has no projector parameters"):
+        train_sft(config(click_data, chameleon, tmp_path / "c", max_steps=1, freeze="projector"))
+
+
 def test_nan_loss_steps_are_skipped_then_stop(
     click_data: Path, tiny_xs: str, tmp_path: Path
 ) -> None:

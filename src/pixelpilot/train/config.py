@@ -18,7 +18,25 @@ from pixelpilot.errors import ConfigError
 from pixelpilot.vlm.base import PROMPT_KINDS
 
 SCHEDULES = ("cosine", "linear", "constant")
+FREEZE_PARTS = ("vision", "projector", "decoder")
 DTYPES = ("auto", "float32", "bfloat16")
+
+
+def parse_freeze(spec: str | None, lora_r: int = 0, option: str = "freeze") -> tuple[str, ...]:
+    """``--freeze`` as a tuple of parts; ``ConfigError`` for an unknown part, for all three
+    (nothing would train) and with LoRA (which freezes the base itself)."""
+    flag = "--" + option.replace("_", "-")
+    parts = tuple(dict.fromkeys(p.strip() for p in (spec or "").split(",") if p.strip()))
+    unknown = [p for p in parts if p not in FREEZE_PARTS]
+    if unknown:
+        raise ConfigError(f"{flag} {unknown[0]!r}: the parts are {', '.join(FREEZE_PARTS)}",
+                          option=option)  # fmt: skip
+    if len(parts) == len(FREEZE_PARTS):
+        raise ConfigError(f"{flag} names every part: nothing would train", option=option)
+    if parts and lora_r > 0:
+        raise ConfigError(f"{flag} excludes --lora-r (LoRA freezes the base already)",
+                          option=option)  # fmt: skip
+    return parts
 
 
 def opt(default: Any, help: str) -> Any:  # noqa: A002 - the help text, as argparse names it
@@ -65,6 +83,12 @@ class TrainConfig:
         "all-linear", "LoRA target modules: all-linear or comma-separated names."
     )
     merge: bool = opt(True, "Merge LoRA adapters into a plain checkpoint at the end.")
+    freeze: str | None = opt(
+        None,
+        "Parts of the model that do not train, comma-separated: vision (the vision tower), "
+        "projector (vision to decoder), decoder (the language model and its output head); "
+        "e.g. vision,projector trains the decoder alone.",
+    )
     resume: bool = opt(False, "Continue the run in --out from its last checkpoint, exactly.")
     overwrite: bool = opt(False, "Start over in an --out that already holds a run.")
     cache: str | None = opt(None, "Folder for preprocessed samples (default: in memory only).")
@@ -152,11 +176,16 @@ class TrainConfig:
         for ok, name, message in checks:
             if not ok:
                 raise ConfigError(message, option=name)
+        self.frozen_parts()
         if self.model.startswith(("http://", "https://")):
             raise ConfigError(
                 f"--model {self.model} is a served model; training needs a checkpoint folder",
                 option="model",
             )
+
+    def frozen_parts(self) -> tuple[str, ...]:
+        """``--freeze`` as a tuple of parts (``parse_freeze``)."""
+        return parse_freeze(self.freeze, self.lora_r)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -8,7 +8,9 @@ declaration (``pixelpilot.json``) use the kind the model is trained with. The de
 the checkpoint declares are turned off (training scores the model's own answers), unless
 GRPO's ``--decoding-aids`` asks to sample and score with them.
 Weights are float32 unless ``--dtype bfloat16``; on a GPU the forward pass runs under bfloat16
-autocast. ``--lora-r R`` wraps the model with a PEFT LoRA adapter (the base frozen).
+autocast. ``--lora-r R`` wraps the model with a PEFT LoRA adapter (the base frozen);
+``--freeze PARTS`` keeps whole parts of the model as they are (``model_part`` names each
+parameter's part from its module path).
 """
 
 from __future__ import annotations
@@ -44,8 +46,40 @@ def load_trainable(config: Any, device: str) -> Any:
         vlm.pointer = vlm.points = vlm.quoted = vlm.calls = None  # the model's own answers
     if config.lora_r > 0:
         vlm.model = add_lora(vlm.model, config)
+    freeze(vlm.model, config.frozen_parts(), config.model)
     vlm.model.train()
     return vlm
+
+
+# module names that mark a parameter's part (transformers' Qwen2-VL, Qwen2.5-VL, Kimi-VL,
+# kimi_k25 and Chameleon classes); everything else is the decoder
+PROJECTOR_MODULES = frozenset({"merger", "mm_projector", "multi_modal_projector"})
+VISION_MODULES = frozenset({"visual", "vision_tower", "vqmodel"})
+
+
+def model_part(name: str) -> str:
+    """The part a parameter belongs to, from its dotted name: projector, vision or decoder.
+    (Qwen's merger sits inside ``visual`` and is the projector.)"""
+    modules = set(name.split("."))
+    if modules & PROJECTOR_MODULES:
+        return "projector"
+    return "vision" if modules & VISION_MODULES else "decoder"
+
+
+def freeze(model: Any, parts: tuple[str, ...], where: str = "the model") -> dict[str, int]:
+    """Stop ``parts`` of ``model`` from training; returns the frozen parameter count per part.
+    ``ConfigError`` when a part has no parameter in this model (say, Chameleon's projector)."""
+    frozen = dict.fromkeys(parts, 0)
+    for name, param in model.named_parameters():
+        part = model_part(name)
+        if part in frozen:
+            param.requires_grad_(False)
+            frozen[part] += param.numel()
+    for part, count in frozen.items():
+        if not count:
+            raise ConfigError(f"--freeze {part}: {where} has no {part} parameters",
+                              option="freeze")  # fmt: skip
+    return frozen
 
 
 def add_lora(model: Any, config: Any) -> Any:

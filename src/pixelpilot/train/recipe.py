@@ -101,6 +101,7 @@ class RecipeConfig:
     grpo_history_jitter: bool = True  # GRPO's history clicks anywhere in their boxes (round 21)
     grpo_recovery: bool = True  # GRPO's prompts include the recovery episodes', if any (round 21)
     grpo_reward: str = "format=0.1,type=0.2,distance=0.7"  # train grpo --reward (round 21)
+    grpo_freeze: str = ""  # parts GRPO keeps as SFT left them (train grpo --freeze; round 24)
     group: int = 8  # GRPO answers per prompt
     grpo_prompts: int = 4  # GRPO prompts per step, over all processes
     grpo_procs: int = 2  # GRPO processes (each samples and scores its share of the prompts)
@@ -185,6 +186,9 @@ class RecipeConfig:
         from pixelpilot.train.rewards import parse_reward_spec
 
         parse_reward_spec(self.grpo_reward, "grpo_reward")  # fails now, not after the SFT stage
+        from pixelpilot.train.config import parse_freeze
+
+        parse_freeze(self.grpo_freeze, option="grpo_freeze")
 
 
 # --- stage bookkeeping ----------------------------------------------------------------------
@@ -391,6 +395,7 @@ def stage_grpo(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
         checkpoint_every=max(1, config.grpo_steps // 5),
         progress=config.progress, resume=resume, overwrite=not resume and out.exists(),
         decoding_aids=config.grpo_aids, history_jitter=config.grpo_history_jitter,
+        freeze=config.grpo_freeze or None,
     )  # fmt: skip
     t0 = time.perf_counter()
     if config.grpo_procs > 1:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,18 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == ["error: --recovery-steps must be >= 1"]
     done = _run("--out", str(tmp_path / "run"), "--label-episodes", "50001")
     assert done.stderr.strip().splitlines() == ["error: --label-episodes must be <= 50000"]
-    for flag in ("--recovery", "--label-episodes"):
+    done = _run("--out", str(tmp_path / "run"), "--grpo-label-episodes", "20001")
+    assert done.stderr.strip().splitlines() == ["error: --grpo-label-episodes must be <= 20000"]
+    done = _run(
+        "--out", str(tmp_path / "run"), "--grpo-label-episodes", "1", "--label-episodes", "30001"
+    )  # would meet GRPO's own label episodes
+    assert done.stderr.strip().splitlines() == ["error: --label-episodes must be <= 30000"]
+    done = _run("--quick", "--out", str(tmp_path / "run"), "--grpo-label-episodes", "1")
+    assert done.stderr.strip().splitlines() == [
+        "error: --grpo-label-episodes records label tasks, and --tasks has none of "
+        "miniwob/click-test-2, miniwob/click-button, miniwob/click-link"
+    ]
+    for flag in ("--recovery", "--label-episodes", "--grpo-label-episodes"):
         done = _run("--out", str(tmp_path / "run"), flag, "-1")
         assert done.returncode == 2
         assert done.stderr.strip().splitlines() == [f"error: {flag} must be >= 0"]
@@ -187,6 +199,13 @@ def test_label_tasks_get_their_own_number_of_demonstrations(tmp_path: Path) -> N
         "miniwob/click-test": 1,
         "miniwob/click-link": 3,
     }
+    # GRPO's own label episodes: the label tasks only, seeds of their own
+    more = replace(config, grpo_label_episodes=2)
+    figures = stage_record(more, tmp_path / "grpo-label", grpo_label=True)
+    assert list(figures["tasks"]) == ["miniwob/click-link"]
+    assert figures["seeds"] == [230_000, 230_001]
+    found = sorted(e.header["seed"] for e in iter_episodes(tmp_path / "grpo-label"))
+    assert found == [230_000, 230_001]
 
 
 def test_grpo_prompts_keep_the_label_tasks_extra_demonstrations_out(tmp_path: Path) -> None:
@@ -231,3 +250,17 @@ def test_grpo_data_puts_the_recovery_episodes_beside_the_recordings(tmp_path: Pa
     assert all(p.stat().st_nlink == 2 for p in out.rglob("*.png"))  # links, not copies
     assert grpo_data(both, record, recovery, out) == out  # a rerun rebuilds the same links
     assert all(p.stat().st_nlink == 2 for p in out.rglob("*.png"))
+    # GRPO's own label episodes join the prompts, with or without the recovery episodes
+    label = tmp_path / "grpo-label"
+    (label / "miniwob-click-link" / "seed-30000").mkdir(parents=True)
+    (label / "miniwob-click-link" / "seed-30000" / "step-0000.png").write_bytes(b"png")
+    for config, expect in (
+        (replace(both, grpo_label_episodes=1), {"record", "recovery", "label"}),
+        (replace(both, grpo_label_episodes=1, recovery=0), {"record", "label"}),
+    ):
+        out = grpo_data(config, record, recovery, tmp_path / "grpo-data-2", label)
+        assert {p.relative_to(out).parts[0] for p in out.rglob("*.png")} == expect
+    assert grpo_data(both, record, recovery, tmp_path / "grpo-data-3", label) == tmp_path / (
+        "grpo-data-3"
+    )  # without --grpo-label-episodes the folder is not read
+    assert not (tmp_path / "grpo-data-3" / "label").exists()

@@ -15,6 +15,9 @@
     OUT/grpo-data/recovery/          with --grpo-recovery (the default) and recovery
                                      episodes: hard links to them, so GRPO also sees steps
                                      after a miss
+    OUT/grpo-label-data/<task>/      with --grpo-label-episodes: more expert episodes of the
+                                     label tasks, seeds seed*10**5 + GRPO_LABEL_SEED on, for
+                                     GRPO's prompts only (hard links in OUT/grpo-data/label)
     OUT/data/synthetic/, typing/     synthetic screens (pixelpilot.train.synthetic): clicks,
                                      and typing episodes that copy the instruction's text
     OUT/init/model/                  the random-init checkpoint (pixelpilot.vlm.tiny)
@@ -56,6 +59,8 @@ from typing import Any
 
 EVAL_SEED = 1_000_000  # held-out episodes: seeds EVAL_SEED, EVAL_SEED + 1, ...
 RECOVERY_SEED = 50_000  # recovery episodes: seeds seed*10**5 + RECOVERY_SEED + 0..N-1
+# GRPO's own label-task episodes: seeds seed*10**5 + GRPO_LABEL_SEED + 0..N-1 (round 24)
+GRPO_LABEL_SEED = 30_000
 TASKS = (
     "miniwob/click-test", "miniwob/click-test-2", "miniwob/click-button", "miniwob/click-link",
     "miniwob/click-dialog", "miniwob/click-tab", "miniwob/focus-text", "miniwob/enter-text",
@@ -74,6 +79,7 @@ class RecipeConfig:
     seed: int = 0
     episodes: int = 200  # expert demonstrations per task (seeds seed*10**5 + 0..N-1)
     label_episodes: int = 0  # demonstrations per task of LABEL_TASKS instead (0: --episodes)
+    grpo_label_episodes: int = 0  # more LABEL_TASKS episodes, for GRPO's prompts only
     recovery: int = 200  # recovery episodes per single-click task (0 = no sft-recovery stage)
     recovery_steps: int = 1500  # the sft-recovery stage: SFT steps on recordings + recovery
     recovery_lr: float = 2e-4
@@ -137,11 +143,12 @@ class RecipeConfig:
                 f"{EVAL_SEED} (got {self.seed})",
                 option="seed",
             )
-        for name in ("episodes", "label_episodes", "recovery"):  # seed ranges must not meet
-            if getattr(self, name) > RECOVERY_SEED:
-                raise ConfigError(
-                    f"--{name.replace('_', '-')} must be <= {RECOVERY_SEED}", option=name
-                )
+        room = GRPO_LABEL_SEED if self.grpo_label_episodes else RECOVERY_SEED
+        limits = {"episodes": room, "label_episodes": room, "recovery": RECOVERY_SEED,
+                  "grpo_label_episodes": RECOVERY_SEED - GRPO_LABEL_SEED}  # fmt: skip
+        for name, limit in limits.items():  # seed ranges must not meet
+            if getattr(self, name) > limit:
+                raise ConfigError(f"--{name.replace('_', '-')} must be <= {limit}", option=name)
         from pixelpilot.vlm.kimi_k25 import KIMI_SIZES
 
         if self.size not in KIMI_SIZES:  # fails now, not after the data stages
@@ -166,7 +173,7 @@ class RecipeConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
         weights = ("point_weight", "copy_weight", "look_weight", "read_weight", "match_weight",
                    "word_weight", "pointer_weight", "grpo_beta")  # fmt: skip
-        for name in ("recovery", "label_episodes", "read_steps"):
+        for name in ("recovery", "label_episodes", "grpo_label_episodes", "read_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0", option=name)
         for name in weights:
@@ -174,6 +181,12 @@ class RecipeConfig:
                 raise ConfigError(
                     f"--{name.replace('_', '-')} must be a finite number >= 0", option=name
                 )
+        if self.grpo_label_episodes and not set(self.tasks) & set(LABEL_TASKS):
+            raise ConfigError(
+                "--grpo-label-episodes records label tasks, and --tasks has none of "
+                f"{', '.join(LABEL_TASKS)}",
+                option="grpo_label_episodes",
+            )
         if self.word_weight and not self.read_steps:
             raise ConfigError(
                 "--word-weight keeps the reading warm-up's head: it needs --read-steps > 0",
@@ -217,19 +230,25 @@ def _log(config: RecipeConfig, message: str) -> None:
 # --- stages ---------------------------------------------------------------------------------
 
 
-def stage_record(config: RecipeConfig, out: Path, *, recovery: bool = False) -> dict[str, Any]:
+def stage_record(
+    config: RecipeConfig, out: Path, *, recovery: bool = False, grpo_label: bool = False
+) -> dict[str, Any]:
     """Expert demonstrations of every task, or (``recovery``) recovery episodes of the
-    single-click tasks; a task cut short is recorded again."""
+    single-click tasks, or (``grpo_label``) GRPO's own episodes of the label tasks; a task
+    cut short is recorded again."""
     from pixelpilot.agent.run import record_tasks
 
     figures: dict[str, Any] = {}
-    first = config.seed * 100_000 + (RECOVERY_SEED if recovery else 0)
-    tasks = [t for t in config.tasks if not recovery or EXPERT_STEPS.get(t, 1) == 1]
+    offset = RECOVERY_SEED if recovery else GRPO_LABEL_SEED if grpo_label else 0
+    first = config.seed * 100_000 + offset
     if recovery:
-        counts = dict.fromkeys(tasks, config.recovery)
+        counts = {t: config.recovery for t in config.tasks if EXPERT_STEPS.get(t, 1) == 1}
+    elif grpo_label:
+        counts = {t: config.grpo_label_episodes for t in config.tasks if t in LABEL_TASKS}
     else:
         label = config.label_episodes or config.episodes
-        counts = {t: label if t in LABEL_TASKS else config.episodes for t in tasks}
+        counts = {t: label if t in LABEL_TASKS else config.episodes for t in config.tasks}
+    tasks = list(counts)
     for task in tasks:
         episodes = counts[task]
         folder = out / task.replace("/", "-")
@@ -237,7 +256,8 @@ def stage_record(config: RecipeConfig, out: Path, *, recovery: bool = False) -> 
         if done is None:
             shutil.rmtree(folder, ignore_errors=True)
             t0 = time.perf_counter()
-            bar = _bar(config, episodes, f"{'recovery' if recovery else 'record'} {task}")
+            kind = "recovery" if recovery else "grpo-label" if grpo_label else "record"
+            bar = _bar(config, episodes, f"{kind} {task}")
             summary = record_tasks(
                 [task], episodes=episodes, seed=first, out=out, miss_first=recovery,
                 on_episode=lambda *_, bar=bar: bar.update(1),
@@ -273,16 +293,25 @@ def grpo_prompts(config: RecipeConfig, record: Path, out: Path) -> Path:
     return out
 
 
-def grpo_data(config: RecipeConfig, record: Path, recovery: Path, out: Path) -> Path:
-    """GRPO's prompts: ``grpo_prompts``'s recordings, and with ``grpo_recovery`` and
-    recovery episodes (``recovery`` > 0) those beside them (hard links in ``out``), whose
-    steps after a miss the recordings never show (docs/default-model.md, round 21)."""
+def grpo_data(
+    config: RecipeConfig, record: Path, recovery: Path, out: Path, label: Path | None = None
+) -> Path:
+    """GRPO's prompts: ``grpo_prompts``'s recordings; with ``grpo_recovery`` and recovery
+    episodes (``recovery`` > 0) those beside them (hard links in ``out``), whose steps after
+    a miss the recordings never show (docs/default-model.md, round 21); with
+    ``grpo_label_episodes`` the label tasks' episodes recorded for GRPO alone (``label``),
+    on which SFT has not fit its answers (round 24). ``out`` is made anew."""
+    shutil.rmtree(out, ignore_errors=True)  # no folder of an earlier setting stays a prompt
     prompts = grpo_prompts(config, record, out / "record")
-    if not (config.grpo_recovery and config.recovery):
+    extra = {"recovery": recovery if config.grpo_recovery and config.recovery else None,
+             "label": label if config.grpo_label_episodes else None}  # fmt: skip
+    if not any(extra.values()):
         return prompts
     if prompts != out / "record":
         _link_tree(prompts, out / "record")
-    _link_tree(recovery, out / "recovery")
+    for name, source in extra.items():
+        if source is not None:
+            _link_tree(source, out / name)
     return out
 
 
@@ -481,6 +510,8 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     stages = [
         ("record", lambda d: stage_record(config, data / "record")),
         ("recovery", lambda d: stage_recovery(config, data / "record", recovery / "recovery")),
+        ("grpo-label", lambda d: stage_record(config, root / "grpo-label-data",
+                                              grpo_label=True)),
         ("synthetic", lambda d: stage_synthetic(config, data / "synthetic")),
         ("baselines", lambda d: stage_baselines(config, data / "record", d)),
         ("init", lambda d: stage_init(config, d)),
@@ -492,13 +523,15 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
         ("eval-sft", lambda d: _eval(config, _final(root, sft), d)),
         ("grpo", lambda d: stage_grpo(config, grpo_data(config, data / "record",
                                                         recovery / "recovery",
-                                                        root / "grpo-data"),
+                                                        root / "grpo-data",
+                                                        root / "grpo-label-data"),
                                       _final(root, sft), d)),
         ("eval-grpo", lambda d: _eval(config, _final(root, "grpo"), d)),
     ]  # fmt: skip
     for name, run in stages:
         skip = {"baselines": not config.baselines, "recovery": not config.recovery,
-                "read": not config.read_steps, "sft-recovery": not config.recovery}  # fmt: skip
+                "grpo-label": not config.grpo_label_episodes, "read": not config.read_steps,
+                "sft-recovery": not config.recovery}  # fmt: skip
         if skip.get(name):
             continue
         folder = root / name

@@ -38,7 +38,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == ["error: --recovery must be <= 50000"]
     done = _run("--out", str(tmp_path / "run"), "--recovery-steps", "0")
     assert done.stderr.strip().splitlines() == ["error: --recovery-steps must be >= 1"]
-    done = _run("--out", str(tmp_path / "run"), "--label-episodes", "50001")
+    done = _run("--out", str(tmp_path / "run"), "--label-episodes", "30001")  # meets GRPO's own
+    assert done.stderr.strip().splitlines() == ["error: --label-episodes must be <= 30000"]
+    done = _run("--out", str(tmp_path / "run"), "--label-episodes", "50001",
+                "--grpo-label-episodes", "0")  # fmt: skip
     assert done.stderr.strip().splitlines() == ["error: --label-episodes must be <= 50000"]
     done = _run("--out", str(tmp_path / "run"), "--grpo-label-episodes", "20001")
     assert done.stderr.strip().splitlines() == ["error: --grpo-label-episodes must be <= 20000"]
@@ -46,11 +49,6 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         "--out", str(tmp_path / "run"), "--grpo-label-episodes", "1", "--label-episodes", "30001"
     )  # would meet GRPO's own label episodes
     assert done.stderr.strip().splitlines() == ["error: --label-episodes must be <= 30000"]
-    done = _run("--quick", "--out", str(tmp_path / "run"), "--grpo-label-episodes", "1")
-    assert done.stderr.strip().splitlines() == [
-        "error: --grpo-label-episodes records label tasks, and --tasks has none of "
-        "miniwob/click-test-2, miniwob/click-button, miniwob/click-link"
-    ]
     for flag in ("--recovery", "--label-episodes", "--grpo-label-episodes"):
         done = _run("--out", str(tmp_path / "run"), flag, "-1")
         assert done.returncode == 2
@@ -101,15 +99,15 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     stages = report["stages"]
-    assert list(stages) == ["record", "recovery", "synthetic", "init", "sft", "sft-recovery",
-                            "eval-sft", "grpo", "eval-grpo"]  # fmt: skip
+    assert list(stages) == ["record", "recovery", "grpo-label", "synthetic", "init", "sft",
+                            "sft-recovery", "eval-sft", "grpo", "eval-grpo"]  # fmt: skip
     assert max(stages["record"]["seeds"]) < 1_000_000 <= min(stages["eval-sft"]["seeds"])
-    # recovery episodes: the single-click task only, seeds of their own, a perturbed first step;
+    # recovery episodes: the single-click tasks only, seeds of their own, a perturbed first step;
     # the recordings beside them as hard links, none of it in the first SFT's data
-    assert list(stages["recovery"]["tasks"]) == ["miniwob/click-test"]
+    assert list(stages["recovery"]["tasks"]) == ["miniwob/click-test", "miniwob/click-link"]
     assert stages["recovery"]["seeds"] == [50_000, 50_001]
     recovery = list(iter_episodes(out / "recovery-data" / "recovery"))
-    assert len(recovery) == 2 and all(ep.steps[0].perturbed for ep in recovery)
+    assert len(recovery) == 4 and all(ep.steps[0].perturbed for ep in recovery)
     linked = sorted(p.relative_to(out / "recovery-data" / "record")
                     for p in (out / "recovery-data" / "record").rglob("*.png"))  # fmt: skip
     assert linked == sorted(p.relative_to(out / "data" / "record")
@@ -119,6 +117,12 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     assert json.loads((out / "grpo" / "run.json").read_text())["model"].endswith(
         "sft-recovery/final"
     )
+    # GRPO's own label episodes (click-link, seed 30,000), among its prompts alone, and a
+    # GRPO that leaves the vision tower and the projector as SFT left them
+    assert stages["grpo-label"]["seeds"] == [30_000, 30_000]
+    assert [e.header["seed"] for e in iter_episodes(out / "grpo-data" / "label")] == [30_000]
+    assert not any(e.header["seed"] == 30_000 for e in iter_episodes(out / "data"))
+    assert json.loads((out / "grpo" / "run.json").read_text())["freeze"] == "vision,projector"
     assert stages["init"]["parameters"] > 100_000
     assert stages["synthetic"]["typing"] == 4  # typing episodes mixed into the SFT data
     assert len(list((out / "data" / "typing").rglob("trajectory.jsonl"))) == 4
@@ -140,7 +144,9 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     assert header["model"] == str((out / "grpo" / "final").resolve())
     assert header["prompt_kind"] == "grounding"
     for name in ("eval-sft", "eval-grpo"):
-        assert set(stages[name]["tasks"]) == {"miniwob/click-test", "miniwob/enter-text"}
+        assert set(stages[name]["tasks"]) == {
+            "miniwob/click-test", "miniwob/click-link", "miniwob/enter-text"
+        }  # fmt: skip
     assert (out / "report.md").read_text().startswith("# train-default report")
     # a second run finds every stage done and changes nothing
     t0 = time.perf_counter()
@@ -260,7 +266,8 @@ def test_grpo_data_puts_the_recovery_episodes_beside_the_recordings(tmp_path: Pa
     ):
         out = grpo_data(config, record, recovery, tmp_path / "grpo-data-2", label)
         assert {p.relative_to(out).parts[0] for p in out.rglob("*.png")} == expect
-    assert grpo_data(both, record, recovery, tmp_path / "grpo-data-3", label) == tmp_path / (
+    none = replace(both, grpo_label_episodes=0)
+    assert grpo_data(none, record, recovery, tmp_path / "grpo-data-3", label) == tmp_path / (
         "grpo-data-3"
-    )  # without --grpo-label-episodes the folder is not read
+    )  # with --grpo-label-episodes 0 the folder is not read
     assert not (tmp_path / "grpo-data-3" / "label").exists()

@@ -79,7 +79,7 @@ class RecipeConfig:
     seed: int = 0
     episodes: int = 200  # expert demonstrations per task (seeds seed*10**5 + 0..N-1)
     label_episodes: int = 0  # demonstrations per task of LABEL_TASKS instead (0: --episodes)
-    grpo_label_episodes: int = 0  # more LABEL_TASKS episodes, for GRPO's prompts only
+    grpo_label_episodes: int = 600  # more LABEL_TASKS episodes, for GRPO's prompts only (r. 24)
     recovery: int = 200  # recovery episodes per single-click task (0 = no sft-recovery stage)
     recovery_steps: int = 1500  # the sft-recovery stage: SFT steps on recordings + recovery
     recovery_lr: float = 2e-4
@@ -107,7 +107,7 @@ class RecipeConfig:
     grpo_history_jitter: bool = True  # GRPO's history clicks anywhere in their boxes (round 21)
     grpo_recovery: bool = True  # GRPO's prompts include the recovery episodes', if any (round 21)
     grpo_reward: str = "format=0.1,type=0.2,distance=0.7"  # train grpo --reward (round 21)
-    grpo_freeze: str = ""  # parts GRPO keeps as SFT left them (train grpo --freeze; round 24)
+    grpo_freeze: str = "vision,projector"  # GRPO trains the decoder only (--freeze; round 24)
     group: int = 8  # GRPO answers per prompt
     grpo_prompts: int = 4  # GRPO prompts per step, over all processes
     grpo_procs: int = 2  # GRPO processes (each samples and scores its share of the prompts)
@@ -121,11 +121,16 @@ class RecipeConfig:
     baselines: bool = True  # also evaluate random clicks and the usual spot on the same seeds
     progress: bool = True
 
+    def grpo_label_tasks(self) -> tuple[str, ...]:
+        """The tasks that get GRPO's own label episodes (none without a label task)."""
+        return tuple(t for t in self.tasks if t in LABEL_TASKS) if self.grpo_label_episodes else ()
+
     @classmethod
     def quick(cls, out: str, **overrides: Any) -> RecipeConfig:
         """A smoke run of every stage in a few minutes (it learns nothing)."""
         values: dict[str, Any] = dict(
-            tasks=("miniwob/click-test", "miniwob/enter-text"), episodes=3, recovery=2,
+            tasks=("miniwob/click-test", "miniwob/click-link", "miniwob/enter-text"),
+            episodes=3, recovery=2, grpo_label_episodes=1,
             recovery_steps=2, synthetic=12, typing=4, size="xs", sft_steps=2, grpo_steps=1,
             batch_size=2, sft_procs=1, group=2, grpo_prompts=1, grpo_procs=1, eval_episodes=2,
             eval_max_steps=2, baselines=False,
@@ -181,12 +186,6 @@ class RecipeConfig:
                 raise ConfigError(
                     f"--{name.replace('_', '-')} must be a finite number >= 0", option=name
                 )
-        if self.grpo_label_episodes and not set(self.tasks) & set(LABEL_TASKS):
-            raise ConfigError(
-                "--grpo-label-episodes records label tasks, and --tasks has none of "
-                f"{', '.join(LABEL_TASKS)}",
-                option="grpo_label_episodes",
-            )
         if self.word_weight and not self.read_steps:
             raise ConfigError(
                 "--word-weight keeps the reading warm-up's head: it needs --read-steps > 0",
@@ -244,7 +243,7 @@ def stage_record(
     if recovery:
         counts = {t: config.recovery for t in config.tasks if EXPERT_STEPS.get(t, 1) == 1}
     elif grpo_label:
-        counts = {t: config.grpo_label_episodes for t in config.tasks if t in LABEL_TASKS}
+        counts = dict.fromkeys(config.grpo_label_tasks(), config.grpo_label_episodes)
     else:
         label = config.label_episodes or config.episodes
         counts = {t: label if t in LABEL_TASKS else config.episodes for t in config.tasks}
@@ -304,7 +303,7 @@ def grpo_data(
     shutil.rmtree(out, ignore_errors=True)  # no folder of an earlier setting stays a prompt
     prompts = grpo_prompts(config, record, out / "record")
     extra = {"recovery": recovery if config.grpo_recovery and config.recovery else None,
-             "label": label if config.grpo_label_episodes else None}  # fmt: skip
+             "label": label if config.grpo_label_tasks() else None}  # fmt: skip
     if not any(extra.values()):
         return prompts
     if prompts != out / "record":
@@ -530,7 +529,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     ]  # fmt: skip
     for name, run in stages:
         skip = {"baselines": not config.baselines, "recovery": not config.recovery,
-                "grpo-label": not config.grpo_label_episodes, "read": not config.read_steps,
+                "grpo-label": not config.grpo_label_tasks(), "read": not config.read_steps,
                 "sft-recovery": not config.recovery}  # fmt: skip
         if skip.get(name):
             continue

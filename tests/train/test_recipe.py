@@ -117,8 +117,8 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     assert json.loads((out / "grpo" / "run.json").read_text())["model"].endswith(
         "sft-recovery/final"
     )
-    # GRPO's own label episodes (click-link, seed 30,000), among its prompts alone, and a
-    # GRPO that leaves the vision tower and the projector as SFT left them
+    # GRPO's own label episodes (click-link, seed 30,000), among its prompts alone, and a GRPO
+    # run told to freeze the vision tower and the projector (test_sft checks what that does)
     assert stages["grpo-label"]["seeds"] == [30_000, 30_000]
     assert [e.header["seed"] for e in iter_episodes(out / "grpo-data" / "label")] == [30_000]
     assert not any(e.header["seed"] == 30_000 for e in iter_episodes(out / "data"))

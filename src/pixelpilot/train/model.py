@@ -66,20 +66,19 @@ def model_part(name: str) -> str:
     return "vision" if modules & VISION_MODULES else "decoder"
 
 
-def freeze(model: Any, parts: tuple[str, ...], where: str = "the model") -> dict[str, int]:
-    """Stop ``parts`` of ``model`` from training; returns the frozen parameter count per part.
-    ``ConfigError`` when a part has no parameter in this model (say, Chameleon's projector)."""
-    frozen = dict.fromkeys(parts, 0)
+def freeze(model: Any, parts: tuple[str, ...], where: str = "the model") -> None:
+    """Stop ``parts`` of ``model`` from training; ``ConfigError`` when a part has no parameter
+    in this model (say, Chameleon's projector)."""
+    found = set()
     for name, param in model.named_parameters():
         part = model_part(name)
-        if part in frozen:
+        if part in parts:
             param.requires_grad_(False)
-            frozen[part] += param.numel()
-    for part, count in frozen.items():
-        if not count:
+            found.add(part)
+    for part in parts:
+        if part not in found:
             raise ConfigError(f"--freeze {part}: {where} has no {part} parameters",
                               option="freeze")  # fmt: skip
-    return frozen
 
 
 def add_lora(model: Any, config: Any) -> Any:

@@ -238,7 +238,8 @@ def stage_record(
     from pixelpilot.agent.run import record_tasks
 
     figures: dict[str, Any] = {}
-    offset = RECOVERY_SEED if recovery else GRPO_LABEL_SEED if grpo_label else 0
+    kind = "recovery" if recovery else "grpo-label" if grpo_label else "record"
+    offset = {"record": 0, "recovery": RECOVERY_SEED, "grpo-label": GRPO_LABEL_SEED}[kind]
     first = config.seed * 100_000 + offset
     if recovery:
         counts = {t: config.recovery for t in config.tasks if EXPERT_STEPS.get(t, 1) == 1}
@@ -255,7 +256,6 @@ def stage_record(
         if done is None:
             shutil.rmtree(folder, ignore_errors=True)
             t0 = time.perf_counter()
-            kind = "recovery" if recovery else "grpo-label" if grpo_label else "record"
             bar = _bar(config, episodes, f"{kind} {task}")
             summary = record_tasks(
                 [task], episodes=episodes, seed=first, out=out, miss_first=recovery,

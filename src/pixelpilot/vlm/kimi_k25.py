@@ -83,6 +83,9 @@ KIMI_SIZES = {
     # xs with 7-pixel patches merged 4x4: the same 28-pixel tokens for the decoder, a tower
     # that sees a letter a patch instead of two (docs/default-model.md, round 22)
     "xs-fine": KimiSize(2, 64, 2, 2, 128, 4, 4, 2, 64, 2048, patch=7, merge=4),
+    # xs with four decoder layers instead of two: more room between reading the instruction
+    # and choosing the image token it names (docs/default-model.md, round 25)
+    "xs-deep": KimiSize(2, 64, 2, 4, 128, 4, 4, 2, 64, 2048),
     "s": KimiSize(4, 128, 4, 4, 256, 4, 8, 2, 128, 4096),
     "m": KimiSize(6, 256, 4, 6, 512, 8, 8, 2, 192, 8192),
 }

@@ -49,7 +49,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         "--out", str(tmp_path / "run"), "--grpo-label-episodes", "1", "--label-episodes", "30001"
     )  # would meet GRPO's own label episodes
     assert done.stderr.strip().splitlines() == ["error: --label-episodes must be <= 30000"]
-    for flag in ("--recovery", "--label-episodes", "--grpo-label-episodes"):
+    done = _run("--out", str(tmp_path / "run"), "--forms", "10", "--recovery", "0")
+    assert done.stderr.strip().splitlines() == [
+        "error: --forms trains in the sft-recovery stage: it needs --recovery > 0"
+    ]
+    for flag in ("--recovery", "--label-episodes", "--grpo-label-episodes", "--forms"):
         done = _run("--out", str(tmp_path / "run"), flag, "-1")
         assert done.returncode == 2
         assert done.stderr.strip().splitlines() == [f"error: {flag} must be >= 0"]
@@ -99,8 +103,8 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     stages = report["stages"]
-    assert list(stages) == ["record", "recovery", "grpo-label", "synthetic", "init", "sft",
-                            "sft-recovery", "eval-sft", "grpo", "eval-grpo"]  # fmt: skip
+    assert list(stages) == ["record", "recovery", "forms", "grpo-label", "synthetic", "init",
+                            "sft", "sft-recovery", "eval-sft", "grpo", "eval-grpo"]  # fmt: skip
     assert max(stages["record"]["seeds"]) < 1_000_000 <= min(stages["eval-sft"]["seeds"])
     # recovery episodes: the single-click tasks only, seeds of their own, a perturbed first step;
     # the recordings beside them as hard links, none of it in the first SFT's data
@@ -113,6 +117,14 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     assert linked == sorted(p.relative_to(out / "data" / "record")
                             for p in (out / "data" / "record").rglob("*.png"))  # fmt: skip
     assert not any(ep.steps and ep.steps[0].perturbed for ep in iter_episodes(out / "data"))
+    # the synthetic forms: in the recovery stage's data only, five steps each, not GRPO's
+    forms = list(iter_episodes(out / "recovery-data" / "forms"))
+    assert stages["forms"]["forms"] == 2 and len(forms) == 2
+    assert all(ep.header["task"] == "synthetic/form" and len(ep.steps) == 5 for ep in forms)
+    assert not list((out / "data").rglob("synthetic-form"))
+    assert not list((out / "grpo-data").rglob("synthetic-form"))
+    sft_recovery = json.loads((out / "sft-recovery" / "run.json").read_text())
+    assert sft_recovery["data"] == str(out / "recovery-data")
     # GRPO starts from the recovery stage's checkpoint
     assert json.loads((out / "grpo" / "run.json").read_text())["model"].endswith(
         "sft-recovery/final"

@@ -1,6 +1,7 @@
 """The synthetic grounding generator: deterministic screens read as ordinary recordings; the
 typing kind is a two-step episode (click the field, then type the quoted string of the
-instruction); the default kinds stay the click kinds."""
+instruction); the form kind is login-user's five steps with two different strings; the default
+kinds stay the click kinds."""
 
 from __future__ import annotations
 
@@ -101,8 +102,35 @@ def test_typing_episodes_click_the_field_then_type_the_quoted_text(tmp_path: Pat
         assert len(typing.history) == 1 and "click" in typing.history[0][0]  # the click before
 
 
+def test_form_episodes_type_each_quoted_string_into_its_own_field(tmp_path: Path) -> None:
+    root = write_synthetic(tmp_path / "syn", 6, seed=2, kinds=("form",))
+    samples = load_samples(str(root), "trajectory")
+    by_episode: dict[str, list] = {}
+    for s in samples:
+        by_episode.setdefault(s.episode, []).append(s)
+    assert len(by_episode) == 6
+    for steps in by_episode.values():
+        steps.sort(key=lambda s: s.step)
+        assert [s.gold[0]["type"] for s in steps] == ["click", "type", "click", "type", "click"]
+        first, second = re.findall(r'"([^"]+)"', steps[0].instruction)
+        assert first != second
+        assert [steps[1].gold[0]["content"], steps[3].gold[0]["content"]] == [first, second]
+        clicks = [s for s in steps if s.gold[0]["type"] == "click"]
+        for click in clicks:  # each click inside its target: field, field, button
+            x, y = click.gold[0]["x"], click.gold[0]["y"]
+            assert click.target[0] <= x <= click.target[2]
+            assert click.target[1] <= y <= click.target[3]
+        assert clicks[0].target[3] < clicks[1].target[1] < clicks[2].target[1]  # top to bottom
+        assert [len(s.history) for s in steps] == [0, 1, 2, 3, 4]
+        assert steps[3].history[1][0].endswith(f"type(content='{first}')")
+    for i in range(30):  # every form fits on the screen, below the band
+        image, sample = render(7, i, ("form",))
+        for box in (sample.box, sample.second, sample.button):
+            assert BAND <= box[1] < box[3] < SCREEN[1] and 0 <= box[0] < box[2] < SCREEN[0]
+
+
 def test_the_typing_kind_is_opt_in(tmp_path: Path) -> None:
-    assert set(CLICK_KINDS) < set(KINDS) and "type" not in CLICK_KINDS
+    assert set(CLICK_KINDS) < set(KINDS) and not {"type", "form"} & set(CLICK_KINDS)
     assert all(render(0, i)[1].text == "" for i in range(20))
     with pytest.raises(ConfigError):
         write_synthetic(tmp_path, 1, kinds=("typing",))

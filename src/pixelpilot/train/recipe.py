@@ -83,6 +83,7 @@ class RecipeConfig:
     recovery: int = 200  # recovery episodes per single-click task (0 = no sft-recovery stage)
     recovery_steps: int = 1500  # the sft-recovery stage: SFT steps on recordings + recovery
     recovery_lr: float = 2e-4
+    forms: int = 0  # synthetic two-field forms (login-user's steps) in sft-recovery (round 25)
     synthetic: int = 10_000  # synthetic grounding screens (one click each), mixed into SFT
     typing: int = 10_000  # synthetic typing episodes (click a field, type the quoted text)
     size: str = "xs"  # kimi_k25 tiny size: xs, xs-wide, s, m
@@ -130,7 +131,7 @@ class RecipeConfig:
         """A smoke run of every stage in a few minutes (it learns nothing)."""
         values: dict[str, Any] = dict(
             tasks=("miniwob/click-test", "miniwob/click-link", "miniwob/enter-text"),
-            episodes=3, recovery=2, grpo_label_episodes=1,
+            episodes=3, recovery=2, grpo_label_episodes=1, forms=2,
             recovery_steps=2, synthetic=12, typing=4, size="xs", sft_steps=2, grpo_steps=1,
             batch_size=2, sft_procs=1, group=2, grpo_prompts=1, grpo_procs=1, eval_episodes=2,
             eval_max_steps=2, baselines=False,
@@ -178,9 +179,13 @@ class RecipeConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
         weights = ("point_weight", "copy_weight", "look_weight", "read_weight", "match_weight",
                    "word_weight", "pointer_weight", "grpo_beta")  # fmt: skip
-        for name in ("recovery", "label_episodes", "grpo_label_episodes", "read_steps"):
+        for name in ("recovery", "label_episodes", "grpo_label_episodes", "read_steps", "forms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0", option=name)
+        if self.forms and not self.recovery:
+            raise ConfigError(
+                "--forms trains in the sft-recovery stage: it needs --recovery > 0", option="forms"
+            )
         for name in weights:
             if not 0 <= getattr(self, name) < float("inf"):  # NaN fails too
                 raise ConfigError(
@@ -273,6 +278,17 @@ def stage_recovery(config: RecipeConfig, record: Path, out: Path) -> dict[str, A
     figures = stage_record(config, out, recovery=True)
     _link_tree(record, out.parent / "record")
     return figures
+
+
+def stage_forms(config: RecipeConfig, out: Path) -> dict[str, Any]:
+    """``forms`` synthetic two-field form episodes (the ``form`` kind of ``train.synthetic``)
+    into ``out``, beside the recovery episodes, for the ``sft-recovery`` stage
+    (docs/default-model.md, round 25)."""
+    from pixelpilot.train.synthetic import write_synthetic
+
+    shutil.rmtree(out, ignore_errors=True)  # no forms of an earlier setting stay
+    write_synthetic(out, config.forms, seed=config.seed, kinds=("form",))
+    return {"forms": config.forms}
 
 
 def grpo_prompts(config: RecipeConfig, record: Path, out: Path) -> Path:
@@ -509,6 +525,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     stages = [
         ("record", lambda d: stage_record(config, data / "record")),
         ("recovery", lambda d: stage_recovery(config, data / "record", recovery / "recovery")),
+        ("forms", lambda d: stage_forms(config, recovery / "forms")),
         ("grpo-label", lambda d: stage_record(config, root / "grpo-label-data",
                                               grpo_label=True)),
         ("synthetic", lambda d: stage_synthetic(config, data / "synthetic")),
@@ -530,6 +547,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     for name, run in stages:
         skip = {"baselines": not config.baselines, "recovery": not config.recovery,
                 "grpo-label": not config.grpo_label_tasks(), "read": not config.read_steps,
+                "forms": not config.forms,
                 "sft-recovery": not config.recovery}  # fmt: skip
         if skip.get(name):
             continue

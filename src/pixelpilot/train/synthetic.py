@@ -14,6 +14,13 @@ tasks with a random quoted string (a name, a password of letters and digits); it
 episode, a click into the field, then ``type(content='<the string>')`` on the screen with the
 field focused.
 
+The ``form`` kind (round 25) teaches which quoted string goes where: two labelled fields, an
+instruction in the wording of MiniWoB's login-user that quotes one string for each ("Enter the
+username "a" and the password "b" into the text fields and press login."), and the five steps
+of that task: a click into the first field, its string typed, a click into the second, its
+string typed (a password shows as dots), then the button. The two strings differ, so the
+second typing step can only be right if the model tells them apart by their order.
+
 ``write_synthetic(out, count, seed)`` writes every sample as an ordinary recorded
 episode (``trajectory.jsonl`` + ``step-0000.png``, task ``synthetic/<kind>``, the click in
 screen pixels, the target box), so ``load_samples(out, "trajectory")`` and ``pixelpilot train
@@ -34,7 +41,7 @@ from typing import Any
 SCREEN = (160, 210)
 BAND = 50  # height of the yellow instruction band
 CLICK_KINDS = ("button", "link", "tab", "textbox", "dialog", "test")
-KINDS = (*CLICK_KINDS, "type")
+KINDS = (*CLICK_KINDS, "type", "form")
 WORDS = (
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor ut labore "
     "magna aliqua enim minim veniam quis nostrud ullamco laboris nisi aliquip commodo duis "
@@ -55,6 +62,11 @@ class GroundingSample:
     box: Box
     text: str = ""  # what to type after clicking the box (kind "type")
     labels: tuple[tuple[str, Box], ...] = ()  # every text drawn below the band, with its box
+    # kind "form": the second field, its string, the button, and whether the second is hidden
+    second: Box | None = None
+    second_text: str = ""
+    button: Box | None = None
+    hidden: bool = False
 
     @property
     def point(self) -> tuple[int, int]:
@@ -277,14 +289,70 @@ def _draw_typing(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
     return GroundingSample("type", template.format(text), first, text, tuple(drawn))
 
 
-def _focused(image: Any, box: Box) -> Any:
-    """``image`` with the text field ``box`` focused (the browser's blue focus ring, a caret)."""
+# (first field, second field, button) of the two-field forms; login-user's is the first
+FORMS = (("username", "password", "login"), ("first name", "last name", "submit"),
+         ("email", "password", "sign in"), ("name", "code", "submit"))  # fmt: skip
+
+
+def _draw_form(rng: random.Random, draw: Any, body: Box) -> GroundingSample:
+    """Two labelled text fields, one under the other, and a button under them; the
+    instruction quotes a different string for each field."""
+    first_name, second_name, action = FORMS[0] if rng.random() < 0.5 else rng.choice(FORMS)
+    first_text = random_text(rng)
+    second_text = random_text(rng)
+    while second_text == first_text:
+        second_text = random_text(rng)
+    x = body[0] + rng.randint(0, 30)
+    width = rng.randint(90, min(150, body[2] - x))
+    height, gap, button_h = rng.randint(18, 22), rng.randint(10, 24), rng.randint(22, 26)
+    needed = 2 * (16 + height + gap) + button_h  # two labels and fields, then the button
+    y = body[1] + rng.randint(0, max(0, body[3] - body[1] - needed))
+    boxes: list[Box] = []
+    drawn: list[tuple[str, Box]] = []
+    for name in (first_name, second_name):
+        label = name.capitalize()
+        draw.text((x, y), label, fill="black", font=_font(10, bold=True))
+        drawn.append((label, (x, y, x + _text_width(label, 10), y + 12)))
+        box = (x + rng.randint(0, 6), y + 16, x + width, y + 16 + height)
+        draw.rectangle(box, fill="white", outline=(118, 118, 118))
+        boxes.append(box)
+        y = box[3] + gap
+    bw = _text_width(action.capitalize()) + rng.randint(20, 40)
+    button = (x, y, x + bw, y + button_h)
+    _button(draw, button, action.capitalize())
+    drawn.append((action.capitalize(), button))
+    instruction = (f'Enter the {first_name} "{first_text}" and the {second_name} '
+                   f'"{second_text}" into the text fields and press {action}.')  # fmt: skip
+    return GroundingSample(
+        "form", instruction, boxes[0], first_text, tuple(drawn), second=boxes[1],
+        second_text=second_text, button=button, hidden=second_name in ("password", "code"),
+    )  # fmt: skip
+
+
+def _filled(image: Any, box: Box, text: str, hidden: bool) -> Any:
+    """``image`` with ``text`` typed into the field ``box`` (dots for a hidden field)."""
+    from PIL import ImageDraw
+
+    out = image.copy()
+    ImageDraw.Draw(out).text((box[0] + 4, box[1] + 3), _shown(text, hidden), fill="black",
+                             font=_font(11))  # fmt: skip
+    return out
+
+
+def _shown(text: str, hidden: bool) -> str:
+    return "\u2022" * len(text) if hidden else text
+
+
+def _focused(image: Any, box: Box, after: int = 0) -> Any:
+    """``image`` with the text field ``box`` focused (the browser's blue focus ring, a caret
+    ``after`` pixels of typed text in)."""
     from PIL import ImageDraw
 
     out = image.copy()
     draw = ImageDraw.Draw(out)
     draw.rectangle(box, outline=(16, 110, 190), width=2)
-    draw.line((box[0] + 4, box[1] + 4, box[0] + 4, box[3] - 4), fill="black")
+    x = box[0] + 4 + after
+    draw.line((x, box[1] + 4, x, box[3] - 4), fill="black")
     return out
 
 
@@ -296,6 +364,7 @@ _DRAWERS: dict[str, Callable[[random.Random, Any, Box], GroundingSample]] = {
     "textbox": _draw_textbox,
     "dialog": _draw_dialog,
     "type": _draw_typing,
+    "form": _draw_form,
 }
 
 
@@ -353,11 +422,14 @@ def write_synthetic(
 
 def _episode(image: Any, sample: GroundingSample) -> list[tuple[Any, Any]]:
     """(screenshot, recorded ``Step``) pairs: the click on the target; for ``type`` then the
-    typing, on the screen with the field focused."""
+    typing, on the screen with the field focused; for ``form`` the five steps of filling it
+    (``_form_episode``)."""
     from pixelpilot.agent.trajectory import Step
     from pixelpilot.tools.actions import Action
     from pixelpilot.tools.grammar import format_response
 
+    if sample.kind == "form":
+        return _form_episode(image, sample)
     x, y = sample.point
     click = Step(
         index=0, screenshot="step-0000.png", response=f"Action: click(start_box='({x},{y})')",
@@ -373,6 +445,44 @@ def _episode(image: Any, sample: GroundingSample) -> list[tuple[Any, Any]]:
         extra=_labels(sample),
     )  # fmt: skip
     return [(image, click), (_focused(image, sample.box), typing)]
+
+
+def _form_episode(image: Any, sample: GroundingSample) -> list[tuple[Any, Any]]:
+    """The five steps of a ``form``: click the first field, type its string, click the
+    second, type its string, click the button; each on the screen as the page would show it
+    (the clicked field focused, the typed strings in their fields)."""
+    from pixelpilot.agent.trajectory import Step
+    from pixelpilot.tools.actions import Action
+    from pixelpilot.tools.grammar import format_response
+
+    assert sample.second is not None and sample.button is not None
+    extra = _labels(sample)
+    first_filled = _filled(image, sample.box, sample.text, False)
+    both_filled = _filled(first_filled, sample.second, sample.second_text, sample.hidden)
+    second_width = _text_width(_shown(sample.second_text, sample.hidden))
+    plan = [
+        (image, sample.box, None),
+        (_focused(image, sample.box), None, sample.text),
+        (_focused(first_filled, sample.box, _text_width(sample.text)), sample.second, None),
+        (_focused(first_filled, sample.second), None, sample.second_text),
+        (_focused(both_filled, sample.second, second_width), sample.button, None),
+    ]
+    out = []
+    for i, (shot, box, text) in enumerate(plan):
+        last = i == len(plan) - 1
+        if box is not None:
+            x, y = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+            action: dict[str, Any] = {"type": "click", "x": x, "y": y}
+            response = f"Action: click(start_box='({x},{y})')"
+        else:
+            action = {"type": "type", "content": text}
+            response = format_response(None, Action.from_dict(action), "pixels", SCREEN)
+        step = Step(
+            index=i, screenshot=f"step-{i:04d}.png", response=response, actions=(action,),
+            reward=1.0 if last else 0.0, terminated=last, target=box, extra=extra,
+        )  # fmt: skip
+        out.append((shot, step))
+    return out
 
 
 def _labels(sample: GroundingSample) -> dict[str, Any]:

@@ -14,12 +14,14 @@ tasks with a random quoted string (a name, a password of letters and digits); it
 episode, a click into the field, then ``type(content='<the string>')`` on the screen with the
 field focused.
 
-The ``form`` kind (round 25) teaches which quoted string goes where: two labelled fields, an
+The ``form`` kind (round 25) shows which quoted string goes where: two labelled fields, an
 instruction in the wording of MiniWoB's login-user that quotes one string for each ("Enter the
 username "a" and the password "b" into the text fields and press login."), and the five steps
 of that task: a click into the first field, its string typed, a click into the second, its
 string typed (a password shows as dots), then the button. The two strings differ, so the
-second typing step can only be right if the model tells them apart by their order.
+second typing step can only be right if the model tells them apart by their order (in the
+recipe's ``sft-recovery`` stage they taught the step to the second field, not yet the choice
+of the second string; docs/default-model.md).
 
 ``write_synthetic(out, count, seed)`` writes every sample as an ordinary recorded
 episode (``trajectory.jsonl`` + ``step-0000.png``, task ``synthetic/<kind>``, the click in

@@ -207,6 +207,21 @@ def test_size_xs_fine_cuts_finer_patches_into_the_same_tokens():
     assert 1.9e6 <= count_parameters(fine) <= 2.2e6
 
 
+def test_size_xs_deep_has_four_decoder_layers_on_the_xs_tower():
+    """xs-deep: xs's tower and widths, four decoder layers (the first dense, three MoE)."""
+    xs = json.loads((build_tiny(None, "kimi_k25", "xs", 0) / "config.json").read_text())
+    folder = build_tiny(None, "kimi_k25", "xs-deep", 0)
+    deep = json.loads((folder / "config.json").read_text())
+    assert deep["text_config"]["num_hidden_layers"] == 4
+    assert xs["text_config"]["num_hidden_layers"] == 2
+    assert deep["vision_config"] == xs["vision_config"]
+    assert deep["text_config"]["hidden_size"] == xs["text_config"]["hidden_size"]
+    vlm = load(str(folder))
+    answers = vlm.generate(_convs(2), SamplingParams(max_new_tokens=3))
+    assert len(answers) == 2 and all(a.token_ids for a in answers)
+    assert 1.3e6 <= count_parameters(folder) <= 1.4e6  # xs: 1.01M
+
+
 @pytest.mark.slow
 def test_size_m():
     assert 15e6 <= count_parameters(build_tiny(None, "kimi_k25", "m", 0)) <= 30e6

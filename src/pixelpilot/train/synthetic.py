@@ -425,50 +425,18 @@ def write_synthetic(
 def _episode(image: Any, sample: GroundingSample) -> list[tuple[Any, Any]]:
     """(screenshot, recorded ``Step``) pairs: the click on the target; for ``type`` then the
     typing, on the screen with the field focused; for ``form`` the five steps of filling it
-    (``_form_episode``)."""
+    (``_form_plan``). The last step ends the episode with reward 1."""
     from pixelpilot.agent.trajectory import Step
     from pixelpilot.tools.actions import Action
     from pixelpilot.tools.grammar import format_response
 
     if sample.kind == "form":
-        return _form_episode(image, sample)
-    x, y = sample.point
-    click = Step(
-        index=0, screenshot="step-0000.png", response=f"Action: click(start_box='({x},{y})')",
-        actions=({"type": "click", "x": x, "y": y},), reward=0.0 if sample.text else 1.0,
-        terminated=not sample.text, target=sample.box, extra=_labels(sample),
-    )  # fmt: skip
-    if not sample.text:
-        return [(image, click)]
-    typed = {"type": "type", "content": sample.text}
-    typing = Step(
-        index=1, screenshot="step-0001.png", actions=(typed,), reward=1.0, terminated=True,
-        response=format_response(None, Action.from_dict(typed), "pixels", SCREEN),
-        extra=_labels(sample),
-    )  # fmt: skip
-    return [(image, click), (_focused(image, sample.box), typing)]
-
-
-def _form_episode(image: Any, sample: GroundingSample) -> list[tuple[Any, Any]]:
-    """The five steps of a ``form``: click the first field, type its string, click the
-    second, type its string, click the button; each on the screen as the page would show it
-    (the clicked field focused, the typed strings in their fields)."""
-    from pixelpilot.agent.trajectory import Step
-    from pixelpilot.tools.actions import Action
-    from pixelpilot.tools.grammar import format_response
-
-    assert sample.second is not None and sample.button is not None
+        plan = _form_plan(image, sample)
+    else:  # (screenshot, box to click or None, text to type or None)
+        plan = [(image, sample.box, None)]
+        if sample.text:
+            plan.append((_focused(image, sample.box), None, sample.text))
     extra = _labels(sample)
-    first_filled = _filled(image, sample.box, sample.text, False)
-    both_filled = _filled(first_filled, sample.second, sample.second_text, sample.hidden)
-    second_width = _text_width(_shown(sample.second_text, sample.hidden))
-    plan = [
-        (image, sample.box, None),
-        (_focused(image, sample.box), None, sample.text),
-        (_focused(first_filled, sample.box, _text_width(sample.text)), sample.second, None),
-        (_focused(first_filled, sample.second), None, sample.second_text),
-        (_focused(both_filled, sample.second, second_width), sample.button, None),
-    ]
     out = []
     for i, (shot, box, text) in enumerate(plan):
         last = i == len(plan) - 1
@@ -485,6 +453,23 @@ def _form_episode(image: Any, sample: GroundingSample) -> list[tuple[Any, Any]]:
         )  # fmt: skip
         out.append((shot, step))
     return out
+
+
+def _form_plan(image: Any, sample: GroundingSample) -> list[tuple[Any, Box | None, str | None]]:
+    """The five steps of a ``form``: click the first field, type its string, click the
+    second, type its string, click the button; each on the screen as the page would show it
+    (the clicked field focused, the typed strings in their fields)."""
+    assert sample.second is not None and sample.button is not None
+    first_filled = _filled(image, sample.box, sample.text, False)
+    both_filled = _filled(first_filled, sample.second, sample.second_text, sample.hidden)
+    second_width = _text_width(_shown(sample.second_text, sample.hidden))
+    return [
+        (image, sample.box, None),
+        (_focused(image, sample.box), None, sample.text),
+        (_focused(first_filled, sample.box, _text_width(sample.text)), sample.second, None),
+        (_focused(first_filled, sample.second), None, sample.second_text),
+        (_focused(both_filled, sample.second, second_width), sample.button, None),
+    ]
 
 
 def _labels(sample: GroundingSample) -> dict[str, Any]:

@@ -562,7 +562,8 @@ def model_tiny(
     size: str = typer.Option(
         "xs",
         help="xs (~1M) | s (~5M) | m (~20M parameters); kimi_k25 also xs-wide (~1.5M), "
-        "xs-fine (xs with 7-pixel patches merged 4x4) and xs-deep (xs with 4 decoder layers).",
+        "xs-fine (xs with 7-pixel patches merged 4x4), xs-deep (xs with 4 decoder layers) and "
+        "xs-14 (xs with 14-pixel image tokens: patches unmerged).",
     ),
     seed: int = typer.Option(0, min=0, help="Seed of the random weights and the tokenizer corpus."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),

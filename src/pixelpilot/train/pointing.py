@@ -38,22 +38,23 @@ from pixelpilot.train.config import SFTConfig
 from pixelpilot.train.coords import SoftCoordObjective
 from pixelpilot.train.data import PromptCache
 from pixelpilot.train.trainer import StepLoss, TrainResult
-from pixelpilot.vlm.pointer import CELL, IMAGE_TOKEN  # 28 pixels a token side; <|media_pad|>
+from pixelpilot.vlm.pointer import CELL, IMAGE_TOKEN, token_grid  # IMAGE_TOKEN: <|media_pad|>
 
 LOOK_HEAD = 1  # the last decoder layer's head of the look objective (the copy objective: 0)
 
 
-def cell_at(x: int, y: int, screen: tuple[int, int]) -> tuple[int, int]:
-    """(index, number of cells) of the image-token cell holding pixel (x, y) of ``screen``."""
-    cols, rows = math.ceil(screen[0] / CELL), math.ceil(screen[1] / CELL)
-    return (y // CELL) * cols + x // CELL, rows * cols
+def cell_at(x: int, y: int, screen: tuple[int, int], cell: int = CELL) -> tuple[int, int]:
+    """(index, number of cells) of the image-token cell (``cell`` pixels a side) holding
+    pixel (x, y) of ``screen``."""
+    cols, rows = math.ceil(screen[0] / cell), math.ceil(screen[1] / cell)
+    return (y // cell) * cols + x // cell, rows * cols
 
 
-def target_cell(sample: Any) -> tuple[int, int] | None:
+def target_cell(sample: Any, cell: int = CELL) -> tuple[int, int] | None:
     """(cell index, number of cells) of the gold point in the current screenshot, or None."""
     if not sample.gold or "x" not in sample.gold[0] or "y" not in sample.gold[0]:
         return None
-    return cell_at(int(sample.gold[0]["x"]), int(sample.gold[0]["y"]), sample.screen)
+    return cell_at(int(sample.gold[0]["x"]), int(sample.gold[0]["y"]), sample.screen, cell)
 
 
 class PointingObjective(SoftCoordObjective):
@@ -108,6 +109,7 @@ class PointingObjective(SoftCoordObjective):
             self.keeper = WordKeeper(vlm, word_head)
         self.image_token = int(vlm.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
         self.pad_token = int(vlm.tokenizer.pad_token_id)
+        self.cell = token_grid(vlm.processor)[0]  # pixels a side of one image token
         self._seen: dict[str, Any] = {}
         if weight > 0 or any(x is not None for x in (self.copier, self.reader, self.keeper)):
             # the decoder's input ids, last hidden states
@@ -130,7 +132,7 @@ class PointingObjective(SoftCoordObjective):
         weight = self.vlm.model.get_output_embeddings().weight[self.pad_token]
         losses, hits = [], 0
         for b, sample in enumerate(samples):
-            cell = target_cell(sample)
+            cell = target_cell(sample, self.cell)
             if cell is None or ids is None or hidden is None:
                 continue
             positions = (ids[b] == self.image_token).nonzero().flatten()
@@ -154,7 +156,7 @@ class PointingObjective(SoftCoordObjective):
             return []
         out = []
         for b, sample in enumerate(samples):
-            cell = target_cell(sample)
+            cell = target_cell(sample, self.cell)
             if cell is None:
                 continue
             positions = (ids[b] == self.image_token).nonzero().flatten()

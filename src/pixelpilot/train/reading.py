@@ -32,40 +32,43 @@ from pathlib import Path
 from typing import Any
 
 from pixelpilot.train.pointing import cell_at
-from pixelpilot.vlm.pointer import IMAGE_TOKEN
+from pixelpilot.vlm.pointer import CELL, IMAGE_TOKEN, token_grid
 
 SCALE = 16.0  # inverse temperature of the cosines
 
 
 def label_cells(
-    labels: Sequence[tuple[str, tuple[int, int, int, int]]], screen: tuple[int, int]
+    labels: Sequence[tuple[str, tuple[int, int, int, int]]],
+    screen: tuple[int, int],
+    cell: int = CELL,
 ) -> tuple[list[tuple[int, str]], int]:
-    """(cell index, text) of every text whose centre cell is its own, and the cell count."""
+    """(cell index, text) of every text whose centre cell (``cell`` pixels a side) is its
+    own, and the cell count."""
     by_cell: dict[int, list[str]] = {}
     for text, (x1, y1, x2, y2) in labels:
         x, y = (x1 + x2) // 2, (y1 + y2) // 2
         if 0 <= x < screen[0] and 0 <= y < screen[1]:
-            by_cell.setdefault(cell_at(x, y, screen)[0], []).append(text)
-    cells = [(cell, texts[0]) for cell, texts in sorted(by_cell.items()) if len(texts) == 1]
-    return cells, cell_at(0, 0, screen)[1]
+            by_cell.setdefault(cell_at(x, y, screen, cell)[0], []).append(text)
+    cells = [(index, texts[0]) for index, texts in sorted(by_cell.items()) if len(texts) == 1]
+    return cells, cell_at(0, 0, screen, cell)[1]
 
 
 def label_rows(
-    input_ids: Any, samples: Sequence[Any], image_token: int
+    input_ids: Any, samples: Sequence[Any], image_token: int, cell: int = CELL
 ) -> list[tuple[int, int, str]]:
     """(row, position, text) of every readable text of a batch (``label_cells``): the position
     of its cell's image token in the current screenshot (the last image of the row)."""
     out = []
     for b, sample in enumerate(samples):
-        found = screen_cells(input_ids[b], sample, image_token)
+        found = screen_cells(input_ids[b], sample, image_token, cell)
         if found is not None:
             positions, cells = found
-            out += [(b, positions[cell], text) for cell, text in cells]
+            out += [(b, positions[index], text) for index, text in cells]
     return out
 
 
 def screen_cells(
-    ids: Any, sample: Any, image_token: int
+    ids: Any, sample: Any, image_token: int, cell: int = CELL
 ) -> tuple[list[int], list[tuple[int, str]]] | None:
     """The positions of the image tokens of one row's current screenshot (the last image) and
     its readable texts' (cell, text) (``label_cells``); None when it records no labels or holds
@@ -73,7 +76,7 @@ def screen_cells(
     labels = (getattr(sample, "meta", None) or {}).get("labels")
     if not labels:
         return None
-    cells, count = label_cells(labels, sample.screen)
+    cells, count = label_cells(labels, sample.screen, cell)
     positions = (ids == image_token).nonzero().flatten().tolist()
     if len(positions) < count:
         return None
@@ -87,6 +90,7 @@ class ReadingObjective:
     def __init__(self, vlm: Any) -> None:
         self.vlm = vlm
         self.image_token = int(vlm.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
+        self.cell = token_grid(vlm.processor)[0]  # pixels a side of one image token
         self._bags: dict[str, list[int]] = {}
         self._embeds: Any = None
         vlm.model.model.language_model.register_forward_pre_hook(self._inputs, with_kwargs=True)
@@ -117,7 +121,7 @@ class ReadingObjective:
         table = self.vlm.model.get_input_embeddings().weight.detach().float()
         table = torch.nn.functional.normalize(table, dim=-1)
         rows, bags = [], []
-        for b, position, text in label_rows(input_ids, samples, self.image_token):
+        for b, position, text in label_rows(input_ids, samples, self.image_token, self.cell):
             bag = self.bag(text)
             if bag:
                 rows.append(embeds[b, position])
@@ -157,6 +161,7 @@ class MatchPairs:
         tok = vlm.tokenizer
         self.tokenizer = tok
         self.image_token = int(tok.convert_tokens_to_ids(IMAGE_TOKEN))
+        self.cell = token_grid(vlm.processor)[0]
         self.marker = tok.encode(MARKER, add_special_tokens=False)
         self._pieces: dict[int, str] = {}
 
@@ -188,7 +193,7 @@ class MatchPairs:
         image token, the keys the instruction's tokens of it, or the query itself."""
         out = []
         for b, sample in enumerate(samples):
-            found = screen_cells(input_ids[b], sample, self.image_token)
+            found = screen_cells(input_ids[b], sample, self.image_token, self.cell)
             if found is None:
                 continue
             images, cells = found
@@ -287,7 +292,7 @@ class WordKeeper(ReadingObjective):
         if embeds is None or input_ids is None:
             return None, {}
         rows, classes = [], []
-        for b, position, text in label_rows(input_ids, samples, self.image_token):
+        for b, position, text in label_rows(input_ids, samples, self.image_token, self.cell):
             k = word_class(text)
             if k is not None:
                 rows.append(embeds[b, position])
@@ -339,19 +344,21 @@ def read_warmup(
     if steps < 1 or batch_size < 1:
         raise ConfigError("the reading warm-up needs steps >= 1 and batch_size >= 1")
     config = SFTConfig(data=data, model=model, out=out, max_steps=steps, seed=seed)
-    examples = []  # (screenshot path, [(cell, class)]) of every labelled screen
-    for sample in load_split(config).train:
-        labels = (sample.meta or {}).get("labels")
-        if not labels:
-            continue
-        cells, _ = label_cells(labels, sample.screen)
+    labelled = [s for s in load_split(config).train if (s.meta or {}).get("labels")]
+    if not labelled:
+        raise ConfigError(f"the reading warm-up found no screen with labels under {data}")
+    torch.manual_seed(seed)
+    vlm = load_trainable(config, "cpu")
+    processor = vlm.processor.image_processor
+    cell, merge = token_grid(processor)
+    examples = []  # (screenshot path, screen, [(cell, class)]) of every labelled screen
+    for sample in labelled:
+        cells, _ = label_cells(sample.meta["labels"], sample.screen, cell)
         found = [(c, k) for c, k in ((c, word_class(t)) for c, t in cells) if k is not None]
         if found:
             examples.append((sample.image, sample.screen, found))
     if not examples:
-        raise ConfigError(f"the reading warm-up found no screen with labels under {data}")
-    torch.manual_seed(seed)
-    vlm = load_trainable(config, "cpu")
+        raise ConfigError(f"the reading warm-up found no word to name on the screens under {data}")
     inner = vlm.model.model
     parts = ("vision_tower", "mm_projector")
     trained = [p for n, p in inner.named_parameters() if n.startswith(parts)]
@@ -363,8 +370,6 @@ def read_warmup(
     optimizer = torch.optim.AdamW([*trained, *head.parameters()], lr=lr, weight_decay=0.0)
     warm = max(1, steps // 20)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
-    processor = vlm.processor.image_processor
-    merge = int(processor.merge_size)
     from pixelpilot.agent.sample import _load_rgb
 
     rng = random.Random(f"pixelpilot-read:{seed}")
@@ -385,7 +390,7 @@ def read_warmup(
         rows, classes = [], []
         for (_, screen, found), grid, image in zip(batch, inputs["image_grid_thw"].tolist(),
                                                    tokens.pooler_output, strict=True):  # fmt: skip
-            if not same_cells(grid[1] // merge, grid[2] // merge, screen):  # resized
+            if not same_cells(grid[1] // merge, grid[2] // merge, screen, cell):  # resized
                 continue
             rows += [image[cell] for cell, _ in found]
             classes += [k for _, k in found]

@@ -155,12 +155,13 @@ class HFVLM:
 
     def _pointer(self, weight: float) -> Any:
         """The pointer-guided decoding (``pixelpilot.vlm.pointer``) at ``weight``, or None."""
-        from pixelpilot.vlm.pointer import PointerGuide
+        from pixelpilot.vlm.pointer import PointerGuide, token_grid
 
         if weight == 0:  # off: no number table to build at every load
             return None
         try:
-            guide = PointerGuide(self.tokenizer, self.profile.coords, weight)
+            grid = token_grid(self.processor)
+            guide = PointerGuide(self.tokenizer, self.profile.coords, weight, grid)
         except ValueError as exc:
             raise ModelError(f"{self.path}: {exc}") from None
         if not guide.usable:

@@ -86,6 +86,9 @@ KIMI_SIZES = {
     # xs with four decoder layers instead of two: more room between reading the instruction
     # and choosing the image token it names (docs/default-model.md, round 25)
     "xs-deep": KimiSize(2, 64, 2, 4, 128, 4, 4, 2, 64, 2048),
+    # xs with its patches unmerged: 14-pixel image tokens, four times as many, so that a
+    # cell holds one line of a paragraph's links (docs/default-model.md, round 26)
+    "xs-14": KimiSize(2, 64, 2, 2, 128, 4, 4, 2, 64, 2048, merge=1),
     "s": KimiSize(4, 128, 4, 4, 256, 4, 8, 2, 128, 4096),
     "m": KimiSize(6, 256, 4, 6, 512, 8, 8, 2, 192, 8192),
 }

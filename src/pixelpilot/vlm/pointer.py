@@ -16,8 +16,9 @@ that number's logit, where the answer writes the x and then the y of its first p
 Numbers in the best column (row) keep their logits, the others lose ``w`` times how much less
 likely their cell is; w = 1 is the product of the two distributions, a large w keeps the
 answer inside the pointed column and row. Nothing else of the answer changes. The guide needs
-the image token grid to be the screenshot's 28-pixel cells (the processor padded it, did not
-resize it); a screenshot it resized, or a model without image tokens, decodes as usual.
+the image token grid to be the screenshot cut into the model's cells (``patch x merge`` pixels
+a side: 28 for 14-pixel patches merged 2x2, 14 unmerged; the processor padded the screenshot,
+did not resize it); a screenshot it resized, or a model without image tokens, decodes as usual.
 
 A checkpoint declares its weight in ``pixelpilot.json`` (``pointer_weight``, 0 when absent);
 training loads checkpoints with the guide off, so sampled answers and their log-probabilities
@@ -34,7 +35,7 @@ from typing import Any
 
 from pixelpilot.tools.frames import CoordinateFrame
 
-CELL = 28  # pixels per image-token side: patch 14, merged 2x2 (train/pointing.py's cell)
+CELL = 28  # pixels per image-token side when the processor does not say: patch 14, merged 2x2
 IMAGE_TOKEN = "<|media_pad|>"
 
 # the answer so far ends where the first point's x or y is due
@@ -42,10 +43,21 @@ _X_DUE = re.compile(r"start_box=['\"]?(?:<\|box_start\|>)?\(\s*$")
 _Y_DUE = re.compile(r"start_box=['\"]?(?:<\|box_start\|>)?\(\s*(\d+)\s*,\s*$")
 
 
-def same_cells(rows: int, cols: int, screen: tuple[int, int]) -> bool:
+def token_grid(processor: Any) -> tuple[int, int]:
+    """``(cell, merge)`` of a processor (or its image processor): the pixels a side of one
+    image token (``patch_size * merge_size``) and the patches merged a side; ``(CELL, 2)``
+    when it does not say."""
+    ip = getattr(processor, "image_processor", processor)
+    patch, merge = getattr(ip, "patch_size", None), getattr(ip, "merge_size", None)
+    if not isinstance(patch, int) or not isinstance(merge, int) or patch < 1 or merge < 1:
+        return CELL, 2
+    return patch * merge, merge
+
+
+def same_cells(rows: int, cols: int, screen: tuple[int, int], cell: int = CELL) -> bool:
     """Whether an image of ``rows x cols`` merged tokens is the screen (``width, height``)
-    cut into ``CELL``-pixel squares, i.e. the processor did not resize it."""
-    return (rows, cols) == (math.ceil(screen[1] / CELL), math.ceil(screen[0] / CELL))
+    cut into ``cell``-pixel squares, i.e. the processor did not resize it."""
+    return (rows, cols) == (math.ceil(screen[1] / cell), math.ceil(screen[0] / cell))
 
 
 def number_tokens(tokenizer: Any, top: int = 1000) -> dict[int, int]:
@@ -61,10 +73,17 @@ def number_tokens(tokenizer: Any, top: int = 1000) -> dict[int, int]:
 class PointerGuide:
     """The pointer-guided decoding of one loaded checkpoint (``HFVLM`` builds it)."""
 
-    def __init__(self, tokenizer: Any, frame: CoordinateFrame, weight: float) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        frame: CoordinateFrame,
+        weight: float,
+        grid: tuple[int, int] = (CELL, 2),
+    ) -> None:
         if not math.isfinite(weight) or weight < 0:
             raise ValueError(f"pointer_weight must be a finite number >= 0, not {weight!r}")
         self.tokenizer = tokenizer
+        self.cell, self.merge = grid  # token_grid(processor)
         self.frame = frame
         self.weight = float(weight)
         image = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
@@ -96,11 +115,11 @@ class PointerGuide:
             seen, taken = 0, image
             while seen < counts[b] and taken + 1 < len(grids):
                 taken += 1
-                seen += int(grids[taken][1] * grids[taken][2]) // 4
+                seen += int(grids[taken][1] * grids[taken][2]) // self.merge**2
             image = taken
-            rows, cols = int(grids[image][1]) // 2, int(grids[image][2]) // 2
-            if not same_cells(rows, cols, (width, height)):
-                out.append(None)  # resized: the cells are not 28-pixel squares of the screen
+            rows, cols = int(grids[image][1]) // self.merge, int(grids[image][2]) // self.merge
+            if not same_cells(rows, cols, (width, height), self.cell):
+                out.append(None)  # resized: the cells are not squares of the screen
                 continue
             positions = (ids[b] == self.image_token).nonzero().flatten()[-rows * cols :]
             if len(positions) < rows * cols:
@@ -117,10 +136,11 @@ class PointerGuide:
         return PointerLogits(self, cells, screens, prompt_len, n)
 
 
-def _cells_of(values: Any, side: float, pixels: int, count: int) -> Any:
-    """The cell index (column or row, of ``count``) that each model coordinate in ``values``
-    falls in, on a screen side of ``pixels`` that the model's frame calls ``side``."""
-    return (values * pixels / side // CELL).long().clamp(0, count - 1)
+def _cells_of(values: Any, side: float, pixels: int, count: int, cell: int) -> Any:
+    """The cell index (column or row, of ``count`` cells of ``cell`` pixels) that each model
+    coordinate in ``values`` falls in, on a screen side of ``pixels`` that the model's frame
+    calls ``side``."""
+    return (values * pixels / side // cell).long().clamp(0, count - 1)
 
 
 class PointerLogits:
@@ -147,7 +167,7 @@ class PointerLogits:
         screen = self.screens[b]
         side = self.guide.frame.model_size(screen)[axis]
         count = self.cells[b].shape[1 - axis]
-        return _cells_of(values, side, screen[axis], count)
+        return _cells_of(values, side, screen[axis], count, self.guide.cell)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch

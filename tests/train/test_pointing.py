@@ -27,6 +27,30 @@ def test_target_cell_is_the_merged_patch_under_the_click() -> None:
     assert target_cell(_sample({"type": "type", "content": "a"})) is None
 
 
+def test_the_cell_is_the_models_token_side() -> None:
+    """With 14-pixel image tokens (size xs-14: patches unmerged) a 160x210 screen has 12 x 15
+    cells, and the click's cell is the 14-pixel square under it."""
+    cols, rows = 12, 15
+    assert target_cell(_sample({"type": "click", "x": 30, "y": 60}), 14) == (4 * cols + 2, 180)
+    assert target_cell(_sample({"type": "click", "x": 159, "y": 209}), 14) == (rows * cols - 1, 180)
+
+
+def test_the_pointing_loss_spans_the_checkpoints_own_cells(tmp_path: Path) -> None:
+    """An untrained xs-14 model points over its 180 cells of 14 pixels (near uniform: the
+    loss is about log 180), not over xs's 48 cells of 28."""
+    from pixelpilot.train.config import SFTConfig
+    from pixelpilot.train.pointing import train_pointing_sft
+    from pixelpilot.train.synthetic import write_synthetic
+    from pixelpilot.vlm.tiny import build_tiny
+
+    model = build_tiny(tmp_path / "m", arch="kimi_k25", size="xs-14", cache=False)
+    data = write_synthetic(tmp_path / "syn", 4, seed=0, kinds=("dialog", "button"))
+    config = SFTConfig(data=str(data), model=str(model), out=str(tmp_path / "run"), max_steps=1,
+                       batch_size=4, lr=1e-3, prompt_kind="grounding", progress=False)  # fmt: skip
+    first = train_pointing_sft(config, sigma=20.0, thought=False).history[0]
+    assert first["point_loss"] == pytest.approx(math.log(180), rel=0.1)
+
+
 @pytest.mark.slow
 def test_training_logs_the_pointing_loss_and_saves_no_extra_weights(tmp_path: Path) -> None:
     from tests.train.conftest import tensor_names

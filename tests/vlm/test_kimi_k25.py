@@ -222,6 +222,34 @@ def test_size_xs_deep_has_four_decoder_layers_on_the_xs_tower():
     assert 1.3e6 <= count_parameters(folder) <= 1.4e6  # xs: 1.01M
 
 
+def test_size_xs_14_gives_each_patch_its_own_token():
+    """xs-14: xs with its 14-pixel patches unmerged. A 160x210 screenshot (padded to 168x210)
+    takes 12 x 15 image tokens of 14 pixels, and the pointing parts read that cell from the
+    processor (28 pixels, merge 2, for xs)."""
+    from pixelpilot.vlm.pointer import token_grid
+
+    folder = build_tiny(None, "kimi_k25", "xs-14", 0)
+    config = json.loads((folder / "config.json").read_text())
+    xs = json.loads((build_tiny(None, "kimi_k25", "xs", 0) / "config.json").read_text())
+    assert config["vision_config"]["merge_kernel_size"] == [1, 1]
+    assert config["text_config"] == xs["text_config"]
+    shot = Image.new("RGB", (160, 210), "white")
+    tokens, grids = {}, {}
+    for size in ("xs", "xs-14"):
+        vlm = load(str(build_tiny(None, "kimi_k25", size, 0)))
+        processor = vlm.processor.image_processor
+        patches = len(processor(images=[shot], return_tensors="pt")["pixel_values"])
+        tokens[size] = patches // int(processor.merge_size) ** 2
+        grids[size] = token_grid(vlm.processor)
+        answers = vlm.generate(_convs(2), SamplingParams(max_new_tokens=3))
+        assert len(answers) == 2 and all(a.token_ids for a in answers)
+    assert tokens == {"xs": 6 * 8, "xs-14": 12 * 15}
+    assert grids == {"xs": (28, 2), "xs-14": (14, 1)}
+    # the projector maps one patch of 64 features, not four: fewer weights than xs
+    xs_count = count_parameters(build_tiny(None, "kimi_k25", "xs", 0))
+    assert 0.8e6 <= count_parameters(folder) < xs_count
+
+
 @pytest.mark.slow
 def test_size_m():
     assert 15e6 <= count_parameters(build_tiny(None, "kimi_k25", "m", 0)) <= 30e6

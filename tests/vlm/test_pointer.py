@@ -158,3 +158,32 @@ def test_a_model_without_image_tokens_refuses_a_weight(tiny_qwen25_dir: Path) ->
         HFVLM(tiny_qwen25_dir, pointer_weight=1.0)
     with pytest.raises(ValueError, match="finite number"):
         PointerGuide(HFVLM(tiny_qwen25_dir).tokenizer, CoordinateFrame("uitars-1.0"), math.inf)
+
+
+def test_a_model_with_14_pixel_tokens_is_guided_on_its_own_grid(tmp_path: Path) -> None:
+    """Size xs-14 (patches unmerged): the guide reads 12 x 15 cells of 14 pixels from a
+    160x210 screenshot, and leans the x towards the pointed 14-pixel column."""
+    import torch
+    from PIL import Image
+
+    from pixelpilot.vlm.base import Conversation, Message
+    from pixelpilot.vlm.tiny import build_tiny
+
+    folder = build_tiny(tmp_path / "m", arch="kimi_k25", size="xs-14", cache=False)
+    vlm = HFVLM(folder, pointer_weight=50.0)
+    assert (vlm.pointer.cell, vlm.pointer.merge) == (14, 1)
+    screen = (160, 210)
+    conv = Conversation((Message("user", "Click.", (Image.new("RGB", screen, "white"),)),))
+    grid = _cells(vlm, [conv])[0]
+    assert grid is not None and tuple(grid.shape) == (15, 12)
+    assert math.isclose(float(grid.sum()), 1.0, rel_tol=1e-4)
+    pointed = torch.full((15, 12), 1e-4)
+    pointed[7, 5] = 1.0
+    proc = vlm.pointer.processor([pointed / pointed.sum()], [screen], 0, 1)
+    prefix = vlm.tokenizer("Action: click(start_box='(", add_special_tokens=False)["input_ids"]
+    x = proc(torch.tensor([prefix]), torch.zeros(1, len(vlm.tokenizer)))[0]
+    numbers = vlm.pointer.numbers  # token id -> value
+    kept = {value for token, value in numbers.items() if float(x[token]) == 0.0}
+    frame = vlm.profile.coords
+    inside = {v for v in numbers.values() if frame.to_screen(v, 0, screen)[0] // 14 == 5}
+    assert inside and kept == inside  # the numbers of the pointed 14-pixel column, no others

@@ -5,10 +5,11 @@ the `xs` tower is 64 wide and 2 layers deep. This times one SFT-like step (forwa
 answers' log-probabilities, backward; 8 MiniWoB-sized 160x210 screenshots, 48 image tokens
 each) of the `xs` model against candidates that keep its decoder and widen or deepen its
 tower: 128 wide (the `s` tower's width), 7-pixel patches merged 4x4 (four times the
-patches, the same tokens), 128 wide and 4 deep (the `s` tower), and the whole `s` model for
-scale. The first two candidates are the `xs-wide` and `xs-fine` sizes; the others are built
-from `kimi_k25.KimiSize` in this process only. The arms take turns on every repeat, one torch
-thread.
+patches, the same tokens), 14-pixel patches not merged (the same patches, four times the
+tokens: 180 for the decoder), 128 wide and 4 deep (the `s` tower), and the whole `s` model for
+scale. The first three candidates are the `xs-wide`, `xs-fine` and `xs-14` sizes; the others
+are built from `kimi_k25.KimiSize` in this process only. The arms take turns on every
+repeat, one torch thread.
 
     .venv/bin/python bench/bench_vision_width.py [--repeats 7] [--no-write]
 """
@@ -36,6 +37,7 @@ ARMS = {  # name: the kimi_k25 size
     "xs (tower 64 wide, 2 deep)": XS,
     "xs, tower 128 wide (xs-wide)": kimi_k25.KIMI_SIZES["xs-wide"],
     "xs, 7-pixel patches merged 4x4 (xs-fine)": kimi_k25.KIMI_SIZES["xs-fine"],
+    "xs, 14-pixel patches not merged (xs-14)": kimi_k25.KIMI_SIZES["xs-14"],
     "xs, tower 128 wide, 4 deep (the s tower)": replace(
         XS, vision_hidden=128, vision_heads=4, vision_layers=4
     ),
@@ -96,7 +98,8 @@ def main() -> None:
         "instruction, the log-probabilities of a 27-token answer each, backward (fp32, sdpa). "
         "The candidates keep the `xs` decoder; the 128-wide one is the `xs-wide` size, the "
         "7-pixel one `xs-fine` (the same 48 image tokens, cut from four times the patches), "
-        "the others are built in the benchmark only.",
+        "the unmerged one `xs-14` (180 image tokens of 14 pixels), the others are built in "
+        "the benchmark only.",
         "",
         "| model | parameters | vision tower | s / step (median) | against xs |",
         "|---|---|---|---|---|",

@@ -392,7 +392,7 @@ def read_warmup(
                                                    tokens.pooler_output, strict=True):  # fmt: skip
             if not same_cells(grid[1] // merge, grid[2] // merge, screen, cell):  # resized
                 continue
-            rows += [image[cell] for cell, _ in found]
+            rows += [image[index] for index, _ in found]
             classes += [k for _, k in found]
         if not rows:
             continue

@@ -3,6 +3,7 @@ vision side only, and that a few steps of it teach the image tokens their texts.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -255,3 +256,29 @@ def test_the_word_term_needs_the_warm_up_head(tmp_path: Path) -> None:
                           word_head=str(tmp_path / "read" / "word-head.safetensors"))  # fmt: skip
     with pytest.raises(ConfigError, match="needs the reading warm-up's word_head"):
         PointingObjective(vlm, config, cache, 20.0, False, 0.0, word_weight=1.0)
+
+
+def test_the_reading_warm_up_needs_words_on_its_screens(tmp_path: Path) -> None:
+    """Screens that record no words, or only words without a letter or digit, give a
+    one-line error before any training."""
+    from pixelpilot.errors import ConfigError
+    from pixelpilot.train.reading import read_warmup
+    from pixelpilot.train.synthetic import write_synthetic
+    from pixelpilot.vlm.tiny import build_tiny
+
+    model = build_tiny(arch="kimi_k25", size="xs")
+    for name, change, message in (
+        ("none", lambda row: row.pop("labels"), "found no screen with labels"),
+        ("marks", lambda row: row.update(labels=[["--", *box] for _, *box in row["labels"]]),
+         "found no word to name"),
+    ):  # fmt: skip
+        data = write_synthetic(tmp_path / name, 2, seed=0, kinds=("dialog",))
+        for path in Path(data).rglob("*.jsonl"):
+            rows = [json.loads(line) for line in path.read_text().splitlines()]
+            for row in rows:
+                if "labels" in row:
+                    change(row)
+            path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        with pytest.raises(ConfigError, match=message):
+            read_warmup(str(model), str(data), str(tmp_path / name / "out"), steps=2)
+        assert not (tmp_path / name / "out").exists()

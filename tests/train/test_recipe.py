@@ -90,7 +90,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     done = _run("--out", str(tmp_path / "run"), "--size", "xl")  # before the data stages
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "error: --size must be one of xs, xs-wide, xs-fine, xs-deep, s, m (got 'xl')"
+        "error: --size must be one of xs, xs-wide, xs-fine, xs-deep, xs-14, s, m (got 'xl')"
     ]
     assert not (tmp_path / "run").exists()
 

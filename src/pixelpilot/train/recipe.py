@@ -86,7 +86,7 @@ class RecipeConfig:
     forms: int = 0  # synthetic two-field forms (login-user's steps) in sft-recovery (round 25)
     synthetic: int = 10_000  # synthetic grounding screens (one click each), mixed into SFT
     typing: int = 10_000  # synthetic typing episodes (click a field, type the quoted text)
-    size: str = "xs"  # kimi_k25 tiny size (KIMI_SIZES): xs, xs-wide, xs-fine, xs-deep, xs-14, s, m
+    size: str = "xs"  # kimi_k25 tiny size: a key of vlm.kimi_k25.KIMI_SIZES
     prompt_kind: str = "grounding"
     thought: bool = False
     sigma: float = 25.0  # soft coordinate targets, in 0..1000 units (0 = plain SFT)

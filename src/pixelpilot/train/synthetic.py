@@ -72,7 +72,11 @@ class GroundingSample:
 
     @property
     def point(self) -> tuple[int, int]:
-        return (self.box[0] + self.box[2]) // 2, (self.box[1] + self.box[3]) // 2
+        return _centre(self.box)
+
+
+def _centre(box: Box) -> tuple[int, int]:
+    return (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
 
 
 @cache
@@ -135,7 +139,7 @@ def _free(rng: random.Random, taken: list[Box], w: int, h: int, area: Box) -> Bo
 def _button(draw: Any, box: Box, label: str, size: int = 11) -> None:
     draw.rounded_rectangle(box, radius=2, fill=(239, 239, 239), outline=(118, 118, 118))
     tw = _text_width(label, size)
-    cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+    cx, cy = _centre(box)
     draw.text((cx - tw // 2, cy - size // 2 - 1), label, fill="black", font=_font(size))
 
 
@@ -441,7 +445,7 @@ def _episode(image: Any, sample: GroundingSample) -> list[tuple[Any, Any]]:
     for i, (shot, box, text) in enumerate(plan):
         last = i == len(plan) - 1
         if box is not None:
-            x, y = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+            x, y = _centre(box)
             action: dict[str, Any] = {"type": "click", "x": x, "y": y}
             response = f"Action: click(start_box='({x},{y})')"
         else:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pixelpilot.agent.sample import StepSample
-from pixelpilot.train.pointing import CELL, target_cell
+from pixelpilot.train.pointing import CELL, cell_at, cell_centre, target_cell
 
 
 def _sample(gold: dict, screen=(160, 210)) -> StepSample:
@@ -33,6 +33,19 @@ def test_the_cell_is_the_models_token_side() -> None:
     cols, rows = 12, 15
     assert target_cell(_sample({"type": "click", "x": 30, "y": 60}), 14) == (4 * cols + 2, 180)
     assert target_cell(_sample({"type": "click", "x": 159, "y": 209}), 14) == (rows * cols - 1, 180)
+
+
+def test_a_cells_centre_is_inside_that_cell() -> None:
+    """``cell_centre`` inverts ``cell_at``: the centre of the cell under a pixel lies in the
+    same cell, on either grid (the probe's ``point_in_box`` clicks there)."""
+    assert cell_centre(0, (160, 210)) == (14.0, 14.0)
+    assert cell_centre(4 * 12 + 2, (160, 210), 14) == (35.0, 63.0)
+    for cell in (14, 28):
+        for x, y in ((0, 0), (30, 60), (159, 209), (100, 5)):
+            index, _ = cell_at(x, y, (160, 210), cell)
+            cx, cy = cell_centre(index, (160, 210), cell)
+            assert cell_at(int(cx), int(cy), (160, 210), cell)[0] == index
+            assert abs(cx - x) <= cell / 2 and abs(cy - y) <= cell / 2
 
 
 def test_the_pointing_loss_spans_the_checkpoints_own_cells(tmp_path: Path) -> None:
@@ -178,6 +191,11 @@ def test_the_pointing_probe_counts_each_step_once_and_sees_what_training_taught(
     assert sum(f["steps"] for f in per_task.values()) == 8
     hits = sum(f["point_accuracy"] * f["steps"] for f in per_task.values())
     assert hits == pytest.approx(after["point_accuracy"] * 8)
+    # every synthetic step records its target's box: the top cell's centre is judged on it
+    assert after["boxed_steps"] == sum(f["boxed_steps"] for f in per_task.values()) == 8
+    inside = sum(f["point_in_box"] * f["boxed_steps"] for f in per_task.values())
+    assert inside == pytest.approx(after["point_in_box"] * 8)
+    assert after["point_in_box"] * 8 == pytest.approx(round(after["point_in_box"] * 8))
     # synthetic screens record their words: the probe reads them too, each word once
     assert after["read_texts"] == sum(f["read_texts"] for f in per_task.values()) > 8
     read = sum(f["read_accuracy"] * f["read_texts"] for f in per_task.values())

@@ -50,6 +50,13 @@ def cell_at(x: int, y: int, screen: tuple[int, int], cell: int = CELL) -> tuple[
     return (y // cell) * cols + x // cell, rows * cols
 
 
+def cell_centre(index: int, screen: tuple[int, int], cell: int = CELL) -> tuple[float, float]:
+    """The pixel at the centre of image-token cell ``index`` of ``screen`` (``cell_at``'s
+    inverse: where a click at that cell would land)."""
+    cols = math.ceil(screen[0] / cell)
+    return (index % cols + 0.5) * cell, (index // cols + 0.5) * cell
+
+
 def target_cell(sample: Any, cell: int = CELL) -> tuple[int, int] | None:
     """(cell index, number of cells) of the gold point in the current screenshot, or None."""
     if not sample.gold or "x" not in sample.gold[0] or "y" not in sample.gold[0]:
@@ -123,14 +130,18 @@ class PointingObjective(SoftCoordObjective):
     def _hidden(self, module: Any, args: Any, output: Any) -> None:
         self._seen["hidden"] = output[0] if isinstance(output, tuple) else output.last_hidden_state
 
-    def pointing_loss(self, samples: Sequence[Any]) -> tuple[Any, float]:
-        """Mean pointing cross-entropy over the samples that have a cell, and the fraction
-        of them whose top-scoring token is the right cell."""
+    def pointing_loss(self, samples: Sequence[Any]) -> tuple[Any, dict[str, float]]:
+        """Mean pointing cross-entropy over the samples that have a cell, and its figures:
+        ``point_accuracy``, the fraction of them whose top-scoring token is the right cell,
+        and, over those whose step records a target box, ``point_in_box``, the fraction whose
+        top cell's centre lies inside it (where a click at that centre would land)."""
         import torch
+
+        from pixelpilot.eval.matching import point_in_box
 
         ids, hidden = self._seen.get("input_ids"), self._seen.get("hidden")
         weight = self.vlm.model.get_output_embeddings().weight[self.pad_token]
-        losses, hits = [], 0
+        losses, hits, boxed, inside = [], 0, 0, 0
         for b, sample in enumerate(samples):
             cell = target_cell(sample, self.cell)
             if cell is None or ids is None or hidden is None:
@@ -142,11 +153,18 @@ class PointingObjective(SoftCoordObjective):
             scores = hidden[b, positions[-count:]].float() @ weight.float()
             target = torch.tensor(index, device=scores.device)
             losses.append(torch.nn.functional.cross_entropy(scores[None], target[None]))
-            hits += int(scores.argmax()) == index
+            top = int(scores.argmax())
+            hits += top == index
+            if sample.target:
+                centre = cell_centre(top, sample.screen, self.cell)
+                boxed, inside = boxed + 1, inside + point_in_box(centre, sample.target)
         self._seen.clear()
         if not losses:
-            return None, 0.0
-        return torch.stack(losses).mean(), hits / len(losses)
+            return None, {}
+        figures = {"point_accuracy": hits / len(losses)}
+        if boxed:
+            figures["point_in_box"] = inside / boxed
+        return torch.stack(losses).mean(), figures
 
     def look_pairs(self, samples: Sequence[Any]) -> list[tuple[int, int, int]]:
         """(row, query, key) of the look objective: the positions that predict the x and the
@@ -207,11 +225,11 @@ class PointingObjective(SoftCoordObjective):
         if self.weight <= 0:
             self._seen.clear()
             return out
-        point, accuracy = self.pointing_loss(samples)
+        point, figures = self.pointing_loss(samples)
         if point is not None:
             out.loss = out.loss + self.weight * point
             out.metrics["point_loss"] = float(point.detach())
-            out.metrics["point_accuracy"] = accuracy
+            out.metrics.update(figures)
         return out
 
     def validate(self, samples: Sequence[Any]) -> dict[str, float]:
@@ -275,7 +293,9 @@ def pointing_probe(
     """Teacher-forced figures of checkpoint ``model`` on the recorded steps under ``data``
     (no update): ``point_accuracy``, the share of steps with a gold point whose top-scoring
     image token is the gold cell, and ``look_attention``, the look head's attention on it
-    (the figures the SFT stage logs on its batches), over ``steps`` steps; when the steps
+    (the figures the SFT stage logs on its batches), over ``steps`` steps; over the
+    ``boxed_steps`` of them that record a target box, ``point_in_box``, the share whose top
+    cell's centre lies inside the box; when the steps
     record their screens' words (``labels``), ``read_accuracy`` over ``read_texts`` words: the
     share whose image token's top token is one of the word's (``train/reading.py``). A
     diagnosis of where a trained model looks and what it reads (docs/default-model.md)."""
@@ -325,7 +345,7 @@ class _Probe:
         from pixelpilot.train.model import autocast
 
         totals = {"point_accuracy": 0.0, "look_attention": 0.0}
-        read, texts = 0.0, 0
+        read, texts, inside, boxed = 0.0, 0, 0.0, 0
         for start in range(0, len(samples), batch_size):
             batch = samples[start : start + batch_size]
             with torch.no_grad(), autocast(self.vlm, self.config):
@@ -334,7 +354,11 @@ class _Probe:
                 totals[key] += metrics.get(key, 0.0) * len(batch)
             count = int(metrics.get("read_texts", 0))  # a mean over the batch's words
             read, texts = read + metrics.get("read_accuracy", 0.0) * count, texts + count
+            count = sum(1 for s in batch if s.target)  # a mean over the batch's boxed steps
+            inside, boxed = inside + metrics.get("point_in_box", 0.0) * count, boxed + count
         out = {k: v / max(1, len(samples)) for k, v in totals.items()}
+        if boxed:
+            out |= {"point_in_box": inside / boxed, "boxed_steps": boxed}
         if texts:
             out |= {"read_accuracy": read / texts, "read_texts": texts}
         return {**out, "steps": len(samples)}

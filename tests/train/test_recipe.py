@@ -58,8 +58,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert done.returncode == 2
         assert done.stderr.strip().splitlines() == [f"error: {flag} must be >= 0"]
     for flag, value in (("--copy-weight", "-1"), ("--look-weight", "-1"),
-                        ("--pointer-weight", "-0.5"), ("--pointer-weight", "nan"),
-                        ("--grpo-beta", "-0.1")):  # fmt: skip
+                        ("--choice-weight", "inf"), ("--pointer-weight", "-0.5"),
+                        ("--pointer-weight", "nan"), ("--grpo-beta", "-0.1")):  # fmt: skip
         done = _run("--out", str(tmp_path / "run"), flag, value)
         assert done.returncode == 2
         assert done.stderr.strip().splitlines() == [f"error: {flag} must be a finite number >= 0"]

@@ -21,6 +21,15 @@ non-padding keys) at the query against the key it should attend to::
     loss_copy = mean over supervised (query, key) pairs of -log attention(query -> key)
     loss = loss_answer + lambda * loss_copy
 
+When the prompt quotes two strings or more (login-user: a username and a password), the first
+typed token decides which one the answer copies, and it is one pair among the many of a typed
+string. The choice term (``choice_loss``) weighs that decision apart: the copy head's attention
+at the position that predicts the first typed token, renormalised over the tokens that follow
+a quote mark (every quoted string's first token, and the token after each closing quote), is
+taught to pick the right string's first token::
+
+    loss_choice = mean over typed answers of -log softmax_{k in candidates}(logit(query, k))[right]
+
 The attention logits are computed again from the layer's own projections on the hidden
 states the forward pass gave it (any attention implementation), so the objective adds no
 parameter and nothing to the checkpoint. A sample gets the term when the sequence holds a
@@ -102,6 +111,45 @@ class CopyAttention:
                 done.add(start)
                 previous += [(start + k, start + k - 1) for k in range(n + 1)]
         return copy, previous
+
+    def choices(self, ids: list[int]) -> list[tuple[int, int, list[int]]]:
+        """(query, right key, candidate keys) of each typed answer in one sequence whose
+        prompt quotes two strings or more: the position that predicts the first typed token,
+        the quoted string's first token, and every token after a quote mark before it."""
+        out: list[tuple[int, int, list[int]]] = []
+        for i in range(1, len(ids)):
+            if ids[i] != self.open or ids[i - 1] != self.content:
+                continue
+            try:
+                end = ids.index(self.close, i + 1)
+            except ValueError:
+                continue
+            start = quoted(ids[:i], ids[i + 1 : end], self.quote)
+            marks = [q for q in range(i - 1) if ids[q] == self.quote]
+            if start is None or len(marks) < 4:  # one quoted string: nothing to choose
+                continue
+            out.append((i, start, [q + 1 for q in marks]))
+        return out
+
+    def choice_loss(self, input_ids: Any) -> tuple[Any, dict[str, float]]:
+        """The choice term (module docstring), None without a typed answer to choose for,
+        and ``choice_accuracy``: the share of those whose top candidate is the right string.
+        Keeps what the forward pass recorded."""
+        import torch
+
+        if input_ids is None or 1 not in self._seen:
+            return None, {}
+        found = [(b, *c) for b, r in enumerate(input_ids.tolist()) for c in self.choices(r)]
+        if not found:
+            return None, {}
+        hidden, rope = self._seen[1]
+        rows = self._log_rows(1, hidden, rope, input_ids, [(b, q) for b, q, _, _ in found])
+        terms, hits = [], 0
+        for row, (_, _, right, keys) in zip(rows, found, strict=True):
+            logp = torch.log_softmax(row[torch.tensor(keys)], dim=-1)
+            terms.append(-logp[keys.index(right)])
+            hits += keys[int(logp.argmax())] == right
+        return torch.stack(terms).mean(), {"choice_accuracy": hits / len(found)}
 
     def loss(self, input_ids: Any) -> tuple[Any, dict[str, float]]:
         """The mean cross-entropy over all supervised pairs of the batch (None if there are

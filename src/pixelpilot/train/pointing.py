@@ -83,14 +83,16 @@ class PointingObjective(SoftCoordObjective):
         match_weight: float = 0.0,
         word_weight: float = 0.0,
         word_head: str | None = None,
+        choice_weight: float = 0.0,
     ) -> None:
         super().__init__(vlm, config, cache, sigma, thought)
         self.weight = weight
         self.copy_weight = copy_weight
         self.look_weight = look_weight
         self.match_weight = match_weight
+        self.choice_weight = choice_weight
         self.copier = None
-        if copy_weight > 0 or look_weight > 0 or match_weight > 0:  # supervised attention
+        if max(copy_weight, look_weight, match_weight, choice_weight) > 0:  # supervised attention
             from pixelpilot.train.copying import CopyAttention
 
             self.copier = CopyAttention(vlm)
@@ -215,6 +217,12 @@ class PointingObjective(SoftCoordObjective):
                 out.loss = out.loss + self.look_weight * look
                 out.metrics["look_loss"] = float(look.detach())
                 out.metrics["look_attention"] = share
+            if self.choice_weight > 0:  # which quoted string the typed answer starts
+                choice, figures = self.copier.choice_loss(self._seen.get("input_ids"))
+                if choice is not None:
+                    out.loss = out.loss + self.choice_weight * choice
+                    out.metrics["choice_loss"] = float(choice.detach())
+                    out.metrics.update(figures)
             if self.copy_weight > 0:
                 copy, figures = self.copier.loss(self._seen.get("input_ids"))
                 if copy is not None:
@@ -255,6 +263,7 @@ def train_pointing_sft(
     match_weight: float = 0.0,
     word_weight: float = 0.0,
     word_head: str | None = None,
+    choice_weight: float = 0.0,
     stop_after: int | None = None,
 ) -> TrainResult:
     """``train_sft`` with ``PointingObjective``."""
@@ -276,6 +285,7 @@ def train_pointing_sft(
             match_weight,
             word_weight,
             word_head,
+            choice_weight,
         ),
     )
 

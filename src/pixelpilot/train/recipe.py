@@ -95,6 +95,7 @@ class RecipeConfig:
     look_weight: float = 1.0  # the look objective: coordinates attend to the gold cell (0 = none)
     read_weight: float = 0.0  # the reading objective: image tokens name the texts they show
     match_weight: float = 0.0  # the match objective: labelled cells attend to the word naming them
+    choice_weight: float = 0.0  # the copy head picks which quoted string a type starts (round 27)
     read_steps: int = 0  # the reading warm-up before SFT (round 22; 0 = none)
     word_weight: float = 0.0  # the warm-up's word-class head as an SFT term (round 23)
     sft_steps: int = 10_000  # 18,000 until round 20: over the 90-minute budget on this machine
@@ -178,7 +179,7 @@ class RecipeConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
         weights = ("point_weight", "copy_weight", "look_weight", "read_weight", "match_weight",
-                   "word_weight", "pointer_weight", "grpo_beta")  # fmt: skip
+                   "choice_weight", "word_weight", "pointer_weight", "grpo_beta")  # fmt: skip
         for name in ("recovery", "label_episodes", "grpo_label_episodes", "read_steps", "forms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0", option=name)
@@ -413,6 +414,7 @@ def _sft(
     objective = dict(sigma=config.sigma, thought=config.thought, weight=config.point_weight,
                      copy_weight=config.copy_weight, look_weight=config.look_weight,
                      read_weight=config.read_weight, match_weight=config.match_weight,
+                     choice_weight=config.choice_weight,
                      word_weight=config.word_weight, word_head=head)  # fmt: skip
     t0 = time.perf_counter()
     if config.sft_procs > 1:

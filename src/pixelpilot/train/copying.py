@@ -40,6 +40,7 @@ DeepSeek-V3 multi-head latent attention of the ``kimi_k25`` family.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 QUOTE = '"'
@@ -89,18 +90,23 @@ class CopyAttention:
     def clear(self) -> None:
         self._seen.clear()
 
+    def _answers(self, ids: list[int]) -> Iterator[tuple[int, int]]:
+        """(position of ``='``, position of ``')``) of every ``content='...')`` in one
+        sequence."""
+        for i in range(1, len(ids)):
+            if ids[i] != self.open or ids[i - 1] != self.content:
+                continue
+            try:
+                yield i, ids.index(self.close, i + 1)
+            except ValueError:
+                continue
+
     def pairs(self, ids: list[int]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """(copy pairs, previous-token pairs) of one sequence: (query, key) positions."""
         copy: list[tuple[int, int]] = []
         previous: list[tuple[int, int]] = []
         done: set[int] = set()
-        for i in range(1, len(ids)):
-            if ids[i] != self.open or ids[i - 1] != self.content:
-                continue
-            try:
-                end = ids.index(self.close, i + 1)
-            except ValueError:
-                continue
+        for i, end in self._answers(ids):
             typed = ids[i + 1 : end]
             start = quoted(ids[:i], typed, self.quote)
             if start is None:
@@ -117,13 +123,7 @@ class CopyAttention:
         prompt quotes two strings or more: the position that predicts the first typed token,
         the quoted string's first token, and every token after a quote mark before it."""
         out: list[tuple[int, int, list[int]]] = []
-        for i in range(1, len(ids)):
-            if ids[i] != self.open or ids[i - 1] != self.content:
-                continue
-            try:
-                end = ids.index(self.close, i + 1)
-            except ValueError:
-                continue
+        for i, end in self._answers(ids):
             start = quoted(ids[:i], ids[i + 1 : end], self.quote)
             marks = [q for q in range(i - 1) if ids[q] == self.quote]
             if start is None or len(marks) < 4:  # one quoted string: nothing to choose

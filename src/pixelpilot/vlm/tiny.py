@@ -27,7 +27,7 @@ from pixelpilot.vlm.tokenizer_corpus import corpus
 
 ARCHS = ("qwen2_5_vl", "qwen2_vl", "kimi_k25", "chameleon", "kimi_vl")
 SIZES = ("xs", "s", "m")
-BUILDER_VERSION = "2"  # bump when the built files change, to refresh caches
+BUILDER_VERSION = "3"  # bump when the built files change, to refresh caches
 KIMI_K25_VERSION = "2"  # the same, for kimi_k25 checkpoints only
 
 # Qwen2-VL family special tokens, in the family's order.

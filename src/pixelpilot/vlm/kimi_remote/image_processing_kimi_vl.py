@@ -5,10 +5,21 @@ import math
 import numpy as np
 import torch
 from transformers.image_processing_utils import BatchFeature, ImageProcessingMixin
+from transformers.processing_utils import ImagesKwargs
+
+
+class KimiVLImagesKwargs(ImagesKwargs, total=False):
+    """The keyword arguments this processor takes (transformers 5.25 loads a processor's
+    saved settings through ``valid_kwargs``)."""
+
+    patch_size: int
+    merge_kernel_size: list[int]
+    in_token_limit: int
 
 
 class KimiVLImageProcessor(ImageProcessingMixin):
     model_input_names = ["pixel_values", "image_grid_hws"]
+    valid_kwargs = KimiVLImagesKwargs
 
     def __init__(
         self,

@@ -140,6 +140,9 @@ def test_the_aids_need_a_declaration_and_work_offline_only(tiny_xs: str, tmp_pat
     with pytest.raises(ConfigError, match="--decoding-aids works offline only"):
         GRPOConfig(model=tiny_xs, out=str(tmp_path / "o"), decoding_aids=True,
                    online="miniwob/click-test", progress=False).validate()  # fmt: skip
+    with pytest.raises(ConfigError, match="--task-weights weighs recorded steps"):
+        GRPOConfig(model=tiny_xs, out=str(tmp_path / "o"), task_weights="miniwob/click-test=2",
+                   online="miniwob/click-test", progress=False).validate()  # fmt: skip
     from pixelpilot.train.model import load_trainable
 
     with pytest.raises(ConfigError, match="declares no decoding aid"):

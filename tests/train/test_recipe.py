@@ -87,6 +87,14 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "error: --grpo-freeze 'eyes': the parts are vision, projector, decoder"
     ]
+    done = _run("--out", str(tmp_path / "run"), "--grpo-task-weights", "miniwob/login-user=0")
+    assert done.stderr.strip().splitlines() == [
+        "error: --grpo-task-weights 'miniwob/login-user=0': write TASK=N with N a whole number >= 1"
+    ]
+    done = _run("--out", str(tmp_path / "run"), "--grpo-task-weights", "miniwob/book-flight=2")
+    assert done.stderr.strip().splitlines() == [
+        "error: --grpo-task-weights miniwob/book-flight: not one of the recipe's tasks"
+    ]
     done = _run("--out", str(tmp_path / "run"), "--size", "xl")  # before the data stages
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

@@ -47,6 +47,21 @@ def test_filters_by_task_and_action_type(click_data: Path) -> None:
     assert len(load_split(cfg(click_data, action_types="click")).train) == 8
 
 
+def test_task_weights_repeat_a_tasks_training_steps(click_data: Path) -> None:
+    plain = load_split(cfg(click_data, val_fraction=0.25))
+    tasks = sorted({s.task for s in plain.train})
+    weighted = load_split(cfg(click_data, val_fraction=0.25, task_weights=f"{tasks[0]}=3"))
+    want = [s.id for s in plain.train for _ in range(3 if s.task == tasks[0] else 1)]
+    assert [s.id for s in weighted.train] == want and len(want) > len(plain.train)
+    assert [s.id for s in weighted.val] == [s.id for s in plain.val]  # validation not repeated
+    assert weighted.counts["train"] == len(want)
+    with pytest.raises(DataError, match="no training step of that task"):
+        load_split(cfg(click_data, task_weights="miniwob/nope=2"))
+    for bad in ("miniwob/click-test", "miniwob/click-test=0", "x=1.5", "=2"):
+        with pytest.raises(PixelpilotError, match="--task-weights .*TASK=N"):
+            cfg(click_data, task_weights=bad)
+
+
 def test_split_by_episode_is_deterministic_and_disjoint(click_data: Path) -> None:
     a = load_split(cfg(click_data, val_fraction=0.25))
     b = load_split(cfg(click_data, val_fraction=0.25, seed=7))

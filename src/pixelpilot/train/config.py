@@ -39,6 +39,29 @@ def parse_freeze(spec: str | None, lora_r: int = 0, option: str = "freeze") -> t
     return parts
 
 
+def parse_task_weights(spec: str | None, option: str = "task_weights") -> dict[str, int]:
+    """``--task-weights`` as ``{task: repeats}``; ``ConfigError`` for a malformed entry or a
+    weight that is not a whole number >= 1."""
+    weights: dict[str, int] = {}
+    for part in (spec or "").split(","):
+        if not part.strip():
+            continue
+        task, eq, value = part.partition("=")
+        task = task.strip()
+        try:
+            n = int(value) if eq and task else 0
+        except ValueError:
+            n = 0
+        if n < 1:
+            flag = "--" + option.replace("_", "-")
+            raise ConfigError(
+                f"{flag} {part.strip()!r}: write TASK=N with N a whole number >= 1",
+                option=option,
+            )
+        weights[task] = n
+    return weights
+
+
 def opt(default: Any, help: str) -> Any:  # noqa: A002 - the help text, as argparse names it
     """A config field with its help text (read by the CLI and by ``describe``)."""
     return field(default=default, metadata={"help": help})
@@ -101,6 +124,12 @@ class TrainConfig:
     )
     include_failed: bool = opt(
         False, "Also train on steps of unsuccessful episodes (trajectories)."
+    )
+    task_weights: str | None = opt(
+        None,
+        "TASK=N[,TASK=N...]: every training step of TASK comes N times in each epoch's order "
+        "(N a whole number >= 1), so a task gets more of the batches without being recorded "
+        "again. Validation steps are not repeated.",
     )
     val_fraction: float = opt(
         0.0, "Fraction of episodes held out for validation (split by episode)."
@@ -177,6 +206,7 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(message, option=name)
         self.frozen_parts()
+        parse_task_weights(self.task_weights)
         if self.model.startswith(("http://", "https://")):
             raise ConfigError(
                 f"--model {self.model} is a served model; training needs a checkpoint folder",

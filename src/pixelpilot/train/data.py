@@ -24,6 +24,7 @@ from typing import Any
 
 from pixelpilot.errors import DataError, ParseError
 from pixelpilot.eval.datasets import Sample, load_samples
+from pixelpilot.train.config import parse_task_weights
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,18 @@ def _jittered(text: str, box: Any, sample: Sample, rng: random.Random, margin: f
     return format_response(response.thought, [moved], sample.coords, sample.screen)
 
 
+def weigh_tasks(train: Sequence[Sample], config: Any) -> list[Sample]:
+    """``train`` with every step of a task ``--task-weights`` names repeated that many times
+    (in place, so the order of the file stays and the epoch's permutation mixes them);
+    ``DataError`` for a task the training steps do not have."""
+    weights = parse_task_weights(getattr(config, "task_weights", None))
+    missing = sorted(set(weights) - {s.task for s in train})
+    if missing:
+        raise DataError(f"--task-weights {missing[0]}: no training step of that task in "
+                        f"{config.data}")  # fmt: skip
+    return [s for s in train for _ in range(weights.get(s.task, 1))]
+
+
 def load_split(config: Any) -> DataSplit:
     """The training and validation samples of ``config`` (see the module docstring)."""
     samples = load_samples(config.data, config.format)
@@ -138,6 +151,7 @@ def load_split(config: Any) -> DataSplit:
         samples = jitter_history(samples, config.seed)
     kept, counts = filter_samples(samples, config)
     train, val = split_by_episode(kept, config.val_fraction)
+    train = weigh_tasks(train, config)
     counts |= {"train": len(train), "val": len(val)}
     return DataSplit(tuple(train), tuple(val), counts)
 

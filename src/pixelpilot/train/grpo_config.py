@@ -99,6 +99,8 @@ class GRPOConfig(TrainConfig):
             (not (self.online and self.data), "online", "give DATA or --online TASKS, not both"),
             (not (self.online and self.decoding_aids), "decoding_aids",
              "--decoding-aids works offline only, not with --online"),
+            (not (self.online and self.task_weights), "task_weights",
+             "--task-weights weighs recorded steps, not --online rollouts"),
         ]  # fmt: skip
         for ok, name, message in checks:
             if not ok:

@@ -110,6 +110,7 @@ class RecipeConfig:
     grpo_recovery: bool = True  # GRPO's prompts include the recovery episodes', if any (round 21)
     grpo_reward: str = "format=0.1,type=0.2,distance=0.7"  # train grpo --reward (round 21)
     grpo_freeze: str = "vision,projector"  # GRPO trains the decoder only (--freeze; round 24)
+    grpo_task_weights: str = ""  # TASK=N: N times that task's prompts (--task-weights; round 31)
     group: int = 8  # GRPO answers per prompt
     grpo_prompts: int = 4  # GRPO prompts per step, over all processes
     grpo_procs: int = 2  # GRPO processes (each samples and scores its share of the prompts)
@@ -204,9 +205,14 @@ class RecipeConfig:
         from pixelpilot.train.rewards import parse_reward_spec
 
         parse_reward_spec(self.grpo_reward, "grpo_reward")  # fails now, not after the SFT stage
-        from pixelpilot.train.config import parse_freeze
+        from pixelpilot.train.config import parse_freeze, parse_task_weights
 
         parse_freeze(self.grpo_freeze, option="grpo_freeze")
+        weighted = parse_task_weights(self.grpo_task_weights, option="grpo_task_weights")
+        unknown = sorted(set(weighted) - set(self.tasks))
+        if unknown:
+            raise ConfigError(f"--grpo-task-weights {unknown[0]}: not one of the recipe's tasks",
+                              option="grpo_task_weights")  # fmt: skip
 
 
 # --- stage bookkeeping ----------------------------------------------------------------------
@@ -441,7 +447,7 @@ def stage_grpo(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
         checkpoint_every=max(1, config.grpo_steps // 5),
         progress=config.progress, resume=resume, overwrite=not resume and out.exists(),
         decoding_aids=config.grpo_aids, history_jitter=config.grpo_history_jitter,
-        freeze=config.grpo_freeze or None,
+        freeze=config.grpo_freeze or None, task_weights=config.grpo_task_weights or None,
     )  # fmt: skip
     t0 = time.perf_counter()
     if config.grpo_procs > 1:

@@ -136,7 +136,7 @@ def weigh_tasks(train: Sequence[Sample], config: Any) -> list[Sample]:
     """``train`` with every step of a task ``--task-weights`` names repeated that many times
     (in place, so the order of the file stays and the epoch's permutation mixes them);
     ``DataError`` for a task the training steps do not have."""
-    weights = parse_task_weights(getattr(config, "task_weights", None))
+    weights = parse_task_weights(config.task_weights)
     missing = sorted(set(weights) - {s.task for s in train})
     if missing:
         raise DataError(f"--task-weights {missing[0]}: no training step of that task in "

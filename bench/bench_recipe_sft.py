@@ -8,7 +8,11 @@ optimizer phase holds the gradient all-reduce and so the wait for the slower pro
 steps a second, and the seconds outside the steps (start-up: imports, loading and checking
 the data, export).
 
-Usage: .venv/bin/python bench/bench_recipe_sft.py RUN [--steps 400] [--json]
+Usage: .venv/bin/python bench/bench_recipe_sft.py RUN [--steps 400] [--history-images N] [--json]
+
+`--history-images N` shows N screenshots a prompt (`train sft --history-images`; default: what
+RUN/init/model declares, 5 for kimi_k25): every step after an episode's first pays for its
+earlier screenshots, and the longest prompt of a process sets its padded batch.
 
 To tell a slower machine from slower code, run it twice on one machine, once with
 PYTHONPATH=OTHER_CHECKOUT/src: it calls only what the recipe's SFT stage has called since
@@ -30,6 +34,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", help="a train-default folder with data/ and init/model")
     ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--history-images", type=int, default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     run = Path(args.run)
@@ -55,6 +60,7 @@ def main() -> int:
             batch_size=recipe.batch_size // recipe.sft_procs, lr=recipe.lr,
             warmup_steps=args.steps // 20, min_lr_ratio=0.1, seed=recipe.seed,
             prompt_kind=recipe.prompt_kind, history_thoughts=recipe.thought,
+            history_images=args.history_images,
             checkpoint_every=10 * args.steps, progress=False,
         )  # fmt: skip
         t0 = time.perf_counter()
@@ -69,7 +75,7 @@ def main() -> int:
     in_steps = sum(sum(r["seconds"].values()) for r in rows)
     result = {
         "pixelpilot": str(Path(pixelpilot.__file__).parent),
-        "steps": args.steps, "procs": recipe.sft_procs,
+        "steps": args.steps, "procs": recipe.sft_procs, "history_images": args.history_images,
         "ms_per_step": round(sum(phases.values()), 1),
         "phases_ms": {k: round(v, 1) for k, v in phases.items()},
         "steps_per_second": round(1000 / sum(phases.values()), 2),

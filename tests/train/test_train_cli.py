@@ -31,6 +31,9 @@ def test_bad_hyperparameters_are_config_errors() -> None:
     assert info.value.option == "lr"
     with pytest.raises(ConfigError, match="--batch-size must be > 0"):
         SFTConfig(**base, batch_size=0)
+    with pytest.raises(ConfigError, match="--history-images must be >= 1, got 0") as info:
+        SFTConfig(**base, history_images=0)
+    assert info.value.option == "history_images"
     with pytest.raises(ConfigError, match="served model"):
         SFTConfig(**(base | {"model": "http://127.0.0.1:8000/v1"}))
     with pytest.raises(ConfigError, match="unknown config fields: nope"):

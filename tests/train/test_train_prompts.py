@@ -119,6 +119,56 @@ def test_offline_evaluation_shows_the_history_the_checkpoint_declares(
     assert read_declaration(result.checkpoint).history_thoughts is False
 
 
+def test_a_checkpoint_trained_on_fewer_screenshots_is_prompted_with_them(
+    sequence_data: Path, tiny_xs: str, tmp_path: Path
+) -> None:
+    """``--history-images 1``: training shows only the current screenshot, the checkpoint
+    declares it, and the agent and offline evaluation then prompt it the same way."""
+    from PIL import Image
+
+    from pixelpilot.agent.policy import VLMPolicy
+    from pixelpilot.agent.sample import rewrite_answer
+    from pixelpilot.envs.base import Observation
+    from pixelpilot.eval.offline import conversation as offline_conversation
+    from pixelpilot.train.config import SFTConfig
+    from pixelpilot.train.data import conversation_for, prompt_key
+    from pixelpilot.train.sft import train_sft
+    from pixelpilot.vlm import load
+    from pixelpilot.vlm.profiles import read_declaration
+
+    sample = max(load_samples(sequence_data, "trajectory"), key=lambda s: s.step)
+    assert len(sample.history) == 1
+    base = load(tiny_xs)
+    assert base.profile.history_images == 5  # the family's: the earlier screenshot is shown
+    both = base.encode_prompt(sample.conversation(base.profile))
+    one = base.encode_prompt(sample.conversation(base.profile, history_images=1))
+    assert one["input_ids"].shape[1] < both["input_ids"].shape[1]
+
+    base_config = dict(data=str(sequence_data), model=tiny_xs, max_steps=1, batch_size=2,
+                       progress=False)  # fmt: skip
+    config = SFTConfig(**base_config, out=str(tmp_path / "one"), history_images=1)
+    assert prompt_key(config) != prompt_key(SFTConfig(**base_config, out="unused"))
+    result = train_sft(config)
+    assert read_declaration(result.checkpoint).history_images == 1
+    trained = load(result.checkpoint)
+    assert trained.profile.history_images == 1
+    again = SFTConfig(data=str(sequence_data), model=result.checkpoint, out="unused")
+    training = conversation_for(sample, trained.profile, again)  # from the declaration
+    policy = VLMPolicy(trained)
+    policy.reset(sample.instruction)
+    answer, shot = sample.history[0]
+    with Image.open(shot) as im:
+        policy.remember(
+            im.convert("RGB"),
+            rewrite_answer(answer, sample.coords, trained.profile.coords, sample.screen),
+        )
+    with Image.open(sample.image) as im:
+        agent = policy.conversation(Observation(im.convert("RGB"), sample.screen))
+    for conv in (training, offline_conversation(sample, trained.profile), agent):
+        enc = trained.encode_prompt(conv)
+        assert set(enc) == set(one) and all(bool((enc[k] == one[k]).all()) for k in enc)
+
+
 def test_sft_target_parses_back_to_the_recorded_pixel(sequence_data: Path, tiny_xs: str) -> None:
     from pixelpilot.tools.frames import CoordinateFrame
     from pixelpilot.train.data import parse_for, target_for

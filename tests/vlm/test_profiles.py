@@ -39,6 +39,11 @@ def test_a_written_declaration_reads_back(tmp_path: Path) -> None:
     assert read_declaration(tmp_path) == Declaration("grounding", "English", False)
     (tmp_path / DECLARATION_FILE).write_text('{"prompt_kind": "mobile"}')  # the rest defaults
     assert read_declaration(tmp_path) == Declaration("mobile", "English")
+    write_declaration(tmp_path, Declaration(history_images=1))
+    assert json.loads((tmp_path / DECLARATION_FILE).read_text())["history_images"] == 1
+    assert read_declaration(tmp_path) == Declaration(history_images=1)
+    with pytest.raises(PromptError, match="history_images must be a whole number >= 1, not 0"):
+        Declaration(history_images=0)
 
 
 @pytest.mark.parametrize(
@@ -52,6 +57,9 @@ def test_a_written_declaration_reads_back(tmp_path: Path) -> None:
         ('{"prompt-kind": "grounding"}', FileFormatError, "unknown keys 'prompt-kind'"),
         ('{"version": 2}', FileFormatError, "not a pixelpilot.model version 1 declaration"),
         ('{"history_thoughts": "no"}', FileFormatError, "history_thoughts must be true or false"),
+        ('{"history_images": 0}', FileFormatError, "history_images must be a whole number >= 1"),
+        ('{"history_images": "2"}', FileFormatError, "history_images must be a whole number"),
+        ('{"history_images": true}', FileFormatError, "history_images must be a whole number"),
         ('{"prompt_kind": "' + "x" * 5000 + '"}', PromptError, "unknown prompt kind 'xxx"),
     ],
 )
@@ -76,6 +84,14 @@ def test_declare_profile_writes_what_is_not_the_default(tmp_path: Path) -> None:
     assert read_declaration(tmp_path) == Declaration()
     declare_profile(tmp_path, ModelProfile(history_thoughts=False))
     assert read_declaration(tmp_path) == Declaration(history_thoughts=False)
+    # the number of screenshots only when it is not the family's (Kimi's 5, Chameleon's 1)
+    kimi = {"model_type": "kimi_k25"}
+    declare_profile(tmp_path, ModelProfile(history_images=5, extra=kimi))
+    assert read_declaration(tmp_path) == Declaration()
+    declare_profile(tmp_path, ModelProfile(history_images=1, extra=kimi))
+    assert read_declaration(tmp_path) == Declaration(history_images=1)
+    declare_profile(tmp_path, ModelProfile(history_images=1, extra={"model_type": "chameleon"}))
+    assert read_declaration(tmp_path) == Declaration()
 
 
 def test_the_loaded_checkpoint_profile_carries_the_declaration(tmp_path: Path) -> None:
@@ -90,6 +106,9 @@ def test_the_loaded_checkpoint_profile_carries_the_declaration(tmp_path: Path) -
     profile = load(str(new)).profile
     assert (profile.prompt_kind, profile.prompt_language) == ("grounding", "English")
     assert profile.history_thoughts is False
+    assert profile.history_images == 5 == load(str(old)).profile.history_images
+    write_declaration(new, Declaration("grounding", history_images=2))
+    assert load(str(new)).profile.history_images == 2
 
 
 def test_a_bad_declaration_fails_before_the_weights_load(

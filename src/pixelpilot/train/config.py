@@ -149,6 +149,13 @@ class TrainConfig:
         "Show the Thought of the episode's earlier answers in the prompt. Off for a model "
         "trained to answer without one, whose own history at run time has none.",
     )
+    history_images: int | None = opt(
+        None,
+        "Screenshots in each prompt, the current one included (default: the number --model "
+        "declares in its pixelpilot.json, else its family's: 5 for Qwen-VL and Kimi, 1 for "
+        "Chameleon). Fewer make every prompt after an episode's first step shorter; the final "
+        "checkpoint declares the number it was trained with.",
+    )
     history_jitter: bool = opt(
         False,
         "Move each earlier click in a step's history to a random point of that step's "
@@ -199,6 +206,8 @@ class TrainConfig:
              f"--zero-stage {self.zero_stage} is not supported: 0 (off) or 1 (optimizer state "
              "sharded); gradient and parameter sharding (2, 3) are not"),
             (not (self.resume and self.overwrite), "resume", "--resume excludes --overwrite"),
+            (self.history_images is None or self.history_images >= 1, "history_images",
+             f"--history-images must be >= 1, got {self.history_images}"),
             (self.prompt_kind in (None, *PROMPT_KINDS), "prompt_kind",
              f"--prompt-kind must be one of {', '.join(PROMPT_KINDS)}, got {self.prompt_kind!r}"),
         ]  # fmt: skip

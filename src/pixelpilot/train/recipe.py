@@ -89,6 +89,7 @@ class RecipeConfig:
     size: str = "xs"  # kimi_k25 tiny size: a key of vlm.kimi_k25.KIMI_SIZES
     prompt_kind: str = "grounding"
     thought: bool = False
+    history_images: int = 0  # screenshots in each prompt (0: the family's, 5; round 32)
     sigma: float = 25.0  # soft coordinate targets, in 0..1000 units (0 = plain SFT)
     point_weight: float = 1.0  # the pointing loss on the image tokens (0 = none)
     copy_weight: float = 1.0  # the copy objective on the decoder's attention (0 = none)
@@ -162,6 +163,12 @@ class RecipeConfig:
         if self.size not in KIMI_SIZES:  # fails now, not after the data stages
             raise ConfigError(
                 f"--size must be one of {', '.join(KIMI_SIZES)} (got {self.size!r})", option="size"
+            )
+        if self.history_images < 0:
+            raise ConfigError(
+                f"--history-images must be >= 1, or 0 for the family's number (got "
+                f"{self.history_images})",
+                option="history_images",
             )
         if self.sft_procs < 1 or self.batch_size % self.sft_procs:
             raise ConfigError(
@@ -410,6 +417,7 @@ def _sft(
         batch_size=config.batch_size // config.sft_procs, lr=lr,
         warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, seed=config.seed,
         prompt_kind=config.prompt_kind, history_thoughts=config.thought,
+        history_images=config.history_images or None,
         checkpoint_every=max(1, steps // 10), progress=config.progress,
     )  # fmt: skip
     resume = latest_checkpoint(out) is not None
@@ -444,6 +452,7 @@ def stage_grpo(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
         lr=config.grpo_lr, beta=config.grpo_beta, reward=config.grpo_reward, seed=config.seed,
         prompt_kind=config.prompt_kind,
         history_thoughts=config.thought, max_new_tokens=40,
+        history_images=config.history_images or None,
         checkpoint_every=max(1, config.grpo_steps // 5),
         progress=config.progress, resume=resume, overwrite=not resume and out.exists(),
         decoding_aids=config.grpo_aids, history_jitter=config.grpo_history_jitter,

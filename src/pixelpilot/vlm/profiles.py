@@ -22,7 +22,7 @@ DECLARATION_FILE = "pixelpilot.json"
 DECLARATION_FORMAT = "pixelpilot.model"
 _DECLARATION_KEYS = (
     "format", "version", "prompt_kind", "prompt_language", "history_thoughts", "pointer_weight",
-    "well_formed_points", "quoted_typing", "well_formed_actions",
+    "well_formed_points", "quoted_typing", "well_formed_actions", "history_images",
 )  # fmt: skip
 
 
@@ -120,7 +120,7 @@ def profile_for(
         name=name,
         frame=family.frame,
         prompt_family=family.prompt_family,
-        history_images=family.history_images,
+        history_images=(declaration or Declaration()).history_images or family.history_images,
         prompt_kind=(declaration or Declaration()).prompt_kind,
         prompt_language=(declaration or Declaration()).prompt_language,
         history_thoughts=(declaration or Declaration()).history_thoughts,
@@ -143,7 +143,9 @@ class Declaration:
     its answers' points to the point grammar (``pixelpilot.vlm.points``); ``quoted_typing``
     constrains what a ``type`` action writes to the instruction's quoted strings
     (``pixelpilot.vlm.quoted``); ``well_formed_actions`` constrains the call after
-    ``Action:`` to the action language (``pixelpilot.vlm.wellformed``)."""
+    ``Action:`` to the action language (``pixelpilot.vlm.wellformed``). ``history_images``:
+    how many screenshots each prompt shows, the current one included (``None``: the family's
+    number, ``Family.history_images``), for a checkpoint trained with another number."""
 
     prompt_kind: str = "computer"
     prompt_language: str = "English"
@@ -152,9 +154,13 @@ class Declaration:
     well_formed_points: bool = False
     quoted_typing: bool = False
     well_formed_actions: bool = False
+    history_images: int | None = None
 
     def __post_init__(self) -> None:
         check_prompt(self.prompt_kind, self.prompt_language)
+        if self.history_images is not None and not _count(self.history_images):
+            raise PromptError(f"history_images must be a whole number >= 1, not "
+                              f"{_short(self.history_images)}")  # fmt: skip
 
     @property
     def is_default(self) -> bool:
@@ -173,6 +179,11 @@ def check_prompt(kind: str, language: str, where: str = "") -> None:
             f"{prefix}unknown prompt language {_short(language)} "
             f"(one of {', '.join(PROMPT_LANGUAGES)})"
         )
+
+
+def _count(value: Any) -> bool:
+    """A whole number >= 1 (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _short(value: Any) -> str:
@@ -221,7 +232,13 @@ def read_declaration(folder: str | Path) -> Declaration:
             raise FileFormatError(
                 path, None, f"{key} must be true or false, not {_short(flags[key])}"
             )
-    return Declaration(kind, language, pointer_weight=float(weight), **flags)
+    images = data.get("history_images")
+    if images is not None and not _count(images):
+        raise FileFormatError(
+            path, None, f"history_images must be a whole number >= 1, not {_short(images)}"
+        )
+    return Declaration(kind, language, pointer_weight=float(weight), history_images=images,
+                       **flags)  # fmt: skip
 
 
 def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
@@ -238,6 +255,8 @@ def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
         data["quoted_typing"] = True
     if declaration.well_formed_actions:
         data["well_formed_actions"] = True
+    if declaration.history_images is not None:
+        data["history_images"] = declaration.history_images
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)
@@ -246,12 +265,15 @@ def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
 
 def declare_profile(folder: str | Path, profile: ModelProfile) -> Path | None:
     """After a checkpoint of ``profile`` was written to ``folder``: declare its prompt kind,
-    language and history Thoughts when they are not the defaults, or when the folder already
-    holds a declaration (copied from the starting checkpoint, which must not speak for this
-    one)."""
+    language, history Thoughts and (when not its family's) number of screenshots when they
+    are not the defaults, or when the folder already holds a declaration (copied from the
+    starting checkpoint, which must not speak for this one)."""
+    family = family_of(str(profile.extra.get("model_type", "")))
+    images = profile.history_images
     declaration = Declaration(
-        profile.prompt_kind, profile.prompt_language, profile.history_thoughts
-    )
+        profile.prompt_kind, profile.prompt_language, profile.history_thoughts,
+        history_images=None if family is None or images == family.history_images else images,
+    )  # fmt: skip
     if declaration.is_default and not (Path(folder) / DECLARATION_FILE).exists():
         return None
     return write_declaration(folder, declaration)

@@ -96,6 +96,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         "error: --grpo-task-weights miniwob/book-flight: not one of the recipe's tasks"
     ]
     done = _run("--out", str(tmp_path / "run"), "--history-images", "-1")
+    assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "error: --history-images must be >= 1, or 0 for the family's number (got -1)"
     ]

@@ -98,7 +98,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     done = _run("--out", str(tmp_path / "run"), "--history-images", "-1")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "error: --history-images must be >= 1, or 0 for the family's number (got -1)"
+        "error: --history-images must be >= 1, or 0 for the default (got -1)"
+    ]
+    done = _run("--out", str(tmp_path / "run"), "--sft-history-images", "-2")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: --sft-history-images must be >= 1, or 0 for the default (got -2)"
     ]
     done = _run("--out", str(tmp_path / "run"), "--size", "xl")  # before the data stages
     assert done.returncode == 2
@@ -112,7 +117,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
 @pytest.mark.timeout(2400)
 def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    done = _run("--quick", "--out", str(out))
+    done = _run("--quick", "--out", str(out), "--sft-history-images", "1")
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     stages = report["stages"]
@@ -156,6 +161,12 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
         declared = read_declaration(out / name / "final")
         assert declared.prompt_kind == "grounding" and declared.history_thoughts is False
         assert not (out / name / "final" / "done.json").exists()  # no stage file in a model
+    # one screenshot a prompt in the main SFT alone: its checkpoint declares it, the later
+    # stages train and are evaluated with the family's number (declared by none)
+    assert read_declaration(out / "sft" / "final").history_images == 1
+    for name in ("sft-recovery", "grpo"):
+        assert read_declaration(out / name / "final").history_images is None
+    assert json.loads((out / "sft-recovery" / "run.json").read_text())["history_images"] == 5
     # the evaluated checkpoints decode with the recipe's aids; training declared none
     plain = read_declaration(out / "sft" / "final")
     assert plain.pointer_weight == 0.0 and plain.well_formed_points is False
@@ -175,7 +186,7 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     assert (out / "report.md").read_text().startswith("# train-default report")
     # a second run finds every stage done and changes nothing
     t0 = time.perf_counter()
-    again = _run("--quick", "--out", str(out))
+    again = _run("--quick", "--out", str(out), "--sft-history-images", "1")
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads(again.stdout)["stages"] == stages
     assert time.perf_counter() - t0 < 120

@@ -90,6 +90,7 @@ class RecipeConfig:
     prompt_kind: str = "grounding"
     thought: bool = False
     history_images: int = 0  # screenshots in each prompt (0: the family's, 5; round 32)
+    sft_history_images: int = 0  # the main SFT's alone (0: --history-images; round 32)
     sigma: float = 25.0  # soft coordinate targets, in 0..1000 units (0 = plain SFT)
     point_weight: float = 1.0  # the pointing loss on the image tokens (0 = none)
     copy_weight: float = 1.0  # the copy objective on the decoder's attention (0 = none)
@@ -124,6 +125,18 @@ class RecipeConfig:
     well_formed_actions: bool = True  # and this (vlm/wellformed.py; round 16)
     baselines: bool = True  # also evaluate random clicks and the usual spot on the same seeds
     progress: bool = True
+
+    def later_history_images(self) -> int | None:
+        """The screenshots a prompt shows after the main SFT: ``history_images``, or, when
+        the main SFT had its own number, the family's, said outright (its checkpoint
+        declares the main SFT's); ``None``: what the starting checkpoint declares."""
+        if self.history_images:
+            return self.history_images
+        if self.sft_history_images:
+            from pixelpilot.vlm.profiles import FAMILIES
+
+            return FAMILIES["kimi_k25"].history_images
+        return None
 
     def grpo_label_tasks(self) -> tuple[str, ...]:
         """The tasks that get GRPO's own label episodes (none without a label task)."""
@@ -164,12 +177,13 @@ class RecipeConfig:
             raise ConfigError(
                 f"--size must be one of {', '.join(KIMI_SIZES)} (got {self.size!r})", option="size"
             )
-        if self.history_images < 0:
-            raise ConfigError(
-                f"--history-images must be >= 1, or 0 for the family's number (got "
-                f"{self.history_images})",
-                option="history_images",
-            )
+        for name in ("history_images", "sft_history_images"):
+            if getattr(self, name) < 0:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(
+                    f"{flag} must be >= 1, or 0 for the default (got {getattr(self, name)})",
+                    option=name,
+                )
         if self.sft_procs < 1 or self.batch_size % self.sft_procs:
             raise ConfigError(
                 f"--batch-size ({self.batch_size}) must be a multiple of --sft-procs "
@@ -404,8 +418,16 @@ def stage_read(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
 
 
 def _sft(
-    config: RecipeConfig, data: Path, model: str, out: Path, steps: int, lr: float
+    config: RecipeConfig,
+    data: Path,
+    model: str,
+    out: Path,
+    steps: int,
+    lr: float,
+    images: int | None = None,
 ) -> dict[str, Any]:
+    """One SFT stage of ``steps`` at ``lr`` from ``model`` on ``data``; ``images``: the
+    screenshots a prompt shows (``None``: what ``model`` declares)."""
     from pixelpilot.errors import ConfigError
     from pixelpilot.train.checkpoint import latest_checkpoint
     from pixelpilot.train.config import SFTConfig
@@ -417,7 +439,7 @@ def _sft(
         batch_size=config.batch_size // config.sft_procs, lr=lr,
         warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, seed=config.seed,
         prompt_kind=config.prompt_kind, history_thoughts=config.thought,
-        history_images=config.history_images or None,
+        history_images=images,
         checkpoint_every=max(1, steps // 10), progress=config.progress,
     )  # fmt: skip
     resume = latest_checkpoint(out) is not None
@@ -452,7 +474,7 @@ def stage_grpo(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
         lr=config.grpo_lr, beta=config.grpo_beta, reward=config.grpo_reward, seed=config.seed,
         prompt_kind=config.prompt_kind,
         history_thoughts=config.thought, max_new_tokens=40,
-        history_images=config.history_images or None,
+        history_images=config.later_history_images(),
         checkpoint_every=max(1, config.grpo_steps // 5),
         progress=config.progress, resume=resume, overwrite=not resume and out.exists(),
         decoding_aids=config.grpo_aids, history_jitter=config.grpo_history_jitter,
@@ -550,9 +572,11 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
         ("init", lambda d: stage_init(config, d)),
         ("read", lambda d: stage_read(config, data, _done(root / "init")["checkpoint"], d)),
         ("sft", lambda d: _sft(config, data, _start(root, config), d, config.sft_steps,
-                               config.lr)),
+                               config.lr, config.sft_history_images or config.history_images
+                               or None)),
         ("sft-recovery", lambda d: _sft(config, recovery, _final(root, "sft"), d,
-                                        config.recovery_steps, config.recovery_lr)),
+                                        config.recovery_steps, config.recovery_lr,
+                                        config.later_history_images())),
         ("eval-sft", lambda d: _eval(config, _final(root, sft), d)),
         ("grpo", lambda d: stage_grpo(config, grpo_data(config, data / "record",
                                                         recovery / "recovery",

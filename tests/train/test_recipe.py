@@ -95,16 +95,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "error: --grpo-task-weights miniwob/book-flight: not one of the recipe's tasks"
     ]
-    done = _run("--out", str(tmp_path / "run"), "--history-images", "-1")
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
-        "error: --history-images must be >= 1, or 0 for the default (got -1)"
-    ]
-    done = _run("--out", str(tmp_path / "run"), "--sft-history-images", "-2")
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
-        "error: --sft-history-images must be >= 1, or 0 for the default (got -2)"
-    ]
+    for flag, value in (("--history-images", "-1"), ("--sft-history-images", "-2")):
+        done = _run("--out", str(tmp_path / "run"), flag, value)
+        assert done.returncode == 2
+        assert done.stderr.strip().splitlines() == [
+            f"error: {flag} must be >= 1, or 0 for the default (got {value})"
+        ]
     done = _run("--out", str(tmp_path / "run"), "--size", "xl")  # before the data stages
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

@@ -263,7 +263,7 @@ def conversation_for(sample: Sample, profile: Any, config: Any) -> Any:
 def prompt_key(config: Any) -> str:
     """What besides the sample decides its prompt (the prompt cache's ``key_extra``)."""
     key = f"{config.prompt_kind}:{config.step_instructions}:{config.history_thoughts}"
-    key += f":images{config.history_images}" if getattr(config, "history_images", None) else ""
+    key += f":images{config.history_images}" if config.history_images else ""
     return key + (f":jitter{config.seed}" if config.history_jitter else "")
 
 

@@ -36,7 +36,7 @@ def load_trainable(config: Any, device: str) -> Any:
         vlm.profile = replace(vlm.profile, prompt_kind=config.prompt_kind)
     # the history it is trained on is the one its declaration asks evaluation to show it
     vlm.profile = replace(vlm.profile, history_thoughts=config.history_thoughts)
-    if getattr(config, "history_images", None):  # and the screenshots it is trained to see
+    if config.history_images:  # and the screenshots it is trained to see
         vlm.profile = replace(vlm.profile, history_images=config.history_images)
     if getattr(config, "decoding_aids", False):  # GRPO samples as evaluation decodes
         if not vlm.aided:

@@ -126,12 +126,15 @@ def test_a_grpo_run_with_the_aids_samples_only_well_formed_answers(
     aided: HFVLM, tmp_path: Path
 ) -> None:
     data = write_synthetic(tmp_path / "syn", 8, seed=0, kinds=("dialog", "button"))
-    base = dict(data=str(data), model=str(aided.path), lr=1e-4, batch_size=2, group=4,
+    base = dict(data=str(data), model=str(aided.path), lr=1e-4, batch_size=2, group=8,
                 max_steps=2, max_new_tokens=40, progress=False, seed=0,
                 reward="format=0.1,type=0.2,point=0.7")  # fmt: skip
     run = train_grpo(GRPOConfig(**base, out=str(tmp_path / "aided"), decoding_aids=True))
     rows = run.train.history
-    assert len(rows) == 2 and all(r["grad_norm"] > 0 for r in rows)
+    # a step learns where some group's answers differ in reward; a batch whose rewards are
+    # all alike has no advantage, hence no gradient (a confident model may get there)
+    assert len(rows) == 2 and any(r["grad_norm"] > 0 for r in rows), rows
+    assert all(r["grad_norm"] == 0 for r in rows if r["reward_std"] == 0), rows
     assert all(r["reward_format_mean"] == 1.0 for r in rows)  # every sampled answer parsed
     assert all(abs(r["kl"]) < 1e-9 for r in rows)  # beta 0: no reference
 

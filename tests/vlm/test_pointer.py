@@ -15,11 +15,11 @@ from pixelpilot.agent.policy import VLMPolicy
 from pixelpilot.agent.sample import parse_answer
 from pixelpilot.envs.base import Observation
 from pixelpilot.errors import FileFormatError, ModelError
-from pixelpilot.tools.frames import CoordinateFrame
+from pixelpilot.tools.frames import CoordinateFrame, clamp_point
 from pixelpilot.train.synthetic import render
 from pixelpilot.vlm.base import SamplingParams
 from pixelpilot.vlm.hf import HFVLM
-from pixelpilot.vlm.pointer import CELL, PointerGuide
+from pixelpilot.vlm.pointer import PointerGuide
 from pixelpilot.vlm.profiles import Declaration, read_declaration, write_declaration
 
 SEED = 7  # a synthetic stream the recipe does not draw (it draws stream 0, and --seed's)
@@ -40,6 +40,12 @@ def _conversation(vlm: HFVLM, index: int) -> tuple[Any, Any, Any]:
     return policy.conversation(Observation(image, sample.instruction)), image, sample
 
 
+def _shape(vlm: HFVLM, screen: tuple[int, int]) -> tuple[int, int]:
+    """Rows x columns of the model's own cells (14 or 28 pixels a side) on a screen."""
+    cell = vlm.pointer.cell
+    return math.ceil(screen[1] / cell), math.ceil(screen[0] / cell)
+
+
 def _cells(vlm: HFVLM, convs: list[Any]) -> list[Any]:
     inputs = vlm._inputs(convs)
     return vlm.pointer.cells(vlm.model, inputs, [c.images[-1].size for c in convs])
@@ -52,14 +58,15 @@ def test_the_cells_are_the_trained_pointing_head(guided: HFVLM) -> None:
         convs.append(conv)
         samples.append(sample)
     grids = _cells(guided, convs)
-    hits = 0
+    cell, hits = guided.pointer.cell, 0
     for grid, sample in zip(grids, samples, strict=True):
-        assert grid is not None and tuple(grid.shape) == (8, 6)  # 160x210: 6 x 8 cells of 28
+        # 160x210: 6 x 8 cells of 28 pixels, or 12 x 15 of 14
+        assert grid is not None and tuple(grid.shape) == _shape(guided, (160, 210))
         assert math.isclose(float(grid.sum()), 1.0, rel_tol=1e-4)
         x, y = sample.point
         row, col = divmod(int(grid.argmax()), grid.shape[1])
-        hits += (row, col) == (y // CELL, x // CELL)
-    # a misaligned slice of image tokens would point at random: 1 cell in 48
+        hits += (row, col) == (y // cell, x // cell)
+    # a misaligned slice of image tokens would point at random: 1 cell in 48 (or in 180)
     assert hits >= len(SCREENS) * 2 // 3, hits
 
 
@@ -71,7 +78,8 @@ def test_a_large_weight_keeps_the_click_in_the_pointed_cell(guided: HFVLM) -> No
         action = parse_answer(text, guided.profile.coords, image.size).actions[0]
         col = int(grid.sum(dim=0).argmax())
         row = int(grid[:, col].argmax())
-        assert (action.y // CELL, action.x // CELL) == (row, col), text
+        cell = guided.pointer.cell
+        assert (action.y // cell, action.x // cell) == (row, col), text
 
 
 def test_weight_zero_or_no_preference_decodes_as_before(
@@ -86,7 +94,8 @@ def test_weight_zero_or_no_preference_decodes_as_before(
     params = SamplingParams(max_new_tokens=40)
     # the guided path (an extra forward pass, a logits processor) with a pointer that likes
     # every cell alike adds nothing: the same answers as plain decoding, token for token
-    uniform = [torch.full((8, 6), 1 / 48)] * len(convs)
+    rows, cols = _shape(guided, convs[0].images[-1].size)
+    uniform = [torch.full((rows, cols), 1 / (rows * cols))] * len(convs)
     monkeypatch.setattr(guided.pointer, "cells", lambda model, inputs, screens: uniform)
     assert [g.token_ids for g in guided.generate(convs, params)] == [
         g.token_ids for g in plain.generate(convs, params)
@@ -106,10 +115,13 @@ def test_the_bias_on_x_then_y(guided: HFVLM) -> None:
     import torch
 
     tokenizer = guided.tokenizer
-    grid = torch.full((8, 6), 0.01)
-    grid[3, 2], grid[6, 2], grid[1, 4] = 0.3, 0.2, 0.1
+    screen, cell = (160, 210), guided.pointer.cell
+    grid = torch.full(_shape(guided, screen), 0.01)
+    # three pointed cells, the same pixels whatever the cell size: 28-pixel cells
+    # (3, 2), (6, 2) and (1, 4) and, with 14-pixel cells, their top-left quarters
+    k = 28 // cell
+    grid[3 * k, 2 * k], grid[6 * k, 2 * k], grid[1 * k, 4 * k] = 0.3, 0.2, 0.1
     grid = grid / grid.sum()
-    screen = (160, 210)
     proc = guided.pointer.processor([grid], [screen], 0, 1)
     numbers = guided.pointer.numbers
     vocab = len(tokenizer)
@@ -118,11 +130,11 @@ def test_the_bias_on_x_then_y(guided: HFVLM) -> None:
         ids = torch.tensor([tokenizer(prefix, add_special_tokens=False)["input_ids"]])
         return proc(ids, torch.zeros(1, vocab))[0]
 
-    def column(value: int) -> int:
-        return int(guided.profile.coords.to_screen(value, 0, screen)[0] // CELL)
+    def column(value: int) -> int:  # the cell of the pixel the click runs at
+        return clamp_point(*guided.profile.coords.to_screen(value, 0, screen), screen)[0] // cell
 
     def row(value: int) -> int:
-        return int(guided.profile.coords.to_screen(0, value, screen)[1] // CELL)
+        return clamp_point(*guided.profile.coords.to_screen(0, value, screen), screen)[1] // cell
 
     x = step("Action: click(start_box='(")
     p_col = grid.sum(dim=0)
@@ -131,9 +143,9 @@ def test_the_bias_on_x_then_y(guided: HFVLM) -> None:
         assert math.isclose(float(x[token]), max(want, -5e5), rel_tol=1e-4, abs_tol=1e-3)
     others = [t for t in range(vocab) if t not in numbers]
     assert not x[others].any()  # only numbers move
-    value = next(v for v in numbers.values() if column(v) == 4)
+    value = next(v for v in numbers.values() if column(v) == 4 * k)
     y = step(f"Action: click(start_box='({value},")
-    p_row = grid[:, 4]
+    p_row = grid[:, 4 * k]
     for token, v in list(numbers.items())[::37]:
         want = 50.0 * math.log(float(p_row[row(v)] / p_row.max()))
         assert math.isclose(float(y[token]), want, rel_tol=1e-4, abs_tol=1e-3)
@@ -185,5 +197,6 @@ def test_a_model_with_14_pixel_tokens_is_guided_on_its_own_grid(tmp_path: Path) 
     numbers = vlm.pointer.numbers  # token id -> value
     kept = {value for token, value in numbers.items() if float(x[token]) == 0.0}
     frame = vlm.profile.coords
-    inside = {v for v in numbers.values() if frame.to_screen(v, 0, screen)[0] // 14 == 5}
+    pixel = {v: clamp_point(*frame.to_screen(v, 0, screen), screen)[0] for v in numbers.values()}
+    inside = {v for v, x in pixel.items() if x // 14 == 5}  # where the click would run
     assert inside and kept == inside  # the numbers of the pointed 14-pixel column, no others

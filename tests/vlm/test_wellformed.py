@@ -56,10 +56,19 @@ def test_the_call_after_action_is_held_to_the_language(calls: ActionSyntax) -> N
     assert "'," in (allowed("Action: drag(start_box='(1,2)") or set())  # a point goes on
     for free in (
         "Thought: I click",  # no Action: yet
-        "Action: click(start_box='(144,428)')",  # after the call
         "Action:,428",  # broken before the constraint came in: left alone
     ):
         assert calls.allowed(free) is None, free
+    # after the call: the answer ends, or whitespace leads to another call; nothing else
+    done = calls.allowed("Action: click(start_box='(144,428)')")
+    assert done is not None and set(calls.stop_ids) <= set(done) and calls.stop_ids
+    after = {calls.texts[i] for i in done if i not in calls.stop_ids}
+    assert after and all(t.isspace() or calls.viable("click(start_box='(1,2)')" + t)
+                         for t in after)  # fmt: skip
+    assert "7" not in after and "')" not in after and "\n" in after
+    more = allowed("Action: click(start_box='(144,428)')\n")
+    assert more and {"Action", "click"} <= {t.strip() for t in more}
+    assert not set(calls.stop_ids) & set(calls.allowed("Action: click(start_box='(1,") or [])
     # the last Action: counts
     assert allowed("Thought: Action: x\nAction:") == names
 
@@ -115,3 +124,20 @@ def test_the_declaration_carries_well_formed_actions(tmp_path: Path) -> None:
         (tmp_path / "pixelpilot.json").write_text(json.dumps({"well_formed_actions": bad}))
         with pytest.raises(FileFormatError, match="well_formed_actions must be true or false"):
             read_declaration(tmp_path)
+
+
+def test_the_mask_keeps_what_every_speaking_rule_allows(bundled_tokenizer: Any) -> None:
+    """A point's closing token that the point grammar allows (``)',``) is out where the call
+    grammar allows no further argument: the rules that speak are intersected, in order."""
+    import torch
+
+    from pixelpilot.vlm.masking import AnswerMask
+
+    def kept(*rules: Any) -> set[int]:
+        mask = AnswerMask(bundled_tokenizer, 1, list(rules))
+        out = mask(torch.tensor([[0, 5]]), torch.zeros(1, len(bundled_tokenizer)))
+        return set(torch.isfinite(out[0]).nonzero().flatten().tolist())
+
+    assert kept(lambda r, t: [1, 2, 3], lambda r, t: None, lambda r, t: [4, 3, 2]) == {2, 3}
+    assert kept(lambda r, t: [1], lambda r, t: [4]) == {1}  # nothing shared: the first rules
+    assert kept(lambda r, t: None) == set(range(len(bundled_tokenizer)))  # no rule: untouched

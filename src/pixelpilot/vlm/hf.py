@@ -120,7 +120,7 @@ class HFVLM:
         index = token_index(self.tokenizer) if points or quoted or calls else None
         self.points = self._points(index) if points else None
         self.quoted = QuotedTyping(self.tokenizer, index) if quoted else None
-        self.calls = ActionSyntax(self.tokenizer, index) if calls else None
+        self.calls = ActionSyntax(self.tokenizer, index, self._eos_ids()) if calls else None
 
     # -- loading -------------------------------------------------------------------------
 

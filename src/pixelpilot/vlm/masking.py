@@ -2,8 +2,11 @@
 
 Each constraint is a rule: given a row of the batch and its answer so far, the token ids that
 may come next, or None when it has nothing to say there. ``AnswerMask`` decodes each row's
-answer once per step, asks the rules in order, and keeps only the first answering rule's
-tokens (the others get ``-inf``). Rows no rule speaks for are left as they are.
+answer once per step, asks every rule, and keeps only the tokens all answering rules allow
+(the others get ``-inf``): a point's closing token ``)',`` that the point rule allows is out
+when the call has no argument to follow. Should the answering rules share no token, the
+first one's tokens are kept (rules come in order of precedence). Rows no rule speaks for are
+left as they are.
 """
 
 from __future__ import annotations
@@ -43,9 +46,13 @@ class AnswerMask:
             text = self.tokenizer.decode(
                 input_ids[r, self.prompt_len :].tolist(), clean_up_tokenization_spaces=False
             )
-            ids = next((ids for rule in self.rules if (ids := rule(r, text)) is not None), None)
-            if ids is None:
+            sets = [ids for rule in self.rules if (ids := rule(r, text)) is not None]
+            if not sets:
                 continue
+            ids = sets[0]
+            if len(sets) > 1:
+                others = [set(s) for s in sets[1:]]
+                ids = [i for i in ids if all(i in o for o in others)] or ids
             keep = torch.as_tensor(ids, dtype=torch.long, device=scores.device)
             kept = scores[r, keep]
             scores[r] = float("-inf")

@@ -139,8 +139,10 @@ class PointerGuide:
 def _cells_of(values: Any, side: float, pixels: int, count: int, cell: int) -> Any:
     """The cell index (column or row, of ``count`` cells of ``cell`` pixels) that each model
     coordinate in ``values`` falls in, on a screen side of ``pixels`` that the model's frame
-    calls ``side``."""
-    return (values * pixels / side // cell).long().clamp(0, count - 1)
+    calls ``side``: the cell of the pixel the action runs at, rounded half up as
+    ``clamp_point`` rounds it (a floor would put a value whose pixel rounds up across a cell
+    edge in the cell before the one clicked)."""
+    return ((values * pixels / side + 0.5).floor() // cell).long().clamp(0, count - 1)
 
 
 class PointerLogits:

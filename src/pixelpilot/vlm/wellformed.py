@@ -16,18 +16,22 @@ language (``pixelpilot.tools.actions``):
   ``"..."``, with ``\\'`` escapes); which numbers and what text are left to the model (and to
   ``pixelpilot.vlm.quoted``: which string a ``type`` writes), but a token that closes the
   text may only go on as the call does (``type(content='x',`` is no call);
-- after the call's ``)`` the answer is free again.
+- after the call's ``)`` the answer ends (a stop token) or, after whitespace, another call
+  follows (the parser reads calls separated by whitespace, an ``Action:`` header between
+  them allowed): ``click(start_box='(125,702)')7start...`` is not an answer.
 
 Which action to take and every value stay the model's choice: a token is masked only where
 it could not continue any well-formed call. The check is a partial match of the call pattern
 (the ``regex`` package, a dependency of transformers) over each candidate token, for tokens
-whose first character can continue at all; the allowed set of each answer prefix is kept
-(cleared past ``CACHE_SIZE`` prefixes). Training loads checkpoints with it off.
+whose first character can continue at all, and the stop tokens where the calls are complete;
+the allowed set of each answer prefix is kept (cleared past ``CACHE_SIZE`` prefixes).
+Training loads checkpoints with it off.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from itertools import combinations
 from typing import Any
 
@@ -36,13 +40,14 @@ from pixelpilot.vlm.masking import TokenIndex, token_index
 _ACTION = re.compile(r"(?:(?<=\s)|^)Action[ \t]*[:：]")
 _POINT = r"""(?:'(?:<\|box_start\|>)?\(\d+, ?\d+\)(?:<\|box_end\|>)?'|"(?:<\|box_start\|>)?\(\d+, ?\d+\)(?:<\|box_end\|>)?")"""  # noqa: E501
 _TEXT = r"""(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
-_FREE = "\x00"  # a character only a free value (or the text after the call) may hold
+_FREE = "\x00"  # a character only a free value may hold
 CACHE_SIZE = 20_000
 
 
 def call_pattern() -> str:
     """The regular expression of what may follow ``Action:``: one call of the action
-    language, then anything."""
+    language, then more calls after whitespace (an ``Action:`` header before one allowed),
+    then only whitespace."""
     from pixelpilot.tools.actions import ACTION_NAMES, ACTION_TYPES
 
     calls = []
@@ -61,13 +66,16 @@ def call_pattern() -> str:
                 )
         body = "|".join(f"(?:{f})" for f in dict.fromkeys(forms))
         calls.append(rf"{re.escape(name)}\( ?(?:{body}) ?\)")
-    return rf" ?(?:{'|'.join(calls)})(?s:.*)"
+    call = f"(?:{'|'.join(calls)})"
+    return rf" ?{call}(?:\s+(?:Action[ \t]*[:：] ?)?{call})*\s*"
 
 
 class ActionSyntax:
     """One tokenizer's token texts, indexed by their first character, and the call pattern."""
 
-    def __init__(self, tokenizer: Any, index: TokenIndex | None = None) -> None:
+    def __init__(
+        self, tokenizer: Any, index: TokenIndex | None = None, stop_ids: Sequence[int] = ()
+    ) -> None:
         try:
             import regex
         except ImportError as exc:  # pragma: no cover - transformers depends on it
@@ -76,6 +84,9 @@ class ActionSyntax:
             raise DependencyNotInstalled("regex", "models") from exc
         self.tokenizer = tokenizer
         self.pattern = regex.compile(call_pattern())
+        eos = getattr(tokenizer, "eos_token_id", None)
+        stops = [*stop_ids, *([eos] if isinstance(eos, int) else [])]
+        self.stop_ids = list(dict.fromkeys(stops))  # what may end a complete answer
         self.texts, self.by_first = index or token_index(tokenizer)
         self._sets: dict[str, list[int] | None] = {}
         self._quoting = [i for ids in self.by_first.values() for i in ids
@@ -88,8 +99,9 @@ class ActionSyntax:
 
     def allowed(self, text: str) -> list[int] | None:
         """The token ids that may follow the answer ``text``, or None when any may (no
-        ``Action:`` yet, after the call, or an answer already broken); inside a text value,
-        every token but those that would close it into a broken call."""
+        ``Action:`` yet, or an answer already broken); inside a text value, every token but
+        those that would close it into a broken call; after a complete call, the stop tokens
+        and whitespace that may lead to another call."""
         last = None
         for last in _ACTION.finditer(text):  # noqa: B007 - the last one
             pass
@@ -101,12 +113,15 @@ class ActionSyntax:
         if not self.viable(call):
             ids = None  # broken before the mask came in
         elif self.viable(call + _FREE):
-            ids = self._free(call)  # a free value, or past the call
+            ids = self._free(call)  # inside a free value
         else:
             firsts = [c for c in self.by_first if self.viable(call + c)]
             ids = [
                 i for c in firsts for i in self.by_first[c] if self.viable(call + self.texts[i])
-            ] or None  # fmt: skip
+            ]  # fmt: skip
+            if self.pattern.fullmatch(call) is not None:
+                ids += self.stop_ids  # the calls are complete: the answer may end
+            ids = ids or None
         if len(self._sets) >= CACHE_SIZE:
             self._sets.clear()
         self._sets[call] = ids
@@ -114,8 +129,8 @@ class ActionSyntax:
 
     def _free(self, call: str) -> list[int] | None:
         """Inside a free value every token may come, except one that closes the value into a
-        broken call (``',`` after ``type(content='x``: type takes no other argument); past
-        the call, any. Only tokens holding a quote or a backslash can close a value."""
+        broken call (``',`` after ``type(content='x``: type takes no other argument). Only
+        tokens holding a quote or a backslash can close a value."""
         bad = frozenset(i for i in self._quoting if not self.viable(call + self.texts[i]))
         if not bad:
             return None

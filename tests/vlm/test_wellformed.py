@@ -139,5 +139,5 @@ def test_the_mask_keeps_what_every_speaking_rule_allows(bundled_tokenizer: Any) 
         return set(torch.isfinite(out[0]).nonzero().flatten().tolist())
 
     assert kept(lambda r, t: [1, 2, 3], lambda r, t: None, lambda r, t: [4, 3, 2]) == {2, 3}
-    assert kept(lambda r, t: [1], lambda r, t: [4]) == {1}  # nothing shared: the first rules
+    assert kept(lambda r, t: [1], lambda r, t: [4]) == {1}  # nothing shared: the first rule's
     assert kept(lambda r, t: None) == set(range(len(bundled_tokenizer)))  # no rule: untouched

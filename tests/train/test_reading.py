@@ -282,3 +282,52 @@ def test_the_reading_warm_up_needs_words_on_its_screens(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=message):
             read_warmup(str(model), str(data), str(tmp_path / name / "out"), steps=2)
         assert not (tmp_path / name / "out").exists()
+
+
+def test_named_classes_are_the_words_a_task_quotes_or_writes_in_capitals() -> None:
+    """Per task: the quoted strings' words and the words in capitals; not the instruction's
+    other words, and not another task's words."""
+    from types import SimpleNamespace as S
+
+    from pixelpilot.train.reading import named_classes, word_class
+
+    samples = [S(task="a", instruction='Click on the "Okay" button.'),
+               S(task="a", instruction='Click on the "no" button.'),
+               S(task="b", instruction="Click button ONE."),
+               S(task="c", instruction='Click on the link "lacus,".'),
+               S(task="d", instruction="Click the button.")]  # fmt: skip
+    asked = named_classes(samples)
+    assert asked == {"a": {word_class("okay"), word_class("no")}, "b": {word_class("one")},
+                     "c": {word_class("lacus")}}  # fmt: skip
+
+
+def test_a_named_warm_up_reads_the_named_words_only_and_its_head_lists_them(
+    tmp_path: Path,
+) -> None:
+    """With ``named`` the warm-up's examples are the cells whose word its screen's task names
+    (fewer than all labelled cells), the head file lists those classes, and the word term
+    then asks only for them."""
+    from safetensors.torch import load_file
+
+    from pixelpilot.train.pointing import PointingObjective
+    from pixelpilot.train.reading import HEAD_FILE, named_classes, read_warmup, word_class
+
+    model, config, _, _, samples = _setup(tmp_path, 8)
+    asked = named_classes(samples)
+    named = {k for s in samples for _, t in label_cells(s.meta["labels"], s.screen)[0]
+             if (k := word_class(t)) is not None and k in asked[s.task]}  # fmt: skip
+    every = {word_class(t) for s in samples for _, t in label_cells(s.meta["labels"], s.screen)[0]}
+    assert named and named < every
+    summary = read_warmup(str(model), config.data, str(tmp_path / "read"), steps=2,
+                          batch_size=4, named=True, progress=False)  # fmt: skip
+    head = load_file(str(tmp_path / "read" / HEAD_FILE))
+    assert set(head["classes"].tolist()) == named and summary["classes"] == len(named)
+    _, _, vlm, cache, samples = _setup(tmp_path / "again", 8)
+    objective = PointingObjective(vlm, config, cache, 20.0, False, 0.0, word_weight=1.0,
+                                  word_head=str(tmp_path / "read" / HEAD_FILE))  # fmt: skip
+    objective.sample_losses(samples[:4])
+    _, figures = objective.keeper.loss(objective._seen["input_ids"], samples[:4])
+    expected = sum(word_class(t) in named for s in samples[:4]
+                   for _, t in label_cells(s.meta["labels"], s.screen)[0])  # fmt: skip
+    every_cell = sum(len(label_cells(s.meta["labels"], s.screen)[0]) for s in samples[:4])
+    assert figures["word_texts"] == expected and 0 < expected < every_cell

@@ -213,6 +213,15 @@ def test_the_read_stage_runs_on_the_sft_data_and_the_main_sft_starts_from_it(
         RecipeConfig(out=str(root), word_weight=1.0).validate()
     RecipeConfig(out=str(root), read_steps=3, word_weight=1.0).validate()
     assert (root / "read" / "word-head.safetensors").is_file()  # the word term's head
+    with pytest.raises(ConfigError, match="--read-named chooses .* needs --read-steps > 0"):
+        RecipeConfig(out=str(root), read_named=True).validate()
+    named = tmp_path / "named"  # --read-named: the recordings' folder only, not the synthetic
+    write_synthetic(named / "data" / "record", 3, seed=1, kinds=("button",))
+    write_synthetic(named / "data" / "synthetic", 6, seed=0)
+    config = RecipeConfig(out=str(named), read_steps=2, batch_size=2, read_named=True,
+                          progress=False)  # fmt: skip
+    figures = stage_read(config, named / "data", init["checkpoint"], named / "read")
+    assert figures["screens"] == 3 and figures["classes"] >= 1
     other = tmp_path / "other"  # a warm-up folder without the head fails before SFT starts
     word = RecipeConfig(out=str(other), read_steps=3, word_weight=1.0, progress=False)
     with pytest.raises(ConfigError, match="no word head at .*word-head.safetensors"):

@@ -253,6 +253,22 @@ def word_class(text: str) -> int | None:
     return zlib.crc32(word.encode()) % BUCKETS
 
 
+def named_classes(samples: Sequence[Any]) -> dict[str, set[int]]:
+    """Per task, the ``word_class`` of every word its instructions name, in quotes
+    (``"Okay"``, a link's word) or in capitals (``ONE``): the words a policy of that task has
+    to read."""
+    asked: dict[str, set[int]] = {}
+    for sample in samples:
+        text = sample.instruction or ""
+        named = [*re.findall(r'"([^"]+)"', text), *re.findall(r"\b[A-Z]{2,}\b", text)]
+        for quoted in named:
+            for word in quoted.split():
+                k = word_class(word)
+                if k is not None:
+                    asked.setdefault(sample.task, set()).add(k)
+    return asked
+
+
 HEAD_FILE = "word-head.safetensors"  # the warm-up's head, beside its checkpoint (not in it)
 
 
@@ -282,6 +298,8 @@ class WordKeeper(ReadingObjective):
         super().__init__(vlm)
         tensors = load_file(head)
         self.head = (tensors["weight"].float(), tensors["bias"].float())
+        # a named warm-up's head knows its own classes only (round 35); an older one, all
+        self.classes = set(tensors["classes"].tolist()) if "classes" in tensors else None
 
     def loss(self, input_ids: Any, samples: Sequence[Any]) -> tuple[Any, dict[str, float]]:
         """The head's cross-entropy over the batch's readable texts (``None`` when it has
@@ -294,7 +312,7 @@ class WordKeeper(ReadingObjective):
         rows, classes = [], []
         for b, position, text in label_rows(input_ids, samples, self.image_token, self.cell):
             k = word_class(text)
-            if k is not None:
+            if k is not None and (self.classes is None or k in self.classes):
                 rows.append(embeds[b, position])
                 classes.append(k)
         if not rows:
@@ -316,6 +334,7 @@ def read_warmup(
     batch_size: int = 8,
     lr: float = 1e-3,
     seed: int = 0,
+    named: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Teach a checkpoint's vision tower and projector to read, before SFT (round 22).
@@ -328,7 +347,13 @@ def read_warmup(
     of SFT teach reading only through which cell wins; this names every word on every screen.
     Writes the checkpoint to ``out/final``, the head to ``out/HEAD_FILE`` (``WordKeeper``
     keeps it as an SFT term) and the figures to ``out/metrics.jsonl``; returns the summary
-    (``read_accuracy`` over the last 100 steps)."""
+    (``read_accuracy`` over the last 100 steps).
+
+    ``named`` (round 35) keeps only the words a task asks for: a text is an example when its
+    ``word_class`` is the class of a word some instruction of the same task names
+    (``named_classes``: the buttons of click-button, ONE and TWO, the links' words), and a
+    screen without one is left out. The head file then lists its classes, and ``WordKeeper``
+    asks for those only."""
     import random
     import shutil
     import time
@@ -351,10 +376,12 @@ def read_warmup(
     vlm = load_trainable(config, "cpu")
     processor = vlm.processor.image_processor
     cell, merge = token_grid(processor)
+    asked = named_classes(labelled) if named else None
     examples = []  # (screenshot path, screen, [(cell, class)]) of every labelled screen
     for sample in labelled:
         cells, _ = label_cells(sample.meta["labels"], sample.screen, cell)
-        found = [(c, k) for c, k in ((c, word_class(t)) for c, t in cells) if k is not None]
+        found = [(c, k) for c, k in ((c, word_class(t)) for c, t in cells) if k is not None
+                 and (asked is None or k in asked.get(sample.task, ()))]  # fmt: skip
         if found:
             examples.append((sample.image, sample.screen, found))
     if not examples:
@@ -424,7 +451,10 @@ def read_warmup(
     from safetensors.torch import save_file
 
     weights = {"weight": head.weight, "bias": head.bias}
+    if asked is not None:  # the classes it was taught, for the word term
+        weights["classes"] = torch.tensor(sorted({k for _, _, found in examples for _, k in found}))
     save_file({k: v.detach().contiguous() for k, v in weights.items()}, str(root / HEAD_FILE))
     return {"checkpoint": str(final), "steps": steps, "screens": len(examples),
             "read_accuracy": sum(recent) / max(1, len(recent)),
+            "classes": len({k for _, _, found in examples for _, k in found}),
             "seconds": time.perf_counter() - t0}  # fmt: skip

@@ -23,7 +23,8 @@
     OUT/init/model/                  the random-init checkpoint (pixelpilot.vlm.tiny)
     OUT/read/                        with --read-steps: the reading warm-up of its vision
                                      tower (pixelpilot.train.reading.read_warmup), where the
-                                     main SFT then starts
+                                     main SFT then starts (--read-named: on the recordings'
+                                     quoted words only)
     OUT/sft/  OUT/sft-recovery/      training runs (metrics.jsonl, checkpoints, final/): SFT on
     OUT/grpo/                        all of OUT/data mixed, a short SFT continuation on
                                      OUT/recovery-data, offline GRPO on the recordings
@@ -100,6 +101,7 @@ class RecipeConfig:
     choice_weight: float = 0.0  # the copy head picks which quoted string a type starts (round 27)
     read_steps: int = 0  # the reading warm-up before SFT (round 22; 0 = none)
     word_weight: float = 0.0  # the warm-up's word-class head as an SFT term (round 23)
+    read_named: bool = False  # the warm-up reads the recordings' named words only (round 35)
     sft_steps: int = 10_000  # 18,000 until round 20: over the 90-minute budget on this machine
     grpo_steps: int = 600
     batch_size: int = 8  # SFT samples per optimizer step, over all processes
@@ -218,6 +220,11 @@ class RecipeConfig:
             raise ConfigError(
                 "--word-weight keeps the reading warm-up's head: it needs --read-steps > 0",
                 option="word_weight",
+            )
+        if self.read_named and not self.read_steps:
+            raise ConfigError(
+                "--read-named chooses the reading warm-up's words: it needs --read-steps > 0",
+                option="read_named",
             )
         aids = (self.pointer_weight, self.well_formed_points, self.quoted_typing,
                 self.well_formed_actions)  # fmt: skip
@@ -409,12 +416,14 @@ def stage_init(config: RecipeConfig, out: Path) -> dict[str, Any]:
 
 def stage_read(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[str, Any]:
     """The reading warm-up (``pixelpilot.train.reading.read_warmup``) on every labelled
-    screen of the SFT data: the tower learns the words it shows before SFT starts."""
+    screen of the SFT data: the tower learns the words it shows before SFT starts. With
+    ``read_named``, on the recordings only, and only the words their instructions quote."""
     from pixelpilot.train.reading import read_warmup
 
-    return read_warmup(model, str(data), str(out), steps=config.read_steps,
+    source = data / "record" if config.read_named else data
+    return read_warmup(model, str(source), str(out), steps=config.read_steps,
                        batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                       progress=config.progress)  # fmt: skip
+                       named=config.read_named, progress=config.progress)  # fmt: skip
 
 
 def _sft(

@@ -351,7 +351,7 @@ def read_warmup(
 
     ``named`` (round 35) keeps only the words a task asks for: a text is an example when its
     ``word_class`` is the class of a word some instruction of the same task names
-    (``named_classes``: the buttons of click-button, ONE and TWO, the links' words), and a
+    (``named_classes``: click-button's labels, click-test-2's ONE, the links' words), and a
     screen without one is left out. The head file then lists its classes, and ``WordKeeper``
     asks for those only."""
     import random

@@ -23,8 +23,8 @@
     OUT/init/model/                  the random-init checkpoint (pixelpilot.vlm.tiny)
     OUT/read/                        with --read-steps: the reading warm-up of its vision
                                      tower (pixelpilot.train.reading.read_warmup), where the
-                                     main SFT then starts (--read-named: on the recordings'
-                                     quoted words only)
+                                     main SFT then starts (--read-named: the recordings'
+                                     named words only)
     OUT/sft/  OUT/sft-recovery/      training runs (metrics.jsonl, checkpoints, final/): SFT on
     OUT/grpo/                        all of OUT/data mixed, a short SFT continuation on
                                      OUT/recovery-data, offline GRPO on the recordings
@@ -417,7 +417,7 @@ def stage_init(config: RecipeConfig, out: Path) -> dict[str, Any]:
 def stage_read(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[str, Any]:
     """The reading warm-up (``pixelpilot.train.reading.read_warmup``) on every labelled
     screen of the SFT data: the tower learns the words it shows before SFT starts. With
-    ``read_named``, on the recordings only, and only the words their instructions quote."""
+    ``read_named``, on the recordings only, and only the words their instructions name."""
     from pixelpilot.train.reading import read_warmup
 
     source = data / "record" if config.read_named else data

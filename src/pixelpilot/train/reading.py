@@ -450,11 +450,12 @@ def read_warmup(
     vlm.model.save_pretrained(final)
     from safetensors.torch import save_file
 
+    taught = sorted({k for _, _, found in examples for _, k in found})
     weights = {"weight": head.weight, "bias": head.bias}
     if asked is not None:  # the classes it was taught, for the word term
-        weights["classes"] = torch.tensor(sorted({k for _, _, found in examples for _, k in found}))
+        weights["classes"] = torch.tensor(taught)
     save_file({k: v.detach().contiguous() for k, v in weights.items()}, str(root / HEAD_FILE))
     return {"checkpoint": str(final), "steps": steps, "screens": len(examples),
             "read_accuracy": sum(recent) / max(1, len(recent)),
-            "classes": len({k for _, _, found in examples for _, k in found}),
+            "classes": len(taught),
             "seconds": time.perf_counter() - t0}  # fmt: skip

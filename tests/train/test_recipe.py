@@ -95,6 +95,14 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "error: --grpo-task-weights miniwob/book-flight: not one of the recipe's tasks"
     ]
+    done = _run("--out", str(tmp_path / "run"), "--sft-task-weights", "miniwob/click-link=x")
+    assert done.stderr.strip().splitlines() == [
+        "error: --sft-task-weights 'miniwob/click-link=x': write TASK=N with N a whole number >= 1"
+    ]
+    done = _run("--out", str(tmp_path / "run"), "--sft-task-weights", "miniwob/book-flight=2")
+    assert done.stderr.strip().splitlines() == [
+        "error: --sft-task-weights miniwob/book-flight: not one of the recipe's tasks"
+    ]
     for flag, value in (("--history-images", "-1"), ("--sft-history-images", "-2")):
         done = _run("--out", str(tmp_path / "run"), flag, value)
         assert done.returncode == 2
@@ -113,7 +121,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
 @pytest.mark.timeout(2400)
 def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    done = _run("--quick", "--out", str(out), "--sft-history-images", "1")
+    weights = ("--sft-task-weights", "miniwob/click-link=3")
+    done = _run("--quick", "--out", str(out), "--sft-history-images", "1", *weights)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     stages = report["stages"]
@@ -139,6 +148,11 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     assert not list((out / "grpo-data").rglob("synthetic-form"))
     sft_recovery = json.loads((out / "sft-recovery" / "run.json").read_text())
     assert sft_recovery["data"] == str(out / "recovery-data")
+    # the main SFT's mix weighs click-link's steps three times; sft-recovery's does not
+    assert json.loads((out / "sft" / "run.json").read_text())["task_weights"] == (
+        "miniwob/click-link=3"
+    )
+    assert sft_recovery["task_weights"] is None
     # GRPO starts from the recovery stage's checkpoint
     assert json.loads((out / "grpo" / "run.json").read_text())["model"].endswith(
         "sft-recovery/final"
@@ -182,7 +196,7 @@ def test_quick_run_goes_through_every_stage_and_resumes(tmp_path: Path) -> None:
     assert (out / "report.md").read_text().startswith("# train-default report")
     # a second run finds every stage done and changes nothing
     t0 = time.perf_counter()
-    again = _run("--quick", "--out", str(out), "--sft-history-images", "1")
+    again = _run("--quick", "--out", str(out), "--sft-history-images", "1", *weights)
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads(again.stdout)["stages"] == stages
     assert time.perf_counter() - t0 < 120

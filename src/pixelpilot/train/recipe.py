@@ -103,6 +103,7 @@ class RecipeConfig:
     word_weight: float = 0.0  # the warm-up's word-class head as an SFT term (round 23)
     read_named: bool = False  # the warm-up reads the recordings' named words only (round 35)
     sft_steps: int = 10_000  # 18,000 until round 20: over the 90-minute budget on this machine
+    sft_task_weights: str = ""  # TASK=N: N times that task's steps in the main SFT (round 36)
     grpo_steps: int = 600
     batch_size: int = 8  # SFT samples per optimizer step, over all processes
     sft_procs: int = 2  # SFT processes (one CPU thread each; this machine has 2 cores)
@@ -236,11 +237,13 @@ class RecipeConfig:
         from pixelpilot.train.config import parse_freeze, parse_task_weights
 
         parse_freeze(self.grpo_freeze, option="grpo_freeze")
-        weighted = parse_task_weights(self.grpo_task_weights, option="grpo_task_weights")
-        unknown = sorted(set(weighted) - set(self.tasks))
-        if unknown:
-            raise ConfigError(f"--grpo-task-weights {unknown[0]}: not one of the recipe's tasks",
-                              option="grpo_task_weights")  # fmt: skip
+        for name in ("sft_task_weights", "grpo_task_weights"):
+            unknown = sorted(set(parse_task_weights(getattr(self, name), option=name))
+                             - set(self.tasks))  # fmt: skip
+            if unknown:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} {unknown[0]}: not one of the recipe's tasks",
+                                  option=name)  # fmt: skip
 
 
 # --- stage bookkeeping ----------------------------------------------------------------------
@@ -434,9 +437,11 @@ def _sft(
     steps: int,
     lr: float,
     images: int | None = None,
+    task_weights: str = "",
 ) -> dict[str, Any]:
     """One SFT stage of ``steps`` at ``lr`` from ``model`` on ``data``; ``images``: the
-    screenshots a prompt shows (``None``: what ``model`` declares)."""
+    screenshots a prompt shows (``None``: what ``model`` declares); ``task_weights``: TASK=N,
+    N times that task's steps in the stage's mix."""
     from pixelpilot.errors import ConfigError
     from pixelpilot.train.checkpoint import latest_checkpoint
     from pixelpilot.train.config import SFTConfig
@@ -448,7 +453,7 @@ def _sft(
         batch_size=config.batch_size // config.sft_procs, lr=lr,
         warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, seed=config.seed,
         prompt_kind=config.prompt_kind, history_thoughts=config.thought,
-        history_images=images,
+        history_images=images, task_weights=task_weights or None,
         checkpoint_every=max(1, steps // 10), progress=config.progress,
     )  # fmt: skip
     resume = latest_checkpoint(out) is not None
@@ -582,7 +587,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
         ("read", lambda d: stage_read(config, data, _done(root / "init")["checkpoint"], d)),
         ("sft", lambda d: _sft(config, data, _start(root, config), d, config.sft_steps,
                                config.lr, config.sft_history_images or config.history_images
-                               or None)),
+                               or None, config.sft_task_weights)),
         ("sft-recovery", lambda d: _sft(config, recovery, _final(root, "sft"), d,
                                         config.recovery_steps, config.recovery_lr,
                                         config.later_history_images())),

@@ -48,6 +48,36 @@ def test_a_cells_centre_is_inside_that_cell() -> None:
             assert abs(cx - x) <= cell / 2 and abs(cy - y) <= cell / 2
 
 
+def test_the_label_choice_is_the_top_text_cell_against_a_uniform_pick() -> None:
+    """``label_choice``: among the cells that hold one recorded text each, is the head's top
+    cell the gold one; a uniform pick among them would score one over their number. Steps
+    whose gold cell holds no text, or with one text cell only, make no choice."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from pixelpilot.train.pointing import PointingObjective
+
+    objective = SimpleNamespace(cell=14)
+    labels = (("ONE", (10, 20, 40, 34)), ("TWO", (80, 100, 110, 114)), ("x", (140, 190, 150, 200)))
+    sample = StepSample("i", "e", "t", 0, "x.png", "Click button ONE.",
+                        ({"type": "click", "x": 25, "y": 27},), (160, 210),
+                        meta={"labels": labels})  # fmt: skip
+    gold = target_cell(sample, 14)[0]
+    two = cell_at(95, 107, (160, 210), 14)[0]
+    scores = torch.zeros(180)
+    scores[0] = 9.0  # the top cell overall holds no text: the choice is among the texts' cells
+    scores[gold], scores[two] = 2.0, 1.0
+    assert PointingObjective.label_choice(objective, sample, scores, gold) == (True, 1 / 3)
+    scores[two] = 3.0
+    assert PointingObjective.label_choice(objective, sample, scores, gold) == (False, 1 / 3)
+    assert PointingObjective.label_choice(objective, sample, scores, 0) is None  # no text there
+    alone = StepSample("i", "e", "t", 0, "x.png", "Click.", sample.gold, (160, 210),
+                       meta={"labels": labels[:1]})  # fmt: skip
+    assert PointingObjective.label_choice(objective, alone, scores, gold) is None
+    assert PointingObjective.label_choice(objective, _sample(sample.gold[0]), scores, gold) is None
+
+
 def test_the_pointing_loss_spans_the_checkpoints_own_cells(tmp_path: Path) -> None:
     """An untrained xs-14 model points over its 180 cells of 14 pixels (near uniform: the
     loss is about log 180), not over xs's 48 cells of 28."""
@@ -198,5 +228,10 @@ def test_the_pointing_probe_counts_each_step_once_and_sees_what_training_taught(
     assert after["point_in_box"] * 8 == pytest.approx(round(after["point_in_box"] * 8))
     # synthetic screens record their words: the probe reads them too, each word once
     assert after["read_texts"] == sum(f["read_texts"] for f in per_task.values()) > 8
+    # and their buttons' labels: the head's choice among them, judged per step with a choice
+    assert after["label_steps"] == sum(f.get("label_steps", 0) for f in per_task.values()) > 0
+    chosen = sum(f.get("label_choice", 0) * f.get("label_steps", 0) for f in per_task.values())
+    assert chosen == pytest.approx(after["label_choice"] * after["label_steps"])
+    assert 0 < after["label_chance"] <= 0.5
     read = sum(f["read_accuracy"] * f["read_texts"] for f in per_task.values())
     assert read == pytest.approx(after["read_accuracy"] * after["read_texts"])

@@ -136,7 +136,10 @@ class PointingObjective(SoftCoordObjective):
         """Mean pointing cross-entropy over the samples that have a cell, and its figures:
         ``point_accuracy``, the fraction of them whose top-scoring token is the right cell,
         and, over those whose step records a target box, ``point_in_box``, the fraction whose
-        top cell's centre lies inside it (where a click at that centre would land)."""
+        top cell's centre lies inside it (where a click at that centre would land); over those
+        whose gold cell holds one of two or more recorded texts (``label_choice``), the share
+        whose top cell among the texts' cells is the gold one, beside ``label_chance``, what a
+        uniform pick among those cells would score: does the head choose the named label?"""
         import torch
 
         from pixelpilot.eval.matching import point_in_box
@@ -144,6 +147,7 @@ class PointingObjective(SoftCoordObjective):
         ids, hidden = self._seen.get("input_ids"), self._seen.get("hidden")
         weight = self.vlm.model.get_output_embeddings().weight[self.pad_token]
         losses, hits, boxed, inside = [], 0, 0, 0
+        chosen: list[tuple[bool, float]] = []  # (top text cell is the gold one, 1 / text cells)
         for b, sample in enumerate(samples):
             cell = target_cell(sample, self.cell)
             if cell is None or ids is None or hidden is None:
@@ -160,13 +164,35 @@ class PointingObjective(SoftCoordObjective):
             if sample.target:
                 centre = cell_centre(top, sample.screen, self.cell)
                 boxed, inside = boxed + 1, inside + point_in_box(centre, sample.target)
+            choice = self.label_choice(sample, scores.detach(), index)
+            if choice is not None:
+                chosen.append(choice)
         self._seen.clear()
         if not losses:
             return None, {}
         figures = {"point_accuracy": hits / len(losses)}
         if boxed:
             figures["point_in_box"] = inside / boxed
+        if chosen:
+            figures |= {"label_choice": sum(c for c, _ in chosen) / len(chosen),
+                        "label_chance": sum(p for _, p in chosen) / len(chosen),
+                        "label_steps": float(len(chosen))}  # fmt: skip
         return torch.stack(losses).mean(), figures
+
+    def label_choice(self, sample: Any, scores: Any, index: int) -> tuple[bool, float] | None:
+        """(whether the top-scoring of the step's text cells is the gold cell ``index``, one
+        over the number of text cells), or None when the step records no texts (``labels``)
+        or the gold cell is not one of two or more text cells."""
+        from pixelpilot.train.reading import label_cells
+
+        labels = (getattr(sample, "meta", None) or {}).get("labels")
+        if not labels:
+            return None
+        cells = sorted({c for c, _ in label_cells(labels, sample.screen, self.cell)[0]})
+        if index not in cells or len(cells) < 2 or max(cells) >= len(scores):
+            return None
+        best = max(cells, key=lambda c: float(scores[c]))
+        return best == index, 1 / len(cells)
 
     def look_pairs(self, samples: Sequence[Any]) -> list[tuple[int, int, int]]:
         """(row, query, key) of the look objective: the positions that predict the x and the
@@ -307,8 +333,11 @@ def pointing_probe(
     ``boxed_steps`` of them that record a target box, ``point_in_box``, the share whose top
     cell's centre lies inside the box; when the steps
     record their screens' words (``labels``), ``read_accuracy`` over ``read_texts`` words: the
-    share whose image token's top token is one of the word's (``train/reading.py``). A
-    diagnosis of where a trained model looks and what it reads (docs/default-model.md)."""
+    share whose image token's top token is one of the word's (``train/reading.py``), and
+    ``label_choice`` over ``label_steps`` steps whose gold cell holds one of two or more
+    texts: the share whose top cell among the texts' cells is the gold one (``label_chance``:
+    a uniform pick's). A diagnosis of where a trained model looks, what it reads and whether
+    it chooses the label the instruction names (docs/default-model.md)."""
     probe = _Probe(model, data, tasks, limit, sigma, thought)
     return probe.figures(probe.samples, batch_size)
 
@@ -356,6 +385,7 @@ class _Probe:
 
         totals = {"point_accuracy": 0.0, "look_attention": 0.0}
         read, texts, inside, boxed = 0.0, 0, 0.0, 0
+        choice, chance, chosen = 0.0, 0.0, 0
         for start in range(0, len(samples), batch_size):
             batch = samples[start : start + batch_size]
             with torch.no_grad(), autocast(self.vlm, self.config):
@@ -366,11 +396,17 @@ class _Probe:
             read, texts = read + metrics.get("read_accuracy", 0.0) * count, texts + count
             count = sum(1 for s in batch if s.target)  # a mean over the batch's boxed steps
             inside, boxed = inside + metrics.get("point_in_box", 0.0) * count, boxed + count
+            count = int(metrics.get("label_steps", 0))  # a mean over its steps with a choice
+            choice += metrics.get("label_choice", 0.0) * count
+            chance, chosen = chance + metrics.get("label_chance", 0.0) * count, chosen + count
         out = {k: v / max(1, len(samples)) for k, v in totals.items()}
         if boxed:
             out |= {"point_in_box": inside / boxed, "boxed_steps": boxed}
         if texts:
             out |= {"read_accuracy": read / texts, "read_texts": texts}
+        if chosen:
+            out |= {"label_choice": choice / chosen, "label_chance": chance / chosen,
+                    "label_steps": chosen}  # fmt: skip
         return {**out, "steps": len(samples)}
 
 

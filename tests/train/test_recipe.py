@@ -87,22 +87,16 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "error: --grpo-freeze 'eyes': the parts are vision, projector, decoder"
     ]
-    done = _run("--out", str(tmp_path / "run"), "--grpo-task-weights", "miniwob/login-user=0")
-    assert done.stderr.strip().splitlines() == [
-        "error: --grpo-task-weights 'miniwob/login-user=0': write TASK=N with N a whole number >= 1"
-    ]
-    done = _run("--out", str(tmp_path / "run"), "--grpo-task-weights", "miniwob/book-flight=2")
-    assert done.stderr.strip().splitlines() == [
-        "error: --grpo-task-weights miniwob/book-flight: not one of the recipe's tasks"
-    ]
-    done = _run("--out", str(tmp_path / "run"), "--sft-task-weights", "miniwob/click-link=x")
-    assert done.stderr.strip().splitlines() == [
-        "error: --sft-task-weights 'miniwob/click-link=x': write TASK=N with N a whole number >= 1"
-    ]
-    done = _run("--out", str(tmp_path / "run"), "--sft-task-weights", "miniwob/book-flight=2")
-    assert done.stderr.strip().splitlines() == [
-        "error: --sft-task-weights miniwob/book-flight: not one of the recipe's tasks"
-    ]
+    for flag, task in (("--grpo-task-weights", "miniwob/login-user"),
+                       ("--sft-task-weights", "miniwob/click-link")):  # fmt: skip
+        done = _run("--out", str(tmp_path / "run"), flag, f"{task}=0")
+        assert done.stderr.strip().splitlines() == [
+            f"error: {flag} '{task}=0': write TASK=N with N a whole number >= 1"
+        ]
+        done = _run("--out", str(tmp_path / "run"), flag, "miniwob/book-flight=2")
+        assert done.stderr.strip().splitlines() == [
+            f"error: {flag} miniwob/book-flight: not one of the recipe's tasks"
+        ]
     for flag, value in (("--history-images", "-1"), ("--sft-history-images", "-2")):
         done = _run("--out", str(tmp_path / "run"), flag, value)
         assert done.returncode == 2

@@ -189,7 +189,7 @@ class PointingObjective(SoftCoordObjective):
         if not labels:
             return None
         cells = sorted({c for c, _ in label_cells(labels, sample.screen, self.cell)[0]})
-        if index not in cells or len(cells) < 2 or max(cells) >= len(scores):
+        if index not in cells or len(cells) < 2:
             return None
         best = max(cells, key=lambda c: float(scores[c]))
         return best == index, 1 / len(cells)

@@ -155,8 +155,8 @@ def test_sampled_answers_open_only_well_formed_points(
                     points += 1
                     whole = filled.match(g.text, m.start())
                     broken += whole is None and len(g.token_ids) < 40
-                    numbers = re.findall(r"\d+", whole.group() if whole else "")
-                    over += any(int(v) > 1000 for v in numbers)  # off the relative frame
+                    inside = re.match(r"[\d,]*", g.text[m.end() :]).group()  # broken or not
+                    over += any(int(v) > 1000 for v in re.findall(r"\d+", inside))  # off the frame
         counts[vlm is constrained] = (points, broken, over)
     assert counts[True][0] >= 20 and counts[True][1:] == (0, 0), counts  # filled, in the frame
     # without it some break and some leave the frame: the checks above can fail

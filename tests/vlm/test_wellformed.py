@@ -4,7 +4,6 @@ the action language, with the bundled model's tokenizer and the bundled model.""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +11,11 @@ import pytest
 
 from pixelpilot.errors import FileFormatError
 from pixelpilot.tools import Action
-from pixelpilot.tools.grammar import format_action, parse_response
+from pixelpilot.tools.grammar import ACTION_HEADER, format_action, parse_response
 from pixelpilot.vlm.base import SamplingParams
 from pixelpilot.vlm.hf import HFVLM
 from pixelpilot.vlm.profiles import Declaration, read_declaration, write_declaration
 from pixelpilot.vlm.wellformed import ActionSyntax
-
-# an Action: header as the parser and the constraint read it (the start, or after whitespace)
-HEADER = re.compile(r"(?:(?<=\s)|^)Action[ \t]*[:：]")
 
 # beside one action of every type (the action_examples fixture), values that need escapes
 EXTRA = [
@@ -110,7 +106,7 @@ def test_sampled_answers_write_only_calls_that_parse(
         answers = broken = 0
         for conv in screen_conversations(vlm, 12, 8):  # a stream the recipe does not draw
             for g in vlm.generate([conv], params):
-                if g.finish_reason != "stop" or not HEADER.search(g.text):
+                if g.finish_reason != "stop" or not ACTION_HEADER.search(g.text):
                     continue
                 answers += 1
                 try:

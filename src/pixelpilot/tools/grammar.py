@@ -40,7 +40,9 @@ def usage(kind: str) -> str:
 
 
 _HEADER_LINE = re.compile(r"^[ \t]*(Thought|Reflection|Action_Summary|Action)[ \t]*[:：]", re.M)
-_ACTION_INLINE = re.compile(r"(?:(?<=\s)|^)Action[ \t]*[:：]")
+# an ``Action:`` header anywhere: at the start or after whitespace (the call constraint,
+# pixelpilot.vlm.wellformed, holds the text after the same header)
+ACTION_HEADER = re.compile(r"(?:(?<=\s)|^)Action[ \t]*[:：]")
 _THINK = re.compile(r"\s*<think>(.*?)</think>", re.S)
 _END_TOKENS = ("<|im_end|>", "<|endoftext|>", "[EOS]", "</s>")
 _POINT_TAGS = (("(", ")"), ("[", "]"), ("<point>", "</point>"), ("<bbox>", "</bbox>"))
@@ -153,7 +155,7 @@ class _Parser:
         for name, h_start, h_end in self._headers(start, end):
             if name == "Action":
                 return h_start, h_end
-        match = _ACTION_INLINE.search(self.text[start:end])
+        match = ACTION_HEADER.search(self.text[start:end])
         return (start + match.start(), start + match.end()) if match else None
 
     def _prefix_fields(self, start: int, end: int) -> dict[str, str]:

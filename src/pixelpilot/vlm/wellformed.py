@@ -35,9 +35,9 @@ from collections.abc import Sequence
 from itertools import combinations
 from typing import Any
 
+from pixelpilot.tools.grammar import ACTION_HEADER
 from pixelpilot.vlm.masking import TokenIndex, token_index
 
-_ACTION = re.compile(r"(?:(?<=\s)|^)Action[ \t]*[:：]")
 _POINT = r"""(?:'(?:<\|box_start\|>)?\(\d+, ?\d+\)(?:<\|box_end\|>)?'|"(?:<\|box_start\|>)?\(\d+, ?\d+\)(?:<\|box_end\|>)?")"""  # noqa: E501
 _TEXT = r"""(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
 _FREE = "\x00"  # a character only a free value may hold
@@ -103,7 +103,7 @@ class ActionSyntax:
         those that would close it into a broken call; after a complete call, the stop tokens
         and whitespace that may lead to another call."""
         last = None
-        for last in _ACTION.finditer(text):  # noqa: B007 - the last one
+        for last in ACTION_HEADER.finditer(text):  # noqa: B007 - the last one
             pass
         if last is None:
             return None

@@ -331,3 +331,63 @@ def test_a_named_warm_up_reads_the_named_words_only_and_its_head_lists_them(
                    for _, t in label_cells(s.meta["labels"], s.screen)[0])  # fmt: skip
     every_cell = sum(len(label_cells(s.meta["labels"], s.screen)[0]) for s in samples[:4])
     assert figures["word_texts"] == expected and 0 < expected < every_cell
+
+
+def test_length_classes_are_a_words_length_and_its_capital() -> None:
+    from pixelpilot.train.reading import LONGEST, length_class, text_class, word_class
+
+    assert length_class("Velit,") == 5 * 2 + 1 and length_class("velit") == 10
+    assert length_class("(ab)") == 4 and length_class("ONE") == 7
+    assert length_class("x" * 40) == LONGEST * 2  # long words share the longest class
+    assert length_class("...") is None and length_class("") is None
+    assert text_class("Velit", "length") == 11 and text_class("Velit") == word_class("velit")
+
+
+def test_a_length_warm_up_names_its_classes_and_the_word_term_asks_for_them(
+    tmp_path: Path,
+) -> None:
+    """A warm-up with ``classes="length"`` says so in its head's metadata; the word term then
+    scores each labelled cell against its text's length class: with a head that always answers
+    one class, its accuracy is exactly the share of texts of that length (and the same head
+    read as a word head scores the word classes instead). Unknown kinds are refused."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from pixelpilot.errors import ConfigError
+    from pixelpilot.train.pointing import PointingObjective
+    from pixelpilot.train.reading import BUCKETS, HEAD_FILE, length_class, read_warmup, word_class
+
+    model, config, _, _, samples = _setup(tmp_path, 8)
+    summary = read_warmup(str(model), config.data, str(tmp_path / "read"), steps=2,
+                          batch_size=4, classes="length", progress=False)  # fmt: skip
+    assert summary["class_kind"] == "length"
+    with safe_open(str(tmp_path / "read" / HEAD_FILE), "pt") as f:
+        assert f.metadata() == {"classes": "length"}
+    texts = [t for s in samples[:4] for _, t in label_cells(s.meta["labels"], s.screen)[0]]
+    wanted = length_class(texts[0])
+    hidden = torch.zeros(BUCKETS, 128)  # the xs decoder's width
+    bias = torch.zeros(BUCKETS)
+    bias[wanted] = 50.0  # every cell answers the first text's length class
+    _, _, vlm, cache, _ = _setup(tmp_path / "again", 1)
+    for kind, of in (("length", length_class), ("word", word_class)):
+        head = tmp_path / f"{kind}.safetensors"
+        save_file({"weight": hidden, "bias": bias}, str(head), metadata={"classes": kind})
+        objective = PointingObjective(vlm, config, cache, 20.0, False, 0.0, word_weight=1.0,
+                                      word_head=str(head))  # fmt: skip
+        objective.sample_losses(samples[:4])
+        _, figures = objective.keeper.loss(objective._seen["input_ids"], samples[:4])
+        share = sum(of(t) == wanted for t in texts) / len(texts)
+        assert figures["word_texts"] == len(texts)
+        assert figures["word_accuracy"] == pytest.approx(share)
+        assert (share > 0) == (kind == "length")
+    odd = tmp_path / "odd.safetensors"
+    save_file({"weight": hidden, "bias": bias}, str(odd), metadata={"classes": "colour"})
+    with pytest.raises(ConfigError, match="names unknown classes 'colour'"):
+        PointingObjective(vlm, config, cache, 20.0, False, 0.0, word_weight=1.0,
+                          word_head=str(odd))  # fmt: skip
+    with pytest.raises(ConfigError, match="classes are one of word, length, not 'colour'"):
+        read_warmup(str(model), config.data, str(tmp_path / "r2"), steps=1, classes="colour")
+    with pytest.raises(ConfigError, match="a named warm-up reads words"):
+        read_warmup(str(model), config.data, str(tmp_path / "r3"), steps=1, named=True,
+                    classes="length")  # fmt: skip

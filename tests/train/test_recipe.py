@@ -223,6 +223,16 @@ def test_the_read_stage_runs_on_the_sft_data_and_the_main_sft_starts_from_it(
     assert (root / "read" / "word-head.safetensors").is_file()  # the word term's head
     with pytest.raises(ConfigError, match="--read-named chooses .* needs --read-steps > 0"):
         RecipeConfig(out=str(root), read_named=True).validate()
+    for bad, why in (({"read_classes": "colour", "read_steps": 3}, "must be one of word, length"),
+                     ({"read_classes": "length"}, "needs --read-steps > 0"),
+                     ({"read_classes": "length", "read_steps": 3, "read_named": True},
+                      "not --read-named")):  # fmt: skip
+        with pytest.raises(ConfigError, match=why):
+            RecipeConfig(out=str(root), **bad).validate()
+    lengths = RecipeConfig(out=str(root), read_steps=2, batch_size=2, read_classes="length",
+                           progress=False)  # fmt: skip
+    made = stage_read(lengths, root / "data", init["checkpoint"], tmp_path / "lengths")
+    assert made["class_kind"] == "length"  # the stage passes the kind to the warm-up
     named = tmp_path / "named"  # --read-named: the recordings' folder only, not the synthetic
     write_synthetic(named / "data" / "record", 3, seed=1, kinds=("button",))
     write_synthetic(named / "data" / "synthetic", 6, seed=0)

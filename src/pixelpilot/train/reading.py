@@ -253,6 +253,29 @@ def word_class(text: str) -> int | None:
     return zlib.crc32(word.encode()) % BUCKETS
 
 
+LONGEST = 15  # the length classes' longest word: longer words share its class
+
+
+def length_class(text: str) -> int | None:
+    """The length warm-up's class of a screen text (round 38): its characters without the
+    punctuation around it (``LONGEST`` at most), times two, plus one when it starts with a
+    capital (None for a text with no letter or digit). A paragraph's words are many and each
+    rare, so a hashed word class is learnt for few of them (click-link's at 0.03); what a
+    word's length and first letter look like is the same for every word."""
+    word = text.strip().strip(".,;:!?\"'()")
+    if not any(c.isalnum() for c in word):
+        return None
+    return min(len(word), LONGEST) * 2 + int(word[0].isupper())
+
+
+CLASS_KINDS = {"word": word_class, "length": length_class}  # a warm-up's classes, by name
+
+
+def text_class(text: str, kind: str = "word") -> int | None:
+    """``text``'s class under the warm-up's ``kind`` of classes (``CLASS_KINDS``)."""
+    return CLASS_KINDS[kind](text)
+
+
 def named_classes(samples: Sequence[Any]) -> dict[str, set[int]]:
     """Per task, the ``word_class`` of every word its instructions name, in quotes
     (``"Okay"``, a link's word) or in capitals (``ONE``): the words a policy of that task has
@@ -285,8 +308,9 @@ class WordKeeper(ReadingObjective):
     The warm-up teaches the image tokens the words they show, and the main SFT's losses wash
     it out again (round 22). This term keeps asking for it: every readable text of the batch
     (``label_rows``) has its cell's image token, as the decoder receives it, predict the
-    text's ``word_class`` through the head the warm-up learnt (``HEAD_FILE``), which does not
-    train here. Nothing is added to the model or its checkpoint."""
+    text's class through the head the warm-up learnt (``HEAD_FILE``), which does not train
+    here: the class kind the head's metadata names (``word_class``, or ``length_class`` after
+    a length warm-up). Nothing is added to the model or its checkpoint."""
 
     def __init__(self, vlm: Any, head: str) -> None:
         from safetensors.torch import load_file
@@ -296,8 +320,14 @@ class WordKeeper(ReadingObjective):
         if not Path(head).is_file():
             raise ConfigError(missing_head(head))
         super().__init__(vlm)
+        from safetensors import safe_open
+
         tensors = load_file(head)
         self.head = (tensors["weight"].float(), tensors["bias"].float())
+        with safe_open(head, "pt") as f:  # the warm-up's kind of classes; before round 38, words
+            self.kind = (f.metadata() or {}).get("classes", "word")
+        if self.kind not in CLASS_KINDS:
+            raise ConfigError(f"the word head at {head} names unknown classes {self.kind!r}")
         # a named warm-up's head knows its own classes only (round 35); an older one, all
         self.classes = set(tensors["classes"].tolist()) if "classes" in tensors else None
 
@@ -311,7 +341,7 @@ class WordKeeper(ReadingObjective):
             return None, {}
         rows, classes = [], []
         for b, position, text in label_rows(input_ids, samples, self.image_token, self.cell):
-            k = word_class(text)
+            k = text_class(text, self.kind)
             if k is not None and (self.classes is None or k in self.classes):
                 rows.append(embeds[b, position])
                 classes.append(k)
@@ -335,6 +365,7 @@ def read_warmup(
     lr: float = 1e-3,
     seed: int = 0,
     named: bool = False,
+    classes: str = "word",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Teach a checkpoint's vision tower and projector to read, before SFT (round 22).
@@ -353,7 +384,12 @@ def read_warmup(
     ``word_class`` is the class of a word some instruction of the same task names
     (``named_classes``: click-button's labels, click-test-2's ONE, the links' words), and a
     screen without one is left out. The head file then lists its classes, and ``WordKeeper``
-    asks for those only."""
+    asks for those only.
+
+    ``classes`` (round 38) names the classes (``CLASS_KINDS``): ``"word"``, the hashed word
+    (``word_class``), or ``"length"``, the word's length and capital (``length_class``), for
+    every labelled word (not with ``named``). The head file records the kind in its metadata,
+    and ``WordKeeper`` asks for the same classes."""
     import random
     import shutil
     import time
@@ -368,6 +404,11 @@ def read_warmup(
 
     if steps < 1 or batch_size < 1:
         raise ConfigError("the reading warm-up needs steps >= 1 and batch_size >= 1")
+    if classes not in CLASS_KINDS:
+        raise ConfigError(f"the reading warm-up's classes are one of {', '.join(CLASS_KINDS)}, "
+                          f"not {classes!r}")  # fmt: skip
+    if named and classes != "word":
+        raise ConfigError("a named warm-up reads words: its classes must be 'word'")
     config = SFTConfig(data=data, model=model, out=out, max_steps=steps, seed=seed)
     labelled = [s for s in load_split(config).train if (s.meta or {}).get("labels")]
     if not labelled:
@@ -380,7 +421,7 @@ def read_warmup(
     examples = []  # (screenshot path, screen, [(cell, class)]) of every labelled screen
     for sample in labelled:
         cells, _ = label_cells(sample.meta["labels"], sample.screen, cell)
-        found = [(c, k) for c, k in ((c, word_class(t)) for c, t in cells) if k is not None
+        found = [(c, k) for c, k in ((c, text_class(t, classes)) for c, t in cells) if k is not None
                  and (asked is None or k in asked.get(sample.task, ()))]  # fmt: skip
         if found:
             examples.append((sample.image, sample.screen, found))
@@ -414,17 +455,17 @@ def read_warmup(
         batch = [examples[rng.randrange(len(examples))] for _ in range(batch_size)]
         inputs = processor(images=[_load_rgb(path) for path, _, _ in batch], return_tensors="pt")
         tokens = inner.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"])
-        rows, classes = [], []
+        rows, targets = [], []
         for (_, screen, found), grid, image in zip(batch, inputs["image_grid_thw"].tolist(),
                                                    tokens.pooler_output, strict=True):  # fmt: skip
             if not same_cells(grid[1] // merge, grid[2] // merge, screen, cell):  # resized
                 continue
             rows += [image[index] for index, _ in found]
-            classes += [k for _, k in found]
+            targets += [k for _, k in found]
         if not rows:
             continue
         logits = head(torch.stack(rows).float())
-        target = torch.tensor(classes)
+        target = torch.tensor(targets)
         loss = torch.nn.functional.cross_entropy(logits, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -454,8 +495,10 @@ def read_warmup(
     weights = {"weight": head.weight, "bias": head.bias}
     if asked is not None:  # the classes it was taught, for the word term
         weights["classes"] = torch.tensor(taught)
-    save_file({k: v.detach().contiguous() for k, v in weights.items()}, str(root / HEAD_FILE))
+    save_file({k: v.detach().contiguous() for k, v in weights.items()}, str(root / HEAD_FILE),
+              metadata={"classes": classes})  # fmt: skip
     return {"checkpoint": str(final), "steps": steps, "screens": len(examples),
+            "class_kind": classes,
             "read_accuracy": sum(recent) / max(1, len(recent)),
             "classes": len(taught),
             "seconds": time.perf_counter() - t0}  # fmt: skip

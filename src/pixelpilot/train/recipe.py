@@ -24,7 +24,8 @@
     OUT/read/                        with --read-steps: the reading warm-up of its vision
                                      tower (pixelpilot.train.reading.read_warmup), where the
                                      main SFT then starts (--read-named: the recordings'
-                                     named words only)
+                                     named words only; --read-classes length: the words'
+                                     lengths and capitals)
     OUT/sft/  OUT/sft-recovery/      training runs (metrics.jsonl, checkpoints, final/): SFT on
     OUT/grpo/                        all of OUT/data mixed, a short SFT continuation on
                                      OUT/recovery-data, offline GRPO on the recordings
@@ -102,6 +103,7 @@ class RecipeConfig:
     read_steps: int = 0  # the reading warm-up before SFT (round 22; 0 = none)
     word_weight: float = 0.0  # the warm-up's word-class head as an SFT term (round 23)
     read_named: bool = False  # the warm-up reads the recordings' named words only (round 35)
+    read_classes: str = "word"  # the warm-up's classes: the word, or its length (round 38)
     sft_steps: int = 10_000  # 18,000 until round 20: over the 90-minute budget on this machine
     sft_task_weights: str = ""  # TASK=N: N times that task's steps in the main SFT (round 36)
     grpo_steps: int = 600
@@ -226,6 +228,17 @@ class RecipeConfig:
             raise ConfigError(
                 "--read-named chooses the reading warm-up's words: it needs --read-steps > 0",
                 option="read_named",
+            )
+        from pixelpilot.train.reading import CLASS_KINDS
+
+        if self.read_classes not in CLASS_KINDS:
+            raise ConfigError(f"--read-classes must be one of {', '.join(CLASS_KINDS)} "
+                              f"(got {self.read_classes!r})", option="read_classes")  # fmt: skip
+        if self.read_classes != "word" and (self.read_named or not self.read_steps):
+            raise ConfigError(
+                "--read-classes length names the reading warm-up's classes: it needs "
+                "--read-steps > 0 and reads every word, not --read-named",
+                option="read_classes",
             )
         aids = (self.pointer_weight, self.well_formed_points, self.quoted_typing,
                 self.well_formed_actions)  # fmt: skip
@@ -426,7 +439,8 @@ def stage_read(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
     source = data / "record" if config.read_named else data
     return read_warmup(model, str(source), str(out), steps=config.read_steps,
                        batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                       named=config.read_named, progress=config.progress)  # fmt: skip
+                       named=config.read_named, classes=config.read_classes,
+                       progress=config.progress)  # fmt: skip
 
 
 def _sft(

@@ -301,6 +301,20 @@ def missing_head(head: str) -> str:
             "before round 23 has none; delete it to run the warm-up again)")  # fmt: skip
 
 
+def head_kind(head: str) -> str:
+    """The kind of classes (``CLASS_KINDS``) a warm-up head file names in its metadata:
+    ``"word"`` for a head written before round 38, which names none."""
+    from safetensors import safe_open
+
+    from pixelpilot.errors import ConfigError
+
+    with safe_open(head, "pt") as f:
+        kind = (f.metadata() or {}).get("classes", "word")
+    if kind not in CLASS_KINDS:
+        raise ConfigError(f"the word head at {head} names unknown classes {kind!r}")
+    return kind
+
+
 class WordKeeper(ReadingObjective):
     """The reading warm-up's word-class head, frozen, as a term of SFT (``word_weight``,
     docs/default-model.md, round 23).
@@ -320,14 +334,9 @@ class WordKeeper(ReadingObjective):
         if not Path(head).is_file():
             raise ConfigError(missing_head(head))
         super().__init__(vlm)
-        from safetensors import safe_open
-
         tensors = load_file(head)
         self.head = (tensors["weight"].float(), tensors["bias"].float())
-        with safe_open(head, "pt") as f:  # the warm-up's kind of classes; before round 38, words
-            self.kind = (f.metadata() or {}).get("classes", "word")
-        if self.kind not in CLASS_KINDS:
-            raise ConfigError(f"the word head at {head} names unknown classes {self.kind!r}")
+        self.kind = head_kind(head)
         # a named warm-up's head knows its own classes only (round 35); an older one, all
         self.classes = set(tensors["classes"].tolist()) if "classes" in tensors else None
 

@@ -235,7 +235,7 @@ def test_the_word_term_keeps_the_warm_up_head_frozen_and_trains_the_vision_side(
     objective = PointingObjective(vlm, config, cache, 20.0, False, 0.0, word_weight=1.0,
                                   word_head=str(head))  # fmt: skip
     objective.sample_losses(samples)
-    word, figures = objective.keeper.loss(objective._seen["input_ids"], samples)
+    word, figures = objective.keepers[0].loss(objective._seen["input_ids"], samples)
     expected = sum(len(label_cells(s.meta["labels"], s.screen)[0]) for s in samples)
     assert figures["word_texts"] == expected > 0
     vlm.model.zero_grad()
@@ -326,7 +326,7 @@ def test_a_named_warm_up_reads_the_named_words_only_and_its_head_lists_them(
     objective = PointingObjective(vlm, config, cache, 20.0, False, 0.0, word_weight=1.0,
                                   word_head=str(tmp_path / "read" / HEAD_FILE))  # fmt: skip
     objective.sample_losses(samples[:4])
-    _, figures = objective.keeper.loss(objective._seen["input_ids"], samples[:4])
+    _, figures = objective.keepers[0].loss(objective._seen["input_ids"], samples[:4])
     expected = sum(word_class(t) in named for s in samples[:4]
                    for _, t in label_cells(s.meta["labels"], s.screen)[0])  # fmt: skip
     every_cell = sum(len(label_cells(s.meta["labels"], s.screen)[0]) for s in samples[:4])
@@ -376,7 +376,7 @@ def test_a_length_warm_up_names_its_classes_and_the_word_term_asks_for_them(
         objective = PointingObjective(vlm, config, cache, 20.0, False, 0.0, word_weight=1.0,
                                       word_head=str(head))  # fmt: skip
         objective.sample_losses(samples[:4])
-        _, figures = objective.keeper.loss(objective._seen["input_ids"], samples[:4])
+        _, figures = objective.keepers[0].loss(objective._seen["input_ids"], samples[:4])
         share = sum(of(t) == wanted for t in texts) / len(texts)
         assert figures["word_texts"] == len(texts)
         assert figures["word_accuracy"] == pytest.approx(share)
@@ -391,3 +391,50 @@ def test_a_length_warm_up_names_its_classes_and_the_word_term_asks_for_them(
     with pytest.raises(ConfigError, match="a named warm-up reads words"):
         read_warmup(str(model), config.data, str(tmp_path / "r3"), steps=1, named=True,
                     classes="length")  # fmt: skip
+
+
+def test_a_length_head_beside_the_word_head_reads_its_tasks_screens_only(tmp_path: Path) -> None:
+    """``length_tasks`` trains a second head at the same steps, on those tasks' screens only:
+    its file names its classes and tasks, every step logs both heads' figures, and the word
+    term keeps both heads, the second asking for the length classes of its tasks' texts only.
+    A task with no labelled screen is refused before anything trains."""
+    import json
+
+    from safetensors import safe_open
+
+    from pixelpilot.errors import ConfigError
+    from pixelpilot.train.pointing import PointingObjective
+    from pixelpilot.train.reading import HEAD_FILE, LENGTH_HEAD_FILE, read_warmup
+
+    model, config, _, _, samples = _setup(tmp_path, 8)
+    tasks = sorted({s.task for s in samples})
+    assert tasks == ["synthetic/button", "synthetic/link"]
+    links = [s for s in samples if s.task == "synthetic/link"]
+    summary = read_warmup(str(model), config.data, str(tmp_path / "read"), steps=3,
+                          batch_size=4, length_tasks=["synthetic/link"],
+                          progress=False)  # fmt: skip
+    assert summary["screens"] == 8 and summary["length_screens"] == len(links) > 0
+    assert 0 <= summary["length_accuracy"] <= 1 and summary["length_tasks"] == ["synthetic/link"]
+    with safe_open(str(tmp_path / "read" / LENGTH_HEAD_FILE), "pt") as f:
+        assert f.metadata() == {"classes": "length", "tasks": "synthetic/link"}
+    with safe_open(str(tmp_path / "read" / HEAD_FILE), "pt") as f:
+        assert f.metadata() == {"classes": "word"}
+    rows = [json.loads(line) for line in (tmp_path / "read" / "metrics.jsonl").open()]
+    assert len(rows) == 3 and all(r["texts"] > 0 and r["length_texts"] > 0 for r in rows)
+    _, _, vlm, cache, _ = _setup(tmp_path / "again", 1)
+    heads = [str(tmp_path / "read" / name) for name in (HEAD_FILE, LENGTH_HEAD_FILE)]
+    objective = PointingObjective(vlm, config, cache, 20.0, False, 0.0, word_weight=1.0,
+                                  word_head=heads)  # fmt: skip
+    assert [k.name for k in objective.keepers] == ["word", "length"]
+    objective.sample_losses(samples)  # one forward pass: each head records its embeddings
+    ids = objective._seen["input_ids"]
+    _, words = objective.keepers[0].loss(ids, samples)
+    _, lengths = objective.keepers[1].loss(ids, samples)
+    assert words["word_texts"] == sum(len(label_cells(s.meta["labels"], s.screen)[0])
+                                      for s in samples)  # fmt: skip
+    assert lengths["length_texts"] == sum(len(label_cells(s.meta["labels"], s.screen)[0])
+                                          for s in links) < words["word_texts"]  # fmt: skip
+    with pytest.raises(ConfigError, match="no labelled screen of miniwob/click-link"):
+        read_warmup(str(model), config.data, str(tmp_path / "r2"), steps=1,
+                    length_tasks=["miniwob/click-link"], progress=False)  # fmt: skip
+    assert not (tmp_path / "r2").exists()

@@ -233,6 +233,16 @@ def test_the_read_stage_runs_on_the_sft_data_and_the_main_sft_starts_from_it(
                            progress=False)  # fmt: skip
     made = stage_read(lengths, root / "data", init["checkpoint"], tmp_path / "lengths")
     assert made["class_kind"] == "length"  # the stage passes the kind to the warm-up
+    for bad, why in (({"read_length_tasks": "miniwob/click-link"}, "needs --read-steps > 0"),
+                     ({"read_length_tasks": "miniwob/nope", "read_steps": 3},
+                      "miniwob/nope: not one of the recipe's tasks")):  # fmt: skip
+        with pytest.raises(ConfigError, match=why):
+            RecipeConfig(out=str(root), **bad).validate()
+    second = RecipeConfig(out=str(root), read_steps=2, batch_size=2, progress=False,
+                          read_length_tasks="synthetic/button")  # fmt: skip
+    made = stage_read(second, root / "data", init["checkpoint"], tmp_path / "second")
+    assert made["length_tasks"] == ["synthetic/button"] and made["length_screens"] >= 1
+    assert (tmp_path / "second" / "length-head.safetensors").is_file()
     named = tmp_path / "named"  # --read-named: the recordings' folder only, not the synthetic
     write_synthetic(named / "data" / "record", 3, seed=1, kinds=("button",))
     write_synthetic(named / "data" / "synthetic", 6, seed=0)
@@ -245,6 +255,11 @@ def test_the_read_stage_runs_on_the_sft_data_and_the_main_sft_starts_from_it(
     with pytest.raises(ConfigError, match="no word head at .*word-head.safetensors"):
         _sft(word, root / "data", summary["checkpoint"], other / "sft", 2, 1e-3)
     assert not (other / "sft").exists()
+    both = RecipeConfig(out=str(root), read_steps=3, word_weight=1.0, progress=False,
+                        read_length_tasks="miniwob/click-link")  # fmt: skip
+    with pytest.raises(ConfigError, match="no word head at .*length-head.safetensors"):  # none
+        _sft(both, root / "data", summary["checkpoint"], root / "sft-both", 2, 1e-3)
+    assert not (root / "sft-both").exists()
 
 
 def test_label_tasks_get_their_own_number_of_demonstrations(tmp_path: Path) -> None:

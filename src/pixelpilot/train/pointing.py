@@ -82,7 +82,7 @@ class PointingObjective(SoftCoordObjective):
         read_weight: float = 0.0,
         match_weight: float = 0.0,
         word_weight: float = 0.0,
-        word_head: str | None = None,
+        word_head: str | Sequence[str] | None = None,
         choice_weight: float = 0.0,
     ) -> None:
         super().__init__(vlm, config, cache, sigma, thought)
@@ -108,19 +108,24 @@ class PointingObjective(SoftCoordObjective):
 
             self.matcher = MatchPairs(vlm)
         self.word_weight = word_weight
-        self.keeper = None
-        if word_weight > 0:  # the reading warm-up's word classes, kept through SFT
+        self.keepers = []
+        if word_weight > 0:  # the reading warm-up's heads (one or two), kept through SFT
             from pixelpilot.errors import ConfigError
             from pixelpilot.train.reading import WordKeeper
 
             if not word_head:
                 raise ConfigError("word_weight > 0 needs the reading warm-up's word_head")
-            self.keeper = WordKeeper(vlm, word_head)
+            heads = [word_head] if isinstance(word_head, str) else list(word_head)
+            if len(heads) > 2:
+                raise ConfigError("the word term keeps one or two warm-up heads")
+            # the first head's figures are word_*; a second (length_tasks, round 39) length_*
+            names = ("word", "length")[: len(heads)]
+            self.keepers = [WordKeeper(vlm, h, n) for h, n in zip(heads, names, strict=True)]
         self.image_token = int(vlm.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
         self.pad_token = int(vlm.tokenizer.pad_token_id)
         self.cell = token_grid(vlm.processor)[0]  # pixels a side of one image token
         self._seen: dict[str, Any] = {}
-        if weight > 0 or any(x is not None for x in (self.copier, self.reader, self.keeper)):
+        if weight > 0 or self.keepers or any(x is not None for x in (self.copier, self.reader)):
             # the decoder's input ids, last hidden states
             model = vlm.model
             model.register_forward_pre_hook(self._inputs, with_kwargs=True)
@@ -216,8 +221,8 @@ class PointingObjective(SoftCoordObjective):
 
     def loss(self, samples: Sequence[Any]) -> StepLoss:
         out = super().loss(samples)
-        terms = ((self.reader, self.read_weight, "read_loss"),
-                 (self.keeper, self.word_weight, "word_loss"))  # fmt: skip
+        terms = [(self.reader, self.read_weight, "read_loss"),
+                 *((k, self.word_weight, f"{k.name}_loss") for k in self.keepers)]  # fmt: skip
         for reader, weight, name in terms:  # the image tokens' words (train/reading.py)
             if reader is None:
                 continue
@@ -271,7 +276,7 @@ class PointingObjective(SoftCoordObjective):
         self._seen.clear()
         if self.copier is not None:
             self.copier.clear()
-        for reader in (self.reader, self.keeper):
+        for reader in (self.reader, *self.keepers):
             if reader is not None:
                 reader.clear()
         return result
@@ -288,7 +293,7 @@ def train_pointing_sft(
     read_weight: float = 0.0,
     match_weight: float = 0.0,
     word_weight: float = 0.0,
-    word_head: str | None = None,
+    word_head: str | Sequence[str] | None = None,
     choice_weight: float = 0.0,
     stop_after: int | None = None,
 ) -> TrainResult:

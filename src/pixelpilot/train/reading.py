@@ -293,6 +293,7 @@ def named_classes(samples: Sequence[Any]) -> dict[str, set[int]]:
 
 
 HEAD_FILE = "word-head.safetensors"  # the warm-up's head, beside its checkpoint (not in it)
+LENGTH_HEAD_FILE = "length-head.safetensors"  # its second head, with ``length_tasks`` (round 39)
 
 
 def missing_head(head: str) -> str:
@@ -304,15 +305,26 @@ def missing_head(head: str) -> str:
 def head_kind(head: str) -> str:
     """The kind of classes (``CLASS_KINDS``) a warm-up head file names in its metadata:
     ``"word"`` for a head written before round 38, which names none."""
-    from safetensors import safe_open
-
     from pixelpilot.errors import ConfigError
 
-    with safe_open(head, "pt") as f:
-        kind = (f.metadata() or {}).get("classes", "word")
+    kind = _head_metadata(head).get("classes", "word")
     if kind not in CLASS_KINDS:
         raise ConfigError(f"the word head at {head} names unknown classes {kind!r}")
     return kind
+
+
+def head_tasks(head: str) -> set[str] | None:
+    """The tasks whose screens a warm-up head was taught on, from its metadata (a length
+    head of ``length_tasks``), or None: every task's."""
+    tasks = _head_metadata(head).get("tasks")
+    return set(tasks.split(",")) if tasks else None
+
+
+def _head_metadata(head: str) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(head, "pt") as f:
+        return f.metadata() or {}
 
 
 class WordKeeper(ReadingObjective):
@@ -324,9 +336,12 @@ class WordKeeper(ReadingObjective):
     (``label_rows``) has its cell's image token, as the decoder receives it, predict the
     text's class through the head the warm-up learnt (``HEAD_FILE``), which does not train
     here: the class kind the head's metadata names (``word_class``, or ``length_class`` after
-    a length warm-up). Nothing is added to the model or its checkpoint."""
+    a length warm-up). A head taught on some tasks' screens only (``head_tasks``, the length
+    head of ``length_tasks``) asks on those tasks' samples only. Its figures are named after
+    ``name`` (``word_loss``, ``word_accuracy``, ...). Nothing is added to the model or its
+    checkpoint."""
 
-    def __init__(self, vlm: Any, head: str) -> None:
+    def __init__(self, vlm: Any, head: str, name: str = "word") -> None:
         from safetensors.torch import load_file
 
         from pixelpilot.errors import ConfigError
@@ -337,6 +352,8 @@ class WordKeeper(ReadingObjective):
         tensors = load_file(head)
         self.head = (tensors["weight"].float(), tensors["bias"].float())
         self.kind = head_kind(head)
+        self.tasks = head_tasks(head)
+        self.name = name
         # a named warm-up's head knows its own classes only (round 35); an older one, all
         self.classes = set(tensors["classes"].tolist()) if "classes" in tensors else None
 
@@ -350,6 +367,8 @@ class WordKeeper(ReadingObjective):
             return None, {}
         rows, classes = [], []
         for b, position, text in label_rows(input_ids, samples, self.image_token, self.cell):
+            if self.tasks is not None and samples[b].task not in self.tasks:
+                continue
             k = text_class(text, self.kind)
             if k is not None and (self.classes is None or k in self.classes):
                 rows.append(embeds[b, position])
@@ -361,7 +380,22 @@ class WordKeeper(ReadingObjective):
         target = torch.tensor(classes, device=logits.device)
         accuracy = float((logits.argmax(-1) == target).float().mean())
         loss = torch.nn.functional.cross_entropy(logits, target)
-        return loss, {"word_accuracy": accuracy, "word_texts": float(len(rows))}
+        return loss, {f"{self.name}_accuracy": accuracy, f"{self.name}_texts": float(len(rows))}
+
+
+def _examples(
+    samples: Sequence[Any], cell: int, kind: str, asked: dict[str, set[int]] | None = None
+) -> list[tuple[Any, Any, list[tuple[int, int]]]]:
+    """(screenshot path, screen, [(cell, class)]) of every screen with a text to name: its
+    texts' ``kind`` classes (only the classes ``asked`` names for its task, when given)."""
+    out = []
+    for sample in samples:
+        cells, _ = label_cells(sample.meta["labels"], sample.screen, cell)
+        found = [(c, k) for c, k in ((c, text_class(t, kind)) for c, t in cells) if k is not None
+                 and (asked is None or k in asked.get(sample.task, ()))]  # fmt: skip
+        if found:
+            out.append((sample.image, sample.screen, found))
+    return out
 
 
 def read_warmup(
@@ -375,6 +409,7 @@ def read_warmup(
     seed: int = 0,
     named: bool = False,
     classes: str = "word",
+    length_tasks: Sequence[str] = (),
     progress: bool = True,
 ) -> dict[str, Any]:
     """Teach a checkpoint's vision tower and projector to read, before SFT (round 22).
@@ -398,7 +433,14 @@ def read_warmup(
     ``classes`` (round 38) names the classes (``CLASS_KINDS``): ``"word"``, the hashed word
     (``word_class``), or ``"length"``, the word's length and capital (``length_class``), for
     every labelled word (not with ``named``). The head file records the kind in its metadata,
-    and ``WordKeeper`` asks for the same classes."""
+    and ``WordKeeper`` asks for the same classes.
+
+    ``length_tasks`` (round 39) adds a second head beside the first, taught at the same steps:
+    the ``length_class`` of every labelled word on those tasks' screens only (click-link's
+    paragraphs, whose lengths the synthetic screens' words swamp when they share one head,
+    round 38). Each step then draws one batch for each head and adds their losses; the second
+    head goes to ``out/LENGTH_HEAD_FILE``, its metadata naming the tasks, and its figures to
+    ``length_accuracy``."""
     import random
     import shutil
     import time
@@ -427,15 +469,15 @@ def read_warmup(
     processor = vlm.processor.image_processor
     cell, merge = token_grid(processor)
     asked = named_classes(labelled) if named else None
-    examples = []  # (screenshot path, screen, [(cell, class)]) of every labelled screen
-    for sample in labelled:
-        cells, _ = label_cells(sample.meta["labels"], sample.screen, cell)
-        found = [(c, k) for c, k in ((c, text_class(t, classes)) for c, t in cells) if k is not None
-                 and (asked is None or k in asked.get(sample.task, ()))]  # fmt: skip
-        if found:
-            examples.append((sample.image, sample.screen, found))
+    examples = _examples(labelled, cell, classes, asked)
     if not examples:
         raise ConfigError(f"the reading warm-up found no word to name on the screens under {data}")
+    lengths = []  # the second head's examples: the length_tasks' screens
+    if length_tasks:
+        lengths = _examples([s for s in labelled if s.task in set(length_tasks)], cell, "length")
+        if not lengths:
+            raise ConfigError(f"the reading warm-up found no labelled screen of "
+                              f"{', '.join(length_tasks)} under {data}")  # fmt: skip
     inner = vlm.model.model
     parts = ("vision_tower", "mm_projector")
     trained = [p for n, p in inner.named_parameters() if n.startswith(parts)]
@@ -443,8 +485,13 @@ def read_warmup(
         p.requires_grad_(False)
     for p in trained:
         p.requires_grad_(True)
-    head = torch.nn.Linear(vlm.model.config.text_config.hidden_size, BUCKETS)
-    optimizer = torch.optim.AdamW([*trained, *head.parameters()], lr=lr, weight_decay=0.0)
+    hidden = vlm.model.config.text_config.hidden_size
+    head = torch.nn.Linear(hidden, BUCKETS)
+    heads = [(head, examples, "read")]
+    if lengths:
+        heads.append((torch.nn.Linear(hidden, BUCKETS), lengths, "length"))
+    optimizer = torch.optim.AdamW([*trained, *(p for h, _, _ in heads for p in h.parameters())],
+                                  lr=lr, weight_decay=0.0)  # fmt: skip
     warm = max(1, steps // 20)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
     from pixelpilot.agent.sample import _load_rgb
@@ -458,10 +505,11 @@ def read_warmup(
         from tqdm import tqdm
 
         bar = tqdm(total=steps, desc="read warm-up", unit="step")
-    recent: list[float] = []
+    recent: dict[str, list[float]] = {name: [] for _, _, name in heads}
     t0 = time.perf_counter()
-    for step in range(steps):
-        batch = [examples[rng.randrange(len(examples))] for _ in range(batch_size)]
+
+    def head_loss(linear: Any, pool: list, name: str, record: dict[str, Any]) -> Any:
+        batch = [pool[rng.randrange(len(pool))] for _ in range(batch_size)]
         inputs = processor(images=[_load_rgb(path) for path, _, _ in batch], return_tensors="pt")
         tokens = inner.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"])
         rows, targets = [], []
@@ -472,22 +520,31 @@ def read_warmup(
             rows += [image[index] for index, _ in found]
             targets += [k for _, k in found]
         if not rows:
-            continue
-        logits = head(torch.stack(rows).float())
+            return None
+        logits = linear(torch.stack(rows).float())
         target = torch.tensor(targets)
+        accuracy = float((logits.argmax(-1) == target).float().mean())
+        recent[name] = (recent[name] + [accuracy])[-100:]
         loss = torch.nn.functional.cross_entropy(logits, target)
+        record |= {f"{name}_loss": loss.item(), f"{name}_accuracy": accuracy,
+                   "texts" if name == "read" else f"{name}_texts": len(rows)}  # fmt: skip
+        return loss
+
+    for step in range(steps):
+        record: dict[str, Any] = {"step": step + 1}
+        losses = [x for x in (head_loss(*h, record) for h in heads) if x is not None]
+        if not losses:
+            continue
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.stack(losses).sum().backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         scheduler.step()
-        accuracy = float((logits.argmax(-1) == target).float().mean())
-        recent = (recent + [accuracy])[-100:]
-        log.write(json.dumps({"step": step + 1, "read_loss": loss.item(), "read_accuracy": accuracy,
-                              "texts": len(rows)}) + "\n")  # fmt: skip
+        log.write(json.dumps(record) + "\n")
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(acc=f"{sum(recent) / len(recent):.2f}")
+            bar.set_postfix({"acc" if name == "read" else name: f"{sum(r) / len(r):.2f}"
+                             for name, r in recent.items() if r})  # fmt: skip
     if bar is not None:
         bar.close()
     log.close()
@@ -506,8 +563,16 @@ def read_warmup(
         weights["classes"] = torch.tensor(taught)
     save_file({k: v.detach().contiguous() for k, v in weights.items()}, str(root / HEAD_FILE),
               metadata={"classes": classes})  # fmt: skip
-    return {"checkpoint": str(final), "steps": steps, "screens": len(examples),
-            "class_kind": classes,
-            "read_accuracy": sum(recent) / max(1, len(recent)),
-            "classes": len(taught),
-            "seconds": time.perf_counter() - t0}  # fmt: skip
+    summary = {"checkpoint": str(final), "steps": steps, "screens": len(examples),
+               "class_kind": classes,
+               "read_accuracy": sum(recent["read"]) / max(1, len(recent["read"])),
+               "classes": len(taught)}  # fmt: skip
+    if lengths:
+        second = heads[1][0]
+        save_file({"weight": second.weight.detach().contiguous(),
+                   "bias": second.bias.detach().contiguous()}, str(root / LENGTH_HEAD_FILE),
+                  metadata={"classes": "length", "tasks": ",".join(length_tasks)})  # fmt: skip
+        last = recent["length"]
+        summary |= {"length_screens": len(lengths), "length_tasks": list(length_tasks),
+                    "length_accuracy": sum(last) / max(1, len(last))}  # fmt: skip
+    return {**summary, "seconds": time.perf_counter() - t0}

@@ -25,7 +25,8 @@
                                      tower (pixelpilot.train.reading.read_warmup), where the
                                      main SFT then starts (--read-named: the recordings'
                                      named words only; --read-classes length: the words'
-                                     lengths and capitals)
+                                     lengths and capitals; --read-length-tasks: a second
+                                     head, the lengths of those tasks' words)
     OUT/sft/  OUT/sft-recovery/      training runs (metrics.jsonl, checkpoints, final/): SFT on
     OUT/grpo/                        all of OUT/data mixed, a short SFT continuation on
                                      OUT/recovery-data, offline GRPO on the recordings
@@ -104,6 +105,7 @@ class RecipeConfig:
     word_weight: float = 0.0  # the warm-up's word-class head as an SFT term (round 23)
     read_named: bool = False  # the warm-up reads the recordings' named words only (round 35)
     read_classes: str = "word"  # the warm-up's classes: the word, or its length (round 38)
+    read_length_tasks: str = ""  # TASK,..: a second warm-up head, these screens' lengths (round 39)
     sft_steps: int = 10_000  # 18,000 until round 20: over the 90-minute budget on this machine
     sft_task_weights: str = ""  # TASK=N: N times that task's steps in the main SFT (round 36)
     grpo_steps: int = 600
@@ -240,6 +242,16 @@ class RecipeConfig:
                 "--read-steps > 0 and reads every word, not --read-named",
                 option="read_classes",
             )
+        length_tasks = [t for t in self.read_length_tasks.split(",") if t]
+        if length_tasks and not self.read_steps:
+            raise ConfigError(
+                "--read-length-tasks adds a head to the reading warm-up: it needs --read-steps > 0",
+                option="read_length_tasks",
+            )
+        unknown = sorted(set(length_tasks) - set(self.tasks))
+        if unknown:
+            raise ConfigError(f"--read-length-tasks {unknown[0]}: not one of the recipe's tasks",
+                              option="read_length_tasks")  # fmt: skip
         aids = (self.pointer_weight, self.well_formed_points, self.quoted_typing,
                 self.well_formed_actions)  # fmt: skip
         if self.grpo_aids and not any(aids):
@@ -440,6 +452,7 @@ def stage_read(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
     return read_warmup(model, str(source), str(out), steps=config.read_steps,
                        batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                        named=config.read_named, classes=config.read_classes,
+                       length_tasks=[t for t in config.read_length_tasks.split(",") if t],
                        progress=config.progress)  # fmt: skip
 
 
@@ -460,7 +473,7 @@ def _sft(
     from pixelpilot.train.checkpoint import latest_checkpoint
     from pixelpilot.train.config import SFTConfig
     from pixelpilot.train.pointing import launch_pointing_sft, train_pointing_sft
-    from pixelpilot.train.reading import HEAD_FILE, missing_head
+    from pixelpilot.train.reading import HEAD_FILE, LENGTH_HEAD_FILE, missing_head
 
     common = dict(
         data=str(data), model=model, out=str(out), max_steps=steps,
@@ -472,14 +485,18 @@ def _sft(
     )  # fmt: skip
     resume = latest_checkpoint(out) is not None
     sft = SFTConfig(**common, resume=resume, overwrite=not resume and out.exists())
-    head = str(out.parent / "read" / HEAD_FILE) if config.word_weight else None  # the warm-up's
-    if head and not Path(head).is_file():  # before any process starts
-        raise ConfigError(missing_head(head), option="word_weight")
+    heads = []  # the warm-up's heads the word term keeps: its word head, and its length head
+    if config.word_weight:
+        names = (HEAD_FILE, LENGTH_HEAD_FILE) if config.read_length_tasks else (HEAD_FILE,)
+        heads = [str(out.parent / "read" / name) for name in names]
+    for head in heads:  # before any process starts
+        if not Path(head).is_file():
+            raise ConfigError(missing_head(head), option="word_weight")
     objective = dict(sigma=config.sigma, thought=config.thought, weight=config.point_weight,
                      copy_weight=config.copy_weight, look_weight=config.look_weight,
                      read_weight=config.read_weight, match_weight=config.match_weight,
                      choice_weight=config.choice_weight,
-                     word_weight=config.word_weight, word_head=head)  # fmt: skip
+                     word_weight=config.word_weight, word_head=heads or None)  # fmt: skip
     t0 = time.perf_counter()
     if config.sft_procs > 1:
         summary = launch_pointing_sft(sft, config.sft_procs, **objective)

@@ -257,7 +257,8 @@ def test_the_read_stage_runs_on_the_sft_data_and_the_main_sft_starts_from_it(
     assert not (other / "sft").exists()
     both = RecipeConfig(out=str(root), read_steps=3, word_weight=1.0, progress=False,
                         read_length_tasks="miniwob/click-link")  # fmt: skip
-    with pytest.raises(ConfigError, match="no word head at .*length-head.safetensors"):  # none
+    lacking = "no length head at .*length-head.safetensors: .* given --read-length-tasks"
+    with pytest.raises(ConfigError, match=lacking):
         _sft(both, root / "data", summary["checkpoint"], root / "sft-both", 2, 1e-3)
     assert not (root / "sft-both").exists()
 

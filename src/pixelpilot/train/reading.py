@@ -298,6 +298,9 @@ LENGTH_HEAD_FILE = "length-head.safetensors"  # its second head, with ``length_t
 
 def missing_head(head: str) -> str:
     """The one-line error for a word term whose warm-up head is not there."""
+    if Path(head).name == LENGTH_HEAD_FILE:
+        return (f"no length head at {head}: the reading warm-up writes it when given "
+                "--read-length-tasks; delete its folder to run it again")  # fmt: skip
     return (f"no word head at {head}: the reading warm-up writes it (a warm-up folder made "
             "before round 23 has none; delete it to run the warm-up again)")  # fmt: skip
 

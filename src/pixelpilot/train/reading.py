@@ -386,7 +386,7 @@ class WordKeeper(ReadingObjective):
         return loss, {f"{self.name}_accuracy": accuracy, f"{self.name}_texts": float(len(rows))}
 
 
-def _examples(
+def labelled_examples(
     samples: Sequence[Any], cell: int, kind: str, asked: dict[str, set[int]] | None = None
 ) -> list[tuple[Any, Any, list[tuple[int, int]]]]:
     """(screenshot path, screen, [(cell, class)]) of every screen with a text to name: its
@@ -399,6 +399,39 @@ def _examples(
         if found:
             out.append((sample.image, sample.screen, found))
     return out
+
+
+def vision_only(vlm: Any) -> list[Any]:
+    """Freeze ``vlm``'s model but its vision tower and projector; returns their parameters
+    (the reading warm-up's, and the probes', trainable set)."""
+    parts = ("vision_tower", "mm_projector")
+    trained = [p for n, p in vlm.model.model.named_parameters() if n.startswith(parts)]
+    for p in vlm.model.parameters():
+        p.requires_grad_(False)
+    for p in trained:
+        p.requires_grad_(True)
+    return trained
+
+
+def write_checkpoint(vlm: Any, source: str, final: str | Path) -> None:
+    """``vlm``'s weights as a checkpoint folder like ``source`` (its tokenizer, processor and
+    declaration, copied; its weight files replaced)."""
+    import shutil
+
+    shutil.copytree(source, final, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("*.safetensors"))  # fmt: skip
+    for p in vlm.model.parameters():
+        p.requires_grad_(True)
+    vlm.model.save_pretrained(final)
+
+
+def length_ties(texts: Sequence[str], quoted: str) -> list[int]:
+    """The indices of ``texts`` whose length (``length_class``'s characters) is nearest the
+    ``quoted`` word's: the links a pick by length alone chooses among (round 38)."""
+    size = (length_class(quoted) or 0) // 2
+    sizes = [(length_class(t) or 0) // 2 for t in texts]
+    gap = min(abs(n - size) for n in sizes)
+    return [i for i, n in enumerate(sizes) if abs(n - size) == gap]
 
 
 def read_warmup(
@@ -445,7 +478,6 @@ def read_warmup(
     head goes to ``out/LENGTH_HEAD_FILE``, its metadata naming the tasks, and its figures to
     ``length_accuracy``."""
     import random
-    import shutil
     import time
 
     import torch
@@ -472,22 +504,18 @@ def read_warmup(
     processor = vlm.processor.image_processor
     cell, merge = token_grid(processor)
     asked = named_classes(labelled) if named else None
-    examples = _examples(labelled, cell, classes, asked)
+    examples = labelled_examples(labelled, cell, classes, asked)
     if not examples:
         raise ConfigError(f"the reading warm-up found no word to name on the screens under {data}")
     lengths = []  # the second head's examples: the length_tasks' screens
     if length_tasks:
-        lengths = _examples([s for s in labelled if s.task in set(length_tasks)], cell, "length")
+        tasks = set(length_tasks)
+        lengths = labelled_examples([s for s in labelled if s.task in tasks], cell, "length")
         if not lengths:
             raise ConfigError(f"the reading warm-up found no labelled screen of "
                               f"{', '.join(length_tasks)} under {data}")  # fmt: skip
     inner = vlm.model.model
-    parts = ("vision_tower", "mm_projector")
-    trained = [p for n, p in inner.named_parameters() if n.startswith(parts)]
-    for p in vlm.model.parameters():
-        p.requires_grad_(False)
-    for p in trained:
-        p.requires_grad_(True)
+    trained = vision_only(vlm)
     hidden = vlm.model.config.text_config.hidden_size
     head = torch.nn.Linear(hidden, BUCKETS)
     heads = [(head, examples, "read")]
@@ -552,12 +580,7 @@ def read_warmup(
         bar.close()
     log.close()
     final = root / "final"
-    # the tokenizer, processor and declaration; the weights are written below
-    shutil.copytree(model, final, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("*.safetensors"))  # fmt: skip
-    for p in vlm.model.parameters():
-        p.requires_grad_(True)
-    vlm.model.save_pretrained(final)
+    write_checkpoint(vlm, model, final)
     from safetensors.torch import save_file
 
     taught = sorted({k for _, _, found in examples for _, k in found})

@@ -149,6 +149,10 @@ class RecipeConfig:
         """The tasks that get GRPO's own label episodes (none without a label task)."""
         return tuple(t for t in self.tasks if t in LABEL_TASKS) if self.grpo_label_episodes else ()
 
+    def length_tasks(self) -> list[str]:
+        """The tasks of ``read_length_tasks``: the warm-up's length head reads their screens."""
+        return [t for t in self.read_length_tasks.split(",") if t]
+
     @classmethod
     def quick(cls, out: str, **overrides: Any) -> RecipeConfig:
         """A smoke run of every stage in a few minutes (it learns nothing)."""
@@ -242,7 +246,7 @@ class RecipeConfig:
                 "--read-steps > 0 and reads every word, not --read-named",
                 option="read_classes",
             )
-        length_tasks = [t for t in self.read_length_tasks.split(",") if t]
+        length_tasks = self.length_tasks()
         if length_tasks and not self.read_steps:
             raise ConfigError(
                 "--read-length-tasks adds a head to the reading warm-up: it needs --read-steps > 0",
@@ -452,7 +456,7 @@ def stage_read(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
     return read_warmup(model, str(source), str(out), steps=config.read_steps,
                        batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                        named=config.read_named, classes=config.read_classes,
-                       length_tasks=[t for t in config.read_length_tasks.split(",") if t],
+                       length_tasks=config.length_tasks(),
                        progress=config.progress)  # fmt: skip
 
 
@@ -487,7 +491,7 @@ def _sft(
     sft = SFTConfig(**common, resume=resume, overwrite=not resume and out.exists())
     heads = []  # the warm-up's heads the word term keeps: its word head, and its length head
     if config.word_weight:
-        names = (HEAD_FILE, LENGTH_HEAD_FILE) if config.read_length_tasks else (HEAD_FILE,)
+        names = (HEAD_FILE, LENGTH_HEAD_FILE) if config.length_tasks() else (HEAD_FILE,)
         heads = [str(out.parent / "read" / name) for name in names]
     for head in heads:  # before any process starts
         if not Path(head).is_file():

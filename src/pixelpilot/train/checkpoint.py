@@ -139,8 +139,8 @@ def save_checkpoint(
     return final
 
 
-def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> tuple[dict, list]:
-    """Restore weights, optimizer and scheduler; returns (trainer state, per-rank RNG states)."""
+def load_weights(path: Path, model: Any) -> None:
+    """Copy a checkpoint's trained weights (``trainable.pt``) into ``model``."""
     import torch
 
     weights = torch.load(path / "trainable.pt", weights_only=True)
@@ -151,6 +151,13 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> t
     with torch.no_grad():
         for name, value in weights.items():
             params[name].copy_(value.to(params[name].device))
+
+
+def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> tuple[dict, list]:
+    """Restore weights, optimizer and scheduler; returns (trainer state, per-rank RNG states)."""
+    import torch
+
+    load_weights(path, model)
     saved = torch.load(path / "optimizer.pt", weights_only=False)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])

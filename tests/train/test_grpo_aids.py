@@ -29,6 +29,7 @@ from pixelpilot.train.prefix import (  # noqa: E402
 from pixelpilot.train.synthetic import render, write_synthetic  # noqa: E402
 from pixelpilot.vlm.base import SamplingParams  # noqa: E402
 from pixelpilot.vlm.hf import HFVLM  # noqa: E402
+from pixelpilot.vlm.profiles import read_declaration  # noqa: E402
 
 SEED = 7  # a synthetic stream the recipe does not draw
 
@@ -137,6 +138,17 @@ def test_a_grpo_run_with_the_aids_samples_only_well_formed_answers(
     assert all(r["grad_norm"] == 0 for r in rows if r["reward_std"] == 0), rows
     assert all(r["reward_format_mean"] == 1.0 for r in rows)  # every sampled answer parsed
     assert all(abs(r["kl"]) < 1e-9 for r in rows)  # beta 0: no reference
+    # it decodes as it was trained: the export declares the aids it sampled under, and a
+    # plain run from the same checkpoint declares none (it scored the model's own answers)
+    aided_as = read_declaration(run.train.checkpoint)
+    source = read_declaration(aided.path)
+    assert aided_as.pointer_weight == source.pointer_weight > 0
+    assert aided_as.well_formed_points and aided_as.quoted_typing and aided_as.well_formed_actions
+    assert aided_as.prompt_kind == source.prompt_kind
+    plain = train_grpo(GRPOConfig(**{**base, "max_steps": 1}, out=str(tmp_path / "plain")))
+    plain_as = read_declaration(plain.train.checkpoint)
+    assert plain_as.pointer_weight == 0 and not plain_as.quoted_typing
+    assert not plain_as.well_formed_points and not plain_as.well_formed_actions
 
 
 def test_the_aids_need_a_declaration_and_work_offline_only(tiny_xs: str, tmp_path: Path) -> None:

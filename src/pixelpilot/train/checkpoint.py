@@ -164,12 +164,17 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> t
     return json.loads((path / "state.json").read_text()), saved["rng"]
 
 
-def export_model(vlm: Any, out: Path, merge: bool = True) -> Path:
+def export_model(vlm: Any, out: Path, merge: bool = True, aids: bool = False) -> Path:
     """Write ``OUT/final``: the source checkpoint's processor, tokenizer, chat template and
     code files, with the trained weights (a LoRA adapter merged in when ``merge``; else the
     adapter alone, in PEFT's format), and the prompt kind it was trained with declared in
-    ``pixelpilot.json`` (``pixelpilot.vlm.profiles.declare_profile``)."""
-    from pixelpilot.vlm.profiles import declare_profile
+    ``pixelpilot.json`` (``pixelpilot.vlm.profiles.declare_profile``). ``aids``: the run
+    sampled and scored under the decoding aids the source declares (GRPO's
+    ``--decoding-aids``), so the export declares them too and decodes as it was trained;
+    otherwise it declares none (training scored the model's own answers)."""
+    from dataclasses import replace
+
+    from pixelpilot.vlm.profiles import declare_profile, read_declaration, write_declaration
 
     source = Path(vlm.path)
     final = out / FINAL_DIR
@@ -185,6 +190,13 @@ def export_model(vlm: Any, out: Path, merge: bool = True) -> Path:
         vlm.model = model
     model.save_pretrained(tmp)
     declare_profile(tmp, vlm.profile)
+    if aids:
+        source_aids = read_declaration(source)
+        declared = replace(read_declaration(tmp), pointer_weight=source_aids.pointer_weight,
+                           well_formed_points=source_aids.well_formed_points,
+                           quoted_typing=source_aids.quoted_typing,
+                           well_formed_actions=source_aids.well_formed_actions)  # fmt: skip
+        write_declaration(tmp, declared)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final

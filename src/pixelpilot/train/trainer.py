@@ -286,7 +286,8 @@ class Trainer:
         self.save()
         final = ""
         if self.where.main:
-            final = str(ckpt.export_model(self.vlm, self.out, self.config.merge))
+            aids = bool(getattr(self.config, "decoding_aids", False))  # GRPO's aided runs
+            final = str(ckpt.export_model(self.vlm, self.out, self.config.merge, aids))
         return self._result(final)
 
     def _result(self, final: str) -> TrainResult:

@@ -172,9 +172,7 @@ def export_model(vlm: Any, out: Path, merge: bool = True, aids: bool = False) ->
     sampled and scored under the decoding aids the source declares (GRPO's
     ``--decoding-aids``), so the export declares them too and decodes as it was trained;
     otherwise it declares none (training scored the model's own answers)."""
-    from dataclasses import replace
-
-    from pixelpilot.vlm.profiles import declare_profile, read_declaration, write_declaration
+    from pixelpilot.vlm.profiles import declare_profile, read_declaration
 
     source = Path(vlm.path)
     final = out / FINAL_DIR
@@ -189,14 +187,7 @@ def export_model(vlm: Any, out: Path, merge: bool = True, aids: bool = False) ->
         model = model.merge_and_unload()
         vlm.model = model
     model.save_pretrained(tmp)
-    declare_profile(tmp, vlm.profile)
-    if aids:
-        source_aids = read_declaration(source)
-        declared = replace(read_declaration(tmp), pointer_weight=source_aids.pointer_weight,
-                           well_formed_points=source_aids.well_formed_points,
-                           quoted_typing=source_aids.quoted_typing,
-                           well_formed_actions=source_aids.well_formed_actions)  # fmt: skip
-        write_declaration(tmp, declared)
+    declare_profile(tmp, vlm.profile, read_declaration(source) if aids else None)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final

@@ -667,15 +667,13 @@ def _declare_aids(config: RecipeConfig, checkpoint: str) -> None:
     """Declare the recipe's decoding aids on ``checkpoint`` (the pointer weight, well-formed
     points, quoted typing and well-formed actions; training wrote its declaration without
     them)."""
-    from dataclasses import replace
+    from pixelpilot.vlm.profiles import Declaration, read_declaration, write_declaration
 
-    from pixelpilot.vlm.profiles import read_declaration, write_declaration
-
-    declared = replace(read_declaration(checkpoint), pointer_weight=config.pointer_weight,
+    aids = Declaration(pointer_weight=config.pointer_weight,
                        well_formed_points=config.well_formed_points,
                        quoted_typing=config.quoted_typing,
                        well_formed_actions=config.well_formed_actions)  # fmt: skip
-    write_declaration(checkpoint, declared)
+    write_declaration(checkpoint, read_declaration(checkpoint).with_aids(aids))
 
 
 def _eval(config: RecipeConfig, checkpoint: str, out: Path) -> dict[str, Any]:

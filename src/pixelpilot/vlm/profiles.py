@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +166,14 @@ class Declaration:
     def is_default(self) -> bool:
         return self == Declaration()
 
+    def with_aids(self, source: Declaration) -> Declaration:
+        """This declaration with ``source``'s decoding aids (the pointer weight, well-formed
+        points, quoted typing and well-formed actions)."""
+        return replace(self, pointer_weight=source.pointer_weight,
+                       well_formed_points=source.well_formed_points,
+                       quoted_typing=source.quoted_typing,
+                       well_formed_actions=source.well_formed_actions)  # fmt: skip
+
 
 def check_prompt(kind: str, language: str, where: str = "") -> None:
     """``PromptError`` for a kind or language the agent has no template for."""
@@ -263,17 +271,22 @@ def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
     return path
 
 
-def declare_profile(folder: str | Path, profile: ModelProfile) -> Path | None:
+def declare_profile(
+    folder: str | Path, profile: ModelProfile, aids: Declaration | None = None
+) -> Path | None:
     """After a checkpoint of ``profile`` was written to ``folder``: declare its prompt kind,
     language, history Thoughts and (when not its family's) number of screenshots when they
     are not the defaults, or when the folder already holds a declaration (copied from the
-    starting checkpoint, which must not speak for this one)."""
+    starting checkpoint, which must not speak for this one). ``aids``: a declaration whose
+    decoding aids the checkpoint was trained under, declared with it (none otherwise)."""
     family = family_of(str(profile.extra.get("model_type", "")))
     images = profile.history_images
     declaration = Declaration(
         profile.prompt_kind, profile.prompt_language, profile.history_thoughts,
         history_images=None if family is None or images == family.history_images else images,
     )  # fmt: skip
+    if aids is not None:
+        declaration = declaration.with_aids(aids)
     if declaration.is_default and not (Path(folder) / DECLARATION_FILE).exists():
         return None
     return write_declaration(folder, declaration)

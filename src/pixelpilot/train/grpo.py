@@ -398,6 +398,7 @@ class GRPOTrainer(Trainer):
         from pixelpilot.train.trainer import lr_factor
 
         super().__init__(config, vlm, objective, split, where)
+        self.aided = config.decoding_aids  # sampled and scored under the aids
         updates = self.total * config.num_iterations
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,

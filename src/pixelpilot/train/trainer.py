@@ -111,6 +111,8 @@ def total_steps(config: Any, n_train: int, world: int) -> int:
 class Trainer:
     """Runs ``objective`` over ``split.train`` with ``config`` (a ``TrainConfig``)."""
 
+    aided = False  # trained under the source's decoding aids: the export declares them
+
     def __init__(
         self, config: Any, vlm: Any, objective: Objective, split: DataSplit, where: Dist
     ) -> None:
@@ -286,8 +288,7 @@ class Trainer:
         self.save()
         final = ""
         if self.where.main:
-            aids = bool(getattr(self.config, "decoding_aids", False))  # GRPO's aided runs
-            final = str(ckpt.export_model(self.vlm, self.out, self.config.merge, aids))
+            final = str(ckpt.export_model(self.vlm, self.out, self.config.merge, self.aided))
         return self._result(final)
 
     def _result(self, final: str) -> TrainResult:

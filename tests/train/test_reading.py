@@ -438,3 +438,40 @@ def test_a_length_head_beside_the_word_head_reads_its_tasks_screens_only(tmp_pat
         read_warmup(str(model), config.data, str(tmp_path / "r2"), steps=1,
                     length_tasks=["miniwob/click-link"], progress=False)  # fmt: skip
     assert not (tmp_path / "r2").exists()
+
+
+def test_a_length_head_on_its_own_screens(tmp_path: Path) -> None:
+    """``length_data`` gives the second head every labelled screen of another folder (drawn
+    link screens, round 45), whatever their task, while the file still names ``length_tasks``
+    for the word term; without ``length_tasks``, or with a folder holding no labelled
+    screen, it is refused before anything is written."""
+    import json
+
+    from safetensors import safe_open
+
+    from pixelpilot.errors import ConfigError
+    from pixelpilot.train.reading import LENGTH_HEAD_FILE, read_warmup
+    from pixelpilot.train.synthetic import write_synthetic
+
+    model, config, _, _, samples = _setup(tmp_path, 8)
+    links = write_synthetic(tmp_path / "links", 5, seed=3, kinds=("link",))
+    own = read_warmup(str(model), config.data, str(tmp_path / "read"), steps=2, batch_size=4,
+                      length_tasks=["miniwob/click-link"], length_data=str(links),
+                      progress=False)  # fmt: skip
+    in_data = sum(1 for s in samples if s.task == "synthetic/link")
+    assert own["length_screens"] == 5 != in_data and own["screens"] == 8
+    with safe_open(str(tmp_path / "read" / LENGTH_HEAD_FILE), "pt") as f:
+        assert f.metadata() == {"classes": "length", "tasks": "miniwob/click-link"}
+    with pytest.raises(ConfigError, match="length_data needs length_tasks"):
+        read_warmup(str(model), config.data, str(tmp_path / "r2"), steps=1,
+                    length_data=str(links), progress=False)  # fmt: skip
+    empty = tmp_path / "empty"  # screens whose steps record no labels
+    for path in write_synthetic(empty, 2, seed=0, kinds=("button",)).rglob("trajectory.jsonl"):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "labels"}) + "\n"
+                                for r in rows))  # fmt: skip
+    with pytest.raises(ConfigError, match="no labelled screen under .*empty"):
+        read_warmup(str(model), config.data, str(tmp_path / "r3"), steps=1,
+                    length_tasks=["miniwob/click-link"], length_data=str(empty),
+                    progress=False)  # fmt: skip
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()

@@ -202,7 +202,15 @@ def test_the_read_stage_runs_on_the_sft_data_and_the_main_sft_starts_from_it(
     """With --read-steps the stage reads OUT/data's labelled screens and the main SFT starts
     from its checkpoint; without, from the random init."""
     from pixelpilot.errors import ConfigError
-    from pixelpilot.train.recipe import RecipeConfig, _mark, _sft, _start, stage_init, stage_read
+    from pixelpilot.train.recipe import (
+        RecipeConfig,
+        _mark,
+        _sft,
+        _start,
+        stage_init,
+        stage_length_synthetic,
+        stage_read,
+    )
     from pixelpilot.train.synthetic import write_synthetic
 
     root = tmp_path / "run"
@@ -243,6 +251,25 @@ def test_the_read_stage_runs_on_the_sft_data_and_the_main_sft_starts_from_it(
     made = stage_read(second, root / "data", init["checkpoint"], tmp_path / "second")
     assert made["length_tasks"] == ["synthetic/button"] and made["length_screens"] >= 1
     assert (tmp_path / "second" / "length-head.safetensors").is_file()
+    with pytest.raises(ConfigError, match="--read-length-synthetic .* needs --read-length-tasks"):
+        RecipeConfig(out=str(root), read_steps=3, read_length_synthetic=4).validate()
+    with pytest.raises(ConfigError, match="--read-length-synthetic must be >= 0"):
+        RecipeConfig(out=str(root), read_steps=3, read_length_synthetic=-1,
+                     read_length_tasks="synthetic/button").validate()  # fmt: skip
+    drawn = RecipeConfig(
+        out=str(root),
+        read_steps=2,
+        batch_size=2,
+        progress=False,
+        read_length_tasks="synthetic/button",
+        read_length_synthetic=4,
+    )
+    made = stage_length_synthetic(drawn, root / "length-synthetic-data")
+    links = sorted((root / "length-synthetic-data").rglob("trajectory.jsonl"))
+    assert made["screens"] == 4 == len(links)
+    assert {p.parent.parent.name for p in links} == {"synthetic-link"}
+    made = stage_read(drawn, root / "data", init["checkpoint"], tmp_path / "drawn")
+    assert made["length_screens"] == 4 and made["length_tasks"] == ["synthetic/button"]
     named = tmp_path / "named"  # --read-named: the recordings' folder only, not the synthetic
     write_synthetic(named / "data" / "record", 3, seed=1, kinds=("button",))
     write_synthetic(named / "data" / "synthetic", 6, seed=0)

@@ -446,6 +446,7 @@ def read_warmup(
     named: bool = False,
     classes: str = "word",
     length_tasks: Sequence[str] = (),
+    length_data: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Teach a checkpoint's vision tower and projector to read, before SFT (round 22).
@@ -476,7 +477,12 @@ def read_warmup(
     paragraphs, whose lengths the synthetic screens' words swamp when they share one head,
     round 38). Each step then draws one batch for each head and adds their losses; the second
     head goes to ``out/LENGTH_HEAD_FILE``, its metadata naming the tasks, and its figures to
-    ``length_accuracy``."""
+    ``length_accuracy``.
+
+    ``length_data`` (round 45) gives the second head its own screens: every labelled screen
+    under that folder (the synthetic link screens of ``train/synthetic.py``, which need no
+    recording; round 44), whatever their task. ``length_tasks`` still names the tasks whose
+    samples the word term asks it on in SFT (its file's metadata), and is required."""
     import random
     import time
 
@@ -507,8 +513,17 @@ def read_warmup(
     examples = labelled_examples(labelled, cell, classes, asked)
     if not examples:
         raise ConfigError(f"the reading warm-up found no word to name on the screens under {data}")
-    lengths = []  # the second head's examples: the length_tasks' screens
-    if length_tasks:
+    lengths = []  # the second head's examples: the length_tasks' screens, or length_data's
+    if length_data is not None:
+        if not length_tasks:
+            raise ConfigError("the reading warm-up's length_data needs length_tasks: the tasks "
+                              "whose samples its head is kept on in SFT")  # fmt: skip
+        own = SFTConfig(data=length_data, model=model, out=out, max_steps=steps, seed=seed)
+        screens = [s for s in load_split(own).train if (s.meta or {}).get("labels")]
+        lengths = labelled_examples(screens, cell, "length")
+        if not lengths:
+            raise ConfigError(f"the reading warm-up found no labelled screen under {length_data}")
+    elif length_tasks:
         tasks = set(length_tasks)
         lengths = labelled_examples([s for s in labelled if s.task in tasks], cell, "length")
         if not lengths:

@@ -26,7 +26,9 @@
                                      main SFT then starts (--read-named: the recordings'
                                      named words only; --read-classes length: the words'
                                      lengths and capitals; --read-length-tasks: a second
-                                     head, the lengths of those tasks' words)
+                                     head, the lengths of those tasks' words;
+                                     --read-length-synthetic N: that head on N synthetic
+                                     link screens, OUT/length-synthetic-data/, instead)
     OUT/sft/  OUT/sft-recovery/      training runs (metrics.jsonl, checkpoints, final/): SFT on
     OUT/grpo/                        all of OUT/data mixed, a short SFT continuation on
                                      OUT/recovery-data, offline GRPO on the recordings
@@ -106,6 +108,7 @@ class RecipeConfig:
     read_named: bool = False  # the warm-up reads the recordings' named words only (round 35)
     read_classes: str = "word"  # the warm-up's classes: the word, or its length (round 38)
     read_length_tasks: str = ""  # TASK,..: a second warm-up head, these screens' lengths (round 39)
+    read_length_synthetic: int = 0  # N drawn link screens for that head instead (round 45)
     sft_steps: int = 10_000  # 18,000 until round 20: over the 90-minute budget on this machine
     sft_task_weights: str = ""  # TASK=N: N times that task's steps in the main SFT (round 36)
     grpo_steps: int = 600
@@ -251,6 +254,15 @@ class RecipeConfig:
             raise ConfigError(
                 "--read-length-tasks adds a head to the reading warm-up: it needs --read-steps > 0",
                 option="read_length_tasks",
+            )
+        if self.read_length_synthetic < 0:
+            raise ConfigError("--read-length-synthetic must be >= 0",
+                              option="read_length_synthetic")  # fmt: skip
+        if self.read_length_synthetic and not length_tasks:
+            raise ConfigError(
+                "--read-length-synthetic draws the screens of the warm-up's length head: it "
+                "needs --read-length-tasks (the tasks whose samples the head is kept on in SFT)",
+                option="read_length_synthetic",
             )
         unknown = sorted(set(length_tasks) - set(self.tasks))
         if unknown:
@@ -432,6 +444,23 @@ def stage_synthetic(config: RecipeConfig, out: Path) -> dict[str, Any]:
             "seconds": time.perf_counter() - t0}  # fmt: skip
 
 
+def stage_length_synthetic(config: RecipeConfig, out: Path) -> dict[str, Any]:
+    """``read_length_synthetic`` synthetic link screens (paragraphs with links at random
+    places, ``train/synthetic.py``'s ``link`` kind) for the reading warm-up's length head:
+    distinct paragraphs at about 3 ms a screen, where a recording costs about 57 (round 44).
+    They stay out of the SFT data."""
+    from pixelpilot.train.synthetic import write_synthetic
+
+    t0 = time.perf_counter()
+    total, step = config.read_length_synthetic, 500
+    bar = _bar(config, total, "length screens")
+    for n in range(min(step, total), total + step, step):
+        write_synthetic(out, min(n, total), seed=config.seed, kinds=("link",))
+        bar.update(min(n, total) - bar.n)
+    bar.close()
+    return {"screens": total, "seconds": time.perf_counter() - t0}
+
+
 def stage_init(config: RecipeConfig, out: Path) -> dict[str, Any]:
     import math
 
@@ -453,10 +482,13 @@ def stage_read(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
     from pixelpilot.train.reading import read_warmup
 
     source = data / "record" if config.read_named else data
+    length_data = None
+    if config.read_length_synthetic:  # the length head's own screens (stage length-synthetic)
+        length_data = str(data.parent / "length-synthetic-data")
     return read_warmup(model, str(source), str(out), steps=config.read_steps,
                        batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                        named=config.read_named, classes=config.read_classes,
-                       length_tasks=config.length_tasks(),
+                       length_tasks=config.length_tasks(), length_data=length_data,
                        progress=config.progress)  # fmt: skip
 
 
@@ -618,6 +650,8 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
                                               grpo_label=True)),
         ("synthetic", lambda d: stage_synthetic(config, data / "synthetic")),
         ("baselines", lambda d: stage_baselines(config, data / "record", d)),
+        ("length-synthetic", lambda d: stage_length_synthetic(config,
+                                                              root / "length-synthetic-data")),
         ("init", lambda d: stage_init(config, d)),
         ("read", lambda d: stage_read(config, data, _done(root / "init")["checkpoint"], d)),
         ("sft", lambda d: _sft(config, data, _start(root, config), d, config.sft_steps,
@@ -638,6 +672,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
         skip = {"baselines": not config.baselines, "recovery": not config.recovery,
                 "grpo-label": not config.grpo_label_tasks(), "read": not config.read_steps,
                 "forms": not config.forms,
+                "length-synthetic": not config.read_length_synthetic,
                 "sft-recovery": not config.recovery}  # fmt: skip
         if skip.get(name):
             continue

@@ -501,8 +501,13 @@ def read_warmup(
                           f"not {classes!r}")  # fmt: skip
     if named and classes != "word":
         raise ConfigError("a named warm-up reads words: its classes must be 'word'")
+
+    def labelled_screens(folder: str) -> list[Any]:  # the training screens that name texts
+        config = SFTConfig(data=folder, model=model, out=out, max_steps=steps, seed=seed)
+        return [s for s in load_split(config).train if (s.meta or {}).get("labels")]
+
     config = SFTConfig(data=data, model=model, out=out, max_steps=steps, seed=seed)
-    labelled = [s for s in load_split(config).train if (s.meta or {}).get("labels")]
+    labelled = labelled_screens(data)
     if not labelled:
         raise ConfigError(f"the reading warm-up found no screen with labels under {data}")
     torch.manual_seed(seed)
@@ -518,9 +523,7 @@ def read_warmup(
         if not length_tasks:
             raise ConfigError("the reading warm-up's length_data needs length_tasks: the tasks "
                               "whose samples its head is kept on in SFT")  # fmt: skip
-        own = SFTConfig(data=length_data, model=model, out=out, max_steps=steps, seed=seed)
-        screens = [s for s in load_split(own).train if (s.meta or {}).get("labels")]
-        lengths = labelled_examples(screens, cell, "length")
+        lengths = labelled_examples(labelled_screens(length_data), cell, "length")
         if not lengths:
             raise ConfigError(f"the reading warm-up found no labelled screen under {length_data}")
     elif length_tasks:

@@ -428,16 +428,27 @@ def _bar(config: RecipeConfig, total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, disable=not config.progress, leave=False)
 
 
+def _draw_screens(
+    config: RecipeConfig, out: Path, count: int, desc: str, kinds: tuple[str, ...] | None = None
+) -> None:
+    """``count`` synthetic screens of ``kinds`` (the click kinds when None) into ``out``,
+    500 at a time under a progress bar (``write_synthetic`` keeps the ones already drawn)."""
+    from pixelpilot.train.synthetic import write_synthetic
+
+    extra = {"kinds": kinds} if kinds else {}
+    step = 500
+    bar = _bar(config, count, desc)
+    for n in range(min(step, count), count + step, step):
+        write_synthetic(out, min(n, count), seed=config.seed, **extra)
+        bar.update(min(n, count) - bar.n)
+    bar.close()
+
+
 def stage_synthetic(config: RecipeConfig, out: Path) -> dict[str, Any]:
     from pixelpilot.train.synthetic import write_synthetic
 
     t0 = time.perf_counter()
-    step = 500
-    bar = _bar(config, config.synthetic, "synthetic")
-    for n in range(min(step, config.synthetic), config.synthetic + step, step):
-        write_synthetic(out, min(n, config.synthetic), seed=config.seed)
-        bar.update(min(n, config.synthetic) - bar.n)
-    bar.close()
+    _draw_screens(config, out, config.synthetic, "synthetic")
     if config.typing:
         write_synthetic(out.parent / "typing", config.typing, seed=config.seed, kinds=("type",))
     return {"screens": config.synthetic, "typing": config.typing,
@@ -449,16 +460,9 @@ def stage_length_synthetic(config: RecipeConfig, out: Path) -> dict[str, Any]:
     places, ``train/synthetic.py``'s ``link`` kind) for the reading warm-up's length head:
     distinct paragraphs at about 3 ms a screen, where a recording costs about 57 (round 44).
     They stay out of the SFT data."""
-    from pixelpilot.train.synthetic import write_synthetic
-
     t0 = time.perf_counter()
-    total, step = config.read_length_synthetic, 500
-    bar = _bar(config, total, "length screens")
-    for n in range(min(step, total), total + step, step):
-        write_synthetic(out, min(n, total), seed=config.seed, kinds=("link",))
-        bar.update(min(n, total) - bar.n)
-    bar.close()
-    return {"screens": total, "seconds": time.perf_counter() - t0}
+    _draw_screens(config, out, config.read_length_synthetic, "length screens", ("link",))
+    return {"screens": config.read_length_synthetic, "seconds": time.perf_counter() - t0}
 
 
 def stage_init(config: RecipeConfig, out: Path) -> dict[str, Any]:

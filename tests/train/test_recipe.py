@@ -97,6 +97,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert done.stderr.strip().splitlines() == [
             f"error: {flag} miniwob/book-flight: not one of the recipe's tasks"
         ]
+    done = _run("--out", str(tmp_path / "run"), "--sft-covered-weight", "0")
+    assert done.stderr.strip().splitlines() == ["error: --sft-covered-weight must be >= 1"]
     for flag, value in (("--history-images", "-1"), ("--sft-history-images", "-2")):
         done = _run("--out", str(tmp_path / "run"), flag, value)
         assert done.returncode == 2

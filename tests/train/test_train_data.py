@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from pixelpilot.agent.sample import StepSample
 from pixelpilot.errors import PixelpilotError
 from pixelpilot.train.config import SFTConfig
-from pixelpilot.train.data import DataError, PromptCache, batches, conversation_for, load_split
+from pixelpilot.train.data import (
+    DataError,
+    PromptCache,
+    batches,
+    conversation_for,
+    covered_click,
+    load_split,
+)
 
 
 def cfg(data: Path, **kw: object) -> SFTConfig:
@@ -60,6 +69,45 @@ def test_task_weights_repeat_a_tasks_training_steps(click_data: Path) -> None:
     for bad in ("miniwob/click-test", "miniwob/click-test=0", "x=1.5", "=2"):
         with pytest.raises(PixelpilotError, match="--task-weights .*TASK=N"):
             cfg(click_data, task_weights=bad)
+
+
+def _click(x: int, y: int, target: tuple[int, int, int, int] | None) -> StepSample:
+    return StepSample(id="e/0", episode="e", task="miniwob/click-test-2", step=0, image="s.png",
+                      instruction="Click button ONE.", gold=({"type": "click", "x": x, "y": y},),
+                      screen=(160, 210), target=target)  # fmt: skip
+
+
+def test_covered_click_is_a_click_off_its_boxs_centre() -> None:
+    box = (40, 60, 80, 80)  # centre (60, 70), half-size 20 x 10
+    assert not covered_click(_click(60, 70, box))
+    assert not covered_click(_click(65, 72, box))  # 0.25 and 0.2 of the half-size
+    assert covered_click(_click(75, 70, box))  # 0.75 of the half-width: ONE under TWO
+    assert covered_click(_click(60, 78, box))  # 0.8 of the half-height
+    assert not covered_click(_click(75, 70, None))  # no recorded box
+    typing = replace(_click(75, 70, box), gold=({"type": "type", "content": "x"},))
+    assert not covered_click(typing)
+
+
+def test_covered_weight_repeats_the_covered_clicks(click_data: Path, tmp_path: Path) -> None:
+    shutil.copytree(click_data, tmp_path / "d")
+    path = sorted((tmp_path / "d").glob("miniwob-click-test/seed-*"))[0] / "trajectory.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    step = lines[1]
+    x, y = step["actions"][0]["x"], step["actions"][0]["y"]
+    step["target"] = [x - 2, y - 10, x + 20, y + 10]  # the click near the box's left edge
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    plain = load_split(cfg(tmp_path / "d"))
+    covered = [s.id for s in plain.train if covered_click(s)]
+    assert len(covered) == 1
+    weighted = load_split(cfg(tmp_path / "d", covered_weight=4,
+                              task_weights="miniwob/click-test=2"))  # fmt: skip
+    want = [s.id for s in plain.train
+            for _ in range((2 if s.task == "miniwob/click-test" else 1)
+                           * (4 if s.id in covered else 1))]  # fmt: skip
+    assert [s.id for s in weighted.train] == want
+    assert want.count(covered[0]) == 8
+    with pytest.raises(PixelpilotError, match="--covered-weight must be a whole number >= 1"):
+        cfg(click_data, covered_weight=0)
 
 
 def test_split_by_episode_is_deterministic_and_disjoint(click_data: Path) -> None:

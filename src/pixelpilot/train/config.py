@@ -131,6 +131,12 @@ class TrainConfig:
         "(N a whole number >= 1), so a task gets more of the batches without being recorded "
         "again. Validation steps are not repeated.",
     )
+    covered_weight: int = opt(
+        1,
+        "Every training step whose recorded click lies off its target box's centre (the "
+        "expert clicked the part of a covered target that shows) comes N times as often in "
+        "each epoch's order, on top of --task-weights (N a whole number >= 1).",
+    )
     val_fraction: float = opt(
         0.0, "Fraction of episodes held out for validation (split by episode)."
     )
@@ -206,6 +212,8 @@ class TrainConfig:
              f"--zero-stage {self.zero_stage} is not supported: 0 (off) or 1 (optimizer state "
              "sharded); gradient and parameter sharding (2, 3) are not"),
             (not (self.resume and self.overwrite), "resume", "--resume excludes --overwrite"),
+            (self.covered_weight >= 1, "covered_weight",
+             f"--covered-weight must be a whole number >= 1, got {self.covered_weight}"),
             (self.history_images is None or self.history_images >= 1, "history_images",
              f"--history-images must be >= 1, got {self.history_images}"),
             (self.prompt_kind in (None, *PROMPT_KINDS), "prompt_kind",

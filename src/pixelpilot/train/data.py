@@ -132,16 +132,41 @@ def _jittered(text: str, box: Any, sample: Sample, rng: random.Random, margin: f
     return format_response(response.thought, [moved], sample.coords, sample.screen)
 
 
+COVERED_OFF = 0.3  # a click this far from its box's centre (of the half-size) is off-centre
+
+
+def covered_click(sample: Sample) -> bool:
+    """Whether ``sample``'s gold is one click that lies off its recorded target box's centre
+    by more than ``COVERED_OFF`` of the box's half-size on an axis. The experts click the
+    visible point of the target nearest its centre, so such a step shows a target that
+    something covers: click-test-2's ONE under TWO (docs/default-model.md, round 46)."""
+    if sample.target is None or len(sample.gold) != 1:
+        return False
+    action = sample.gold[0]
+    if action.get("type") != "click" or "x" not in action or "y" not in action:
+        return False
+    x1, y1, x2, y2 = sample.target
+    half_w, half_h = max(1.0, (x2 - x1) / 2), max(1.0, (y2 - y1) / 2)
+    off = max(abs(action["x"] - (x1 + x2) / 2) / half_w, abs(action["y"] - (y1 + y2) / 2) / half_h)
+    return off > COVERED_OFF
+
+
 def weigh_tasks(train: Sequence[Sample], config: Any) -> list[Sample]:
-    """``train`` with every step of a task ``--task-weights`` names repeated that many times
-    (in place, so the order of the file stays and the epoch's permutation mixes them);
-    ``DataError`` for a task the training steps do not have."""
+    """``train`` with every step of a task ``--task-weights`` names repeated that many times,
+    and every covered click (``covered_click``) ``--covered-weight`` times more (in place, so
+    the order of the file stays and the epoch's permutation mixes them); ``DataError`` for a
+    task the training steps do not have."""
     weights = parse_task_weights(config.task_weights)
     missing = sorted(set(weights) - {s.task for s in train})
     if missing:
         raise DataError(f"--task-weights {missing[0]}: no training step of that task in "
                         f"{config.data}")  # fmt: skip
-    return [s for s in train for _ in range(weights.get(s.task, 1))]
+    covered = getattr(config, "covered_weight", 1)
+    return [
+        s
+        for s in train
+        for _ in range(weights.get(s.task, 1) * (covered if covered_click(s) else 1))
+    ]
 
 
 def load_split(config: Any) -> DataSplit:

@@ -111,6 +111,7 @@ class RecipeConfig:
     read_length_synthetic: int = 0  # N drawn link screens for that head instead (round 45)
     sft_steps: int = 10_000  # 18,000 until round 20: over the 90-minute budget on this machine
     sft_task_weights: str = ""  # TASK=N: N times that task's steps in the main SFT (round 36)
+    sft_covered_weight: int = 1  # N times the covered clicks in the main SFT (round 46)
     grpo_steps: int = 600
     batch_size: int = 8  # SFT samples per optimizer step, over all processes
     sft_procs: int = 2  # SFT processes (one CPU thread each; this machine has 2 cores)
@@ -211,7 +212,7 @@ class RecipeConfig:
                 option="grpo_procs",
             )
         counts = ("episodes", "synthetic", "batch_size", "grpo_prompts", "group", "recovery_steps")
-        for name in (*counts, "eval_episodes", "eval_workers"):
+        for name in (*counts, "eval_episodes", "eval_workers", "sft_covered_weight"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
         weights = ("point_weight", "copy_weight", "look_weight", "read_weight", "match_weight",
@@ -505,10 +506,12 @@ def _sft(
     lr: float,
     images: int | None = None,
     task_weights: str = "",
+    covered_weight: int = 1,
 ) -> dict[str, Any]:
     """One SFT stage of ``steps`` at ``lr`` from ``model`` on ``data``; ``images``: the
     screenshots a prompt shows (``None``: what ``model`` declares); ``task_weights``: TASK=N,
-    N times that task's steps in the stage's mix."""
+    N times that task's steps in the stage's mix; ``covered_weight``: N times its covered
+    clicks (``pixelpilot.train.data.covered_click``)."""
     from pixelpilot.errors import ConfigError
     from pixelpilot.train.checkpoint import latest_checkpoint
     from pixelpilot.train.config import SFTConfig
@@ -520,7 +523,7 @@ def _sft(
         batch_size=config.batch_size // config.sft_procs, lr=lr,
         warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, seed=config.seed,
         prompt_kind=config.prompt_kind, history_thoughts=config.thought,
-        history_images=images, task_weights=task_weights or None,
+        history_images=images, task_weights=task_weights or None, covered_weight=covered_weight,
         checkpoint_every=max(1, steps // 10), progress=config.progress,
     )  # fmt: skip
     resume = latest_checkpoint(out) is not None
@@ -660,7 +663,8 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
         ("read", lambda d: stage_read(config, data, _done(root / "init")["checkpoint"], d)),
         ("sft", lambda d: _sft(config, data, _start(root, config), d, config.sft_steps,
                                config.lr, config.sft_history_images or config.history_images
-                               or None, config.sft_task_weights)),
+                               or None, config.sft_task_weights,
+                               config.sft_covered_weight)),
         ("sft-recovery", lambda d: _sft(config, recovery, _final(root, "sft"), d,
                                         config.recovery_steps, config.recovery_lr,
                                         config.later_history_images())),

@@ -343,6 +343,60 @@ def test_length_classes_are_a_words_length_and_its_capital() -> None:
     assert text_class("Velit", "length") == 11 and text_class("Velit") == word_class("velit")
 
 
+def test_width_classes_are_how_wide_the_page_draws_a_text() -> None:
+    """Widths of click-link words as Chromium drew them here (their recorded boxes), in
+    3-pixel bins; the trailing punctuation is drawn, so it counts; wide texts share the
+    widest class."""
+    from pixelpilot.train.reading import WIDEST, WIDTH_BIN, text_class, width_class
+
+    for word, drawn in (("sem", 21), ("bibendum", 50), ("Adipiscing", 51), ("netus.", 31)):
+        assert abs(width_class(word) * WIDTH_BIN - drawn) < 2 * WIDTH_BIN, word
+    assert width_class("sem") < width_class("bibendum")
+    assert width_class("netus.") > width_class("netus")
+    assert width_class("x" * 80) == WIDEST and width_class("...") is None
+    assert text_class("sem", "width") == width_class("sem")
+
+
+def test_the_quoted_length_term_reads_the_quoted_word_on_the_text_side(tmp_path: Path) -> None:
+    """``text_length_weight``: on every sample whose instruction quotes a word (``Click button
+    NEXT.`` does not), the row is the word's last token (before the screenshot) and the class
+    its length (or width) class; its gradient reaches the decoder and not the vision side; a
+    few steps lower it."""
+    import torch
+
+    from pixelpilot.train.pointing import PointingObjective, train_pointing_sft
+    from pixelpilot.train.reading import length_class, width_class
+
+    model, config, vlm, cache, samples = _setup(tmp_path, 6)
+    for kind, of in (("length", length_class), ("width", width_class)):
+        objective = PointingObjective(vlm, config, cache, 20.0, False, 0.0,
+                                      text_length_weight=1.0, text_length_kind=kind)  # fmt: skip
+        objective.sample_losses(samples)
+        ids = objective._seen["input_ids"]
+        rows = objective.lengths.rows(ids, samples)
+        quoting = [b for b, s in enumerate(samples) if '"' in s.instruction]
+        assert [b for b, _, _ in rows] == quoting and 0 < len(quoting) < len(samples)
+        for b, position, k in rows:
+            quoted = samples[b].instruction.split('"')[1]
+            assert k == of(quoted)
+            before = vlm.tokenizer.decode(ids[b, : position + 1].tolist())
+            assert before.endswith(quoted) and ids[b, position + 1 :].eq(
+                objective.image_token).any()  # fmt: skip
+    vlm.model.zero_grad()
+    term, figures = objective.lengths.loss(ids, samples)
+    assert figures["text_length_words"] == len(quoting) and term.item() > 0
+    term.backward()
+    tower = [p.grad for n, p in vlm.model.named_parameters() if "vision_tower" in n]
+    assert all(g is None or not g.any() for g in tower)
+    assert vlm.model.get_input_embeddings().weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        assert objective.lengths.loss(ids, samples) == (None, {})  # one batch, one loss
+    result = train_pointing_sft(config, sigma=20.0, thought=False, weight=0.0,
+                                text_length_weight=1.0)  # fmt: skip
+    steps = [r["text_length_loss"] for r in result.history if "text_length_loss" in r]
+    assert len(steps) == 30 and sum(steps[-5:]) < sum(steps[:5]) - 1.0, steps
+
+
 def test_a_length_warm_up_names_its_classes_and_the_word_term_asks_for_them(
     tmp_path: Path,
 ) -> None:
@@ -386,7 +440,7 @@ def test_a_length_warm_up_names_its_classes_and_the_word_term_asks_for_them(
     with pytest.raises(ConfigError, match="names unknown classes 'colour'"):
         PointingObjective(vlm, config, cache, 20.0, False, 0.0, word_weight=1.0,
                           word_head=str(odd))  # fmt: skip
-    with pytest.raises(ConfigError, match="classes are one of word, length, not 'colour'"):
+    with pytest.raises(ConfigError, match="classes are one of word, length, width, not 'colour'"):
         read_warmup(str(model), config.data, str(tmp_path / "r2"), steps=1, classes="colour")
     with pytest.raises(ConfigError, match="a named warm-up reads words"):
         read_warmup(str(model), config.data, str(tmp_path / "r3"), steps=1, named=True,

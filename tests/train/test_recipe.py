@@ -203,6 +203,8 @@ def test_the_read_stage_runs_on_the_sft_data_and_the_main_sft_starts_from_it(
 ) -> None:
     """With --read-steps the stage reads OUT/data's labelled screens and the main SFT starts
     from its checkpoint; without, from the random init."""
+    from safetensors import safe_open
+
     from pixelpilot.errors import ConfigError
     from pixelpilot.train.recipe import (
         RecipeConfig,
@@ -253,6 +255,19 @@ def test_the_read_stage_runs_on_the_sft_data_and_the_main_sft_starts_from_it(
     made = stage_read(second, root / "data", init["checkpoint"], tmp_path / "second")
     assert made["length_tasks"] == ["synthetic/button"] and made["length_screens"] >= 1
     assert (tmp_path / "second" / "length-head.safetensors").is_file()
+    for bad, why in (
+        ({"read_length_classes": "word"}, "must be length or width"),
+        ({"read_length_classes": "width"}, "needs --read-length-tasks"),
+        ({"text_length_weight": -1.0}, "--text-length-weight must be a finite"),
+    ):
+        with pytest.raises(ConfigError, match=why):
+            RecipeConfig(out=str(root), read_steps=3, **bad).validate()
+    widths = RecipeConfig(out=str(root), read_steps=2, batch_size=2, progress=False,
+                          read_length_tasks="synthetic/button",
+                          read_length_classes="width")  # fmt: skip
+    stage_read(widths, root / "data", init["checkpoint"], tmp_path / "widths")
+    with safe_open(str(tmp_path / "widths" / "length-head.safetensors"), "pt") as f:
+        assert f.metadata() == {"classes": "width", "tasks": "synthetic/button"}
     with pytest.raises(ConfigError, match="--read-length-synthetic .* needs --read-length-tasks"):
         RecipeConfig(out=str(root), read_steps=3, read_length_synthetic=4).validate()
     with pytest.raises(ConfigError, match="--read-length-synthetic must be >= 0"):

@@ -84,6 +84,9 @@ class PointingObjective(SoftCoordObjective):
         word_weight: float = 0.0,
         word_head: str | Sequence[str] | None = None,
         choice_weight: float = 0.0,
+        text_length_weight: float = 0.0,
+        text_length_tasks: Sequence[str] | None = None,
+        text_length_kind: str = "length",
     ) -> None:
         super().__init__(vlm, config, cache, sigma, thought)
         self.weight = weight
@@ -121,11 +124,21 @@ class PointingObjective(SoftCoordObjective):
             # the first head's figures are word_*; a second (length_tasks, round 39) length_*
             names = ("word", "length")[: len(heads)]
             self.keepers = [WordKeeper(vlm, h, n) for h, n in zip(heads, names, strict=True)]
+        self.text_length_weight = text_length_weight
+        self.lengths = None
+        if text_length_weight > 0:  # the quoted word's length on the text side (round 47)
+            from pixelpilot.train.reading import QuotedLength
+
+            self.lengths = QuotedLength(vlm, text_length_tasks, text_length_kind)
         self.image_token = int(vlm.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
         self.pad_token = int(vlm.tokenizer.pad_token_id)
         self.cell = token_grid(vlm.processor)[0]  # pixels a side of one image token
         self._seen: dict[str, Any] = {}
-        if weight > 0 or self.keepers or any(x is not None for x in (self.copier, self.reader)):
+        if (
+            weight > 0
+            or self.keepers
+            or any(x is not None for x in (self.copier, self.reader, self.lengths))
+        ):
             # the decoder's input ids, last hidden states
             model = vlm.model
             model.register_forward_pre_hook(self._inputs, with_kwargs=True)
@@ -231,6 +244,12 @@ class PointingObjective(SoftCoordObjective):
                 out.loss = out.loss + weight * term
                 out.metrics[name] = float(term.detach())
                 out.metrics.update(figures)
+        if self.lengths is not None:
+            term, figures = self.lengths.loss(self._seen.get("input_ids"), samples)
+            if term is not None:
+                out.loss = out.loss + self.text_length_weight * term
+                out.metrics["text_length_loss"] = float(term.detach())
+                out.metrics.update(figures)
         if self.matcher is not None:  # the copier is there too (match_weight > 0)
             from pixelpilot.train.reading import match_loss
 
@@ -276,7 +295,7 @@ class PointingObjective(SoftCoordObjective):
         self._seen.clear()
         if self.copier is not None:
             self.copier.clear()
-        for reader in (self.reader, *self.keepers):
+        for reader in (self.reader, *self.keepers, self.lengths):
             if reader is not None:
                 reader.clear()
         return result
@@ -295,6 +314,9 @@ def train_pointing_sft(
     word_weight: float = 0.0,
     word_head: str | Sequence[str] | None = None,
     choice_weight: float = 0.0,
+    text_length_weight: float = 0.0,
+    text_length_tasks: Sequence[str] | None = None,
+    text_length_kind: str = "length",
     stop_after: int | None = None,
 ) -> TrainResult:
     """``train_sft`` with ``PointingObjective``."""
@@ -317,6 +339,9 @@ def train_pointing_sft(
             word_weight,
             word_head,
             choice_weight,
+            text_length_weight,
+            text_length_tasks,
+            text_length_kind,
         ),
     )
 

@@ -25,6 +25,7 @@ screenshot the processor resized (the cell grid would not match the pixels).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -268,7 +269,37 @@ def length_class(text: str) -> int | None:
     return min(len(word), LONGEST) * 2 + int(word[0].isupper())
 
 
-CLASS_KINDS = {"word": word_class, "length": length_class}  # a warm-up's classes, by name
+WIDTH_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # MiniWoB's text, drawn
+WIDTH_SIZE = 10  # MiniWoB's paragraph and instruction font size, in pixels
+WIDTH_BIN = 3  # pixels a width class spans
+WIDEST = 31  # the widest class: wider texts share it
+
+
+@functools.cache
+def _width_font() -> Any:
+    from PIL import ImageFont
+
+    from pixelpilot.errors import DependencyNotInstalled
+
+    if not WIDTH_FONT.is_file():
+        raise DependencyNotInstalled("DejaVu Sans", hint="apt-get install fonts-dejavu-core")
+    return ImageFont.truetype(str(WIDTH_FONT), WIDTH_SIZE)
+
+
+def width_class(text: str) -> int | None:
+    """The width warm-up's class of a screen text (round 47): how wide MiniWoB draws it, in
+    ``WIDTH_BIN``-pixel bins (``WIDEST`` at most; None for a text with no letter or digit).
+    Chromium draws MiniWoB's 10-pixel text in DejaVu Sans here, and PIL's advance width of
+    the same string in the same font is the page's box width within a pixel on 745 of 745
+    click-link words (round 47). A link's drawn width names it among the others on 0.97 of
+    click-link's screens where its character count does on 0.86."""
+    word = text.strip()
+    if not any(c.isalnum() for c in word):
+        return None
+    return min(int(_width_font().getlength(word)) // WIDTH_BIN, WIDEST)
+
+
+CLASS_KINDS = {"word": word_class, "length": length_class, "width": width_class}  # by name
 
 
 def text_class(text: str, kind: str = "word") -> int | None:
@@ -386,6 +417,84 @@ class WordKeeper(ReadingObjective):
         return loss, {f"{self.name}_accuracy": accuracy, f"{self.name}_texts": float(len(rows))}
 
 
+class QuotedLength:
+    """The text side of the length comparison (``text_length_weight``, docs/default-model.md,
+    round 47): the decoder is asked for the instruction's quoted word's ``length_class``.
+
+    The length warm-up's head (``length_tasks``, kept by the word term) puts each link's
+    length in its image tokens; to pick the link the instruction names, the match head
+    (``MatchPairs``) must compare it with the quoted word's, and a word token's length is
+    otherwise learnt only from the few steps that name that word. Here the input of the last
+    decoder layer at the quoted word's last token (where the match head's keys come from) is
+    scored by a fixed random linear map into ``length_class``'s classes, and the term is the
+    cross-entropy with the word's class; the map does not train, so the layers below learn to
+    carry the length where the match head can read it. Only the samples of ``tasks`` (every
+    task when None) whose instruction quotes a word, found whole after ``MARKER``, count.
+    Nothing is added to the model or its checkpoint."""
+
+    def __init__(
+        self, vlm: Any, tasks: Sequence[str] | None = None, kind: str = "length", seed: int = 0
+    ) -> None:
+        import torch
+
+        self.kind = kind
+        self.words = MatchPairs(vlm)
+        self.tasks = set(tasks) if tasks else None
+        hidden = int(vlm.model.config.text_config.hidden_size)
+        gen = torch.Generator().manual_seed(seed)
+        self.map = torch.randn(hidden, max(LONGEST * 2 + 2, WIDEST + 1), generator=gen)
+        self.map /= hidden**0.5
+        self._hidden: Any = None
+        layers = vlm.model.model.language_model.layers
+        layers[-1].register_forward_pre_hook(self._record, with_kwargs=True)
+
+    def _record(self, module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        self._hidden = args[0] if args else kwargs["hidden_states"]
+
+    def clear(self) -> None:
+        self._hidden = None
+
+    def rows(self, input_ids: Any, samples: Sequence[Any]) -> list[tuple[int, int, int]]:
+        """(row, position of the quoted word's last token, its ``length_class``)."""
+        out = []
+        for b, sample in enumerate(samples):
+            if self.tasks is not None and sample.task not in self.tasks:
+                continue
+            quoted = re.findall(r'"([^"]+)"', sample.instruction or "")
+            target = text_class(quoted[-1], self.kind) if quoted else None
+            if target is None:
+                continue
+            ids = input_ids[b].tolist()
+            images = [i for i, t in enumerate(ids) if t == self.words.image_token]
+            start = _last(ids, self.words.marker, images[0]) if images else None
+            if start is None:
+                continue
+            where = self.words.word(self.words.span(ids, start, images[0]), quoted[-1])
+            if where:
+                out.append((b, where[-1], target))
+        return out
+
+    def loss(self, input_ids: Any, samples: Sequence[Any]) -> tuple[Any, dict[str, float]]:
+        """The cross-entropy over the batch's quoted words (``None`` when it has none), with
+        ``text_length_accuracy``."""
+        import torch
+
+        hidden, self._hidden = self._hidden, None
+        if hidden is None or input_ids is None:
+            return None, {}
+        found = self.rows(input_ids, samples)
+        if not found:
+            return None, {}
+        states = torch.stack([hidden[b, p] for b, p, _ in found]).float()
+        logits = states @ self.map.to(states.device)
+        target = torch.tensor([k for _, _, k in found], device=logits.device)
+        accuracy = float((logits.argmax(-1) == target).float().mean())
+        return torch.nn.functional.cross_entropy(logits, target), {
+            "text_length_accuracy": accuracy,
+            "text_length_words": float(len(found)),
+        }
+
+
 def labelled_examples(
     samples: Sequence[Any], cell: int, kind: str, asked: dict[str, set[int]] | None = None
 ) -> list[tuple[Any, Any, list[tuple[int, int]]]]:
@@ -447,6 +556,7 @@ def read_warmup(
     classes: str = "word",
     length_tasks: Sequence[str] = (),
     length_data: str | None = None,
+    length_classes: str = "length",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Teach a checkpoint's vision tower and projector to read, before SFT (round 22).
@@ -482,7 +592,9 @@ def read_warmup(
     ``length_data`` (round 45) gives the second head its own screens: every labelled screen
     under that folder (the synthetic link screens of ``train/synthetic.py``, which need no
     recording; round 44), whatever their task. ``length_tasks`` still names the tasks whose
-    samples the word term asks it on in SFT (its file's metadata), and is required."""
+    samples the word term asks it on in SFT (its file's metadata), and is required.
+    ``length_classes`` (round 47) names that head's classes: ``"length"``, or ``"width"``
+    (``width_class``: how wide the page draws the word)."""
     import random
     import time
 
@@ -499,6 +611,9 @@ def read_warmup(
     if classes not in CLASS_KINDS:
         raise ConfigError(f"the reading warm-up's classes are one of {', '.join(CLASS_KINDS)}, "
                           f"not {classes!r}")  # fmt: skip
+    if length_classes not in CLASS_KINDS:
+        raise ConfigError(f"the reading warm-up's length head's classes are one of "
+                          f"{', '.join(CLASS_KINDS)}, not {length_classes!r}")  # fmt: skip
     if named and classes != "word":
         raise ConfigError("a named warm-up reads words: its classes must be 'word'")
 
@@ -523,12 +638,12 @@ def read_warmup(
         if not length_tasks:
             raise ConfigError("the reading warm-up's length_data needs length_tasks: the tasks "
                               "whose samples its head is kept on in SFT")  # fmt: skip
-        lengths = labelled_examples(labelled_screens(length_data), cell, "length")
+        lengths = labelled_examples(labelled_screens(length_data), cell, length_classes)
         if not lengths:
             raise ConfigError(f"the reading warm-up found no labelled screen under {length_data}")
     elif length_tasks:
         tasks = set(length_tasks)
-        lengths = labelled_examples([s for s in labelled if s.task in tasks], cell, "length")
+        lengths = labelled_examples([s for s in labelled if s.task in tasks], cell, length_classes)
         if not lengths:
             raise ConfigError(f"the reading warm-up found no labelled screen of "
                               f"{', '.join(length_tasks)} under {data}")  # fmt: skip
@@ -615,7 +730,8 @@ def read_warmup(
         second = heads[1][0]
         save_file({"weight": second.weight.detach().contiguous(),
                    "bias": second.bias.detach().contiguous()}, str(root / LENGTH_HEAD_FILE),
-                  metadata={"classes": "length", "tasks": ",".join(length_tasks)})  # fmt: skip
+                  metadata={"classes": length_classes,
+                            "tasks": ",".join(length_tasks)})  # fmt: skip
         last = recent["length"]
         summary |= {"length_screens": len(lengths), "length_tasks": list(length_tasks),
                     "length_accuracy": sum(last) / max(1, len(last))}  # fmt: skip

@@ -109,6 +109,8 @@ class RecipeConfig:
     read_classes: str = "word"  # the warm-up's classes: the word, or its length (round 38)
     read_length_tasks: str = ""  # TASK,..: a second warm-up head, these screens' lengths (round 39)
     read_length_synthetic: int = 0  # N drawn link screens for that head instead (round 45)
+    read_length_classes: str = "length"  # that head's classes: length, or width (round 47)
+    text_length_weight: float = 0.0  # the quoted word's length on the text side (round 47)
     sft_steps: int = 10_000  # 18,000 until round 20: over the 90-minute budget on this machine
     sft_task_weights: str = ""  # TASK=N: N times that task's steps in the main SFT (round 36)
     sft_covered_weight: int = 1  # N times the covered clicks in the main SFT (round 46)
@@ -216,7 +218,8 @@ class RecipeConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
         weights = ("point_weight", "copy_weight", "look_weight", "read_weight", "match_weight",
-                   "choice_weight", "word_weight", "pointer_weight", "grpo_beta")  # fmt: skip
+                   "choice_weight", "word_weight", "pointer_weight", "grpo_beta",
+                   "text_length_weight")  # fmt: skip
         for name in ("recovery", "label_episodes", "grpo_label_episodes", "read_steps", "forms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0", option=name)
@@ -251,6 +254,13 @@ class RecipeConfig:
                 option="read_classes",
             )
         length_tasks = self.length_tasks()
+        if self.read_length_classes not in CLASS_KINDS or self.read_length_classes == "word":
+            raise ConfigError("--read-length-classes must be length or width "
+                              f"(got {self.read_length_classes!r})",
+                              option="read_length_classes")  # fmt: skip
+        if self.read_length_classes != "length" and not length_tasks:
+            raise ConfigError("--read-length-classes names the length head's classes: it needs "
+                              "--read-length-tasks", option="read_length_classes")  # fmt: skip
         if length_tasks and not self.read_steps:
             raise ConfigError(
                 "--read-length-tasks adds a head to the reading warm-up: it needs --read-steps > 0",
@@ -494,6 +504,7 @@ def stage_read(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
                        batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                        named=config.read_named, classes=config.read_classes,
                        length_tasks=config.length_tasks(), length_data=length_data,
+                       length_classes=config.read_length_classes,
                        progress=config.progress)  # fmt: skip
 
 
@@ -539,7 +550,10 @@ def _sft(
                      copy_weight=config.copy_weight, look_weight=config.look_weight,
                      read_weight=config.read_weight, match_weight=config.match_weight,
                      choice_weight=config.choice_weight,
-                     word_weight=config.word_weight, word_head=heads or None)  # fmt: skip
+                     word_weight=config.word_weight, word_head=heads or None,
+                     text_length_weight=config.text_length_weight,
+                     text_length_tasks=config.length_tasks() or None,
+                     text_length_kind=config.read_length_classes)  # fmt: skip
     t0 = time.perf_counter()
     if config.sft_procs > 1:
         summary = launch_pointing_sft(sft, config.sft_procs, **objective)

@@ -333,6 +333,51 @@ def test_label_tasks_get_their_own_number_of_demonstrations(tmp_path: Path) -> N
     assert found == [230_000, 230_001]
 
 
+def test_length_episodes_record_more_of_the_length_tasks_past_their_own_seeds(
+    tmp_path: Path,
+) -> None:
+    """``--length-episodes`` (round 47): the length tasks get more expert episodes at the
+    seeds after their own recordings, beside them in the SFT data; the length head's folder
+    holds every recording of those tasks; GRPO's prompts keep them out; the warm-up reads
+    the head's screens from that folder. Bad combinations are refused in one line."""
+    from pixelpilot.errors import ConfigError
+    from pixelpilot.train.recipe import (
+        RecipeConfig,
+        grpo_prompts,
+        stage_init,
+        stage_length_record,
+        stage_read,
+        stage_record,
+    )
+
+    tasks = ("miniwob/click-test", "miniwob/click-link")
+    config = RecipeConfig(out=str(tmp_path), tasks=tasks, episodes=1, label_episodes=2, seed=2,
+                          read_steps=2, read_length_tasks="miniwob/click-link",
+                          length_episodes=2, progress=False)  # fmt: skip
+    config.validate()
+    data = tmp_path / "data"
+    stage_record(config, data / "record")
+    figures = stage_length_record(config, data, tmp_path / "length-record-data")
+    assert figures["tasks"]["miniwob/click-link"]["seeds"] == [200_002, 200_003]
+    extra = sorted(e.header["seed"] for e in iter_episodes(data / "record-length"))
+    assert extra == [200_002, 200_003]  # past the two recorded by the record stage
+    head = sorted(e.header["seed"] for e in iter_episodes(tmp_path / "length-record-data"))
+    assert head == [200_000, 200_001, 200_002, 200_003]  # the task's every recording
+    prompts = grpo_prompts(config, data / "record", tmp_path / "grpo-data" / "record")
+    assert sorted(e.header["seed"] for e in iter_episodes(prompts)) == [200_000, 200_000]
+    again = stage_length_record(config, data, tmp_path / "length-record-data")  # done: kept
+    assert again["tasks"] == figures["tasks"]
+    init = stage_init(replace(config, size="xs"), tmp_path / "init")
+    made = stage_read(replace(config, batch_size=2), data, init["checkpoint"], tmp_path / "read")
+    assert made["length_screens"] == 4 and made["length_tasks"] == ["miniwob/click-link"]
+    for bad, why in (({"read_length_tasks": ""}, "needs --read-length-tasks"),
+                     ({"length_episodes": -1}, "--length-episodes must be >= 0"),
+                     ({"read_length_synthetic": 4}, "choose one"),
+                     ({"length_episodes": 30_000}, "must stay below 30000")):  # fmt: skip
+        with pytest.raises(ConfigError, match=why):
+            replace(config, **bad).validate()
+
+
 def test_grpo_prompts_keep_the_label_tasks_extra_demonstrations_out(tmp_path: Path) -> None:
     from pixelpilot.train.recipe import RecipeConfig, grpo_prompts, stage_record
 

@@ -110,6 +110,7 @@ class RecipeConfig:
     read_length_tasks: str = ""  # TASK,..: a second warm-up head, these screens' lengths (round 39)
     read_length_synthetic: int = 0  # N drawn link screens for that head instead (round 45)
     read_length_classes: str = "length"  # that head's classes: length, or width (round 47)
+    length_episodes: int = 0  # N more recordings of each length task, SFT and head (round 47)
     text_length_weight: float = 0.0  # the quoted word's length on the text side (round 47)
     sft_steps: int = 10_000  # 18,000 until round 20: over the 90-minute budget on this machine
     sft_task_weights: str = ""  # TASK=N: N times that task's steps in the main SFT (round 36)
@@ -275,6 +276,19 @@ class RecipeConfig:
                 "needs --read-length-tasks (the tasks whose samples the head is kept on in SFT)",
                 option="read_length_synthetic",
             )
+        if self.length_episodes < 0:
+            raise ConfigError("--length-episodes must be >= 0", option="length_episodes")
+        if self.length_episodes and not length_tasks:
+            raise ConfigError("--length-episodes records more of the length head's tasks: it "
+                              "needs --read-length-tasks", option="length_episodes")  # fmt: skip
+        if self.length_episodes and self.read_length_synthetic:
+            raise ConfigError("--length-episodes and --read-length-synthetic both give the "
+                              "length head its screens: choose one",
+                              option="length_episodes")  # fmt: skip
+        room = GRPO_LABEL_SEED if self.grpo_label_episodes else RECOVERY_SEED
+        if max(self.episodes, self.label_episodes) + self.length_episodes > room:
+            raise ConfigError(f"--length-episodes: the recordings' seeds must stay below {room} "
+                              "past the first", option="length_episodes")  # fmt: skip
         unknown = sorted(set(length_tasks) - set(self.tasks))
         if unknown:
             raise ConfigError(f"--read-length-tasks {unknown[0]}: not one of the recipe's tasks",
@@ -360,6 +374,41 @@ def stage_record(
             done = _mark(folder, {**summary["tasks"][task], "seconds": time.perf_counter() - t0})
         figures[task] = done
     return {"tasks": figures, "seeds": [first, first + max(counts.values(), default=1) - 1]}
+
+
+def stage_length_record(config: RecipeConfig, data: Path, out: Path) -> dict[str, Any]:
+    """``length_episodes`` more expert episodes of each length task (round 47), at the
+    training seeds after that task's own recordings, into ``data / "record-length"`` (the SFT
+    data); ``out`` then holds hard links to every recording of those tasks (the record
+    stage's and these), the length head's screens. A head taught on drawn paragraphs reads
+    the page's own words badly (round 47), and the recipe records 1,200 click-link episodes
+    where a head taught on 4,000 picks the named link far better."""
+    from pixelpilot.agent.run import record_tasks
+
+    record, extra = data / "record", data / "record-length"
+    figures: dict[str, Any] = {}
+    for task in config.length_tasks():
+        own = config.label_episodes or config.episodes
+        first = config.seed * 100_000 + (own if task in LABEL_TASKS else config.episodes)
+        folder = extra / task.replace("/", "-")
+        done = _done(folder)
+        if done is None:
+            shutil.rmtree(folder, ignore_errors=True)
+            t0 = time.perf_counter()
+            bar = _bar(config, config.length_episodes, f"length {task}")
+            summary = record_tasks(
+                [task], episodes=config.length_episodes, seed=first, out=extra,
+                on_episode=lambda *_, bar=bar: bar.update(1),
+            )  # fmt: skip
+            bar.close()
+            seeds = [first, first + config.length_episodes - 1]
+            done = {**summary["tasks"][task], "seconds": time.perf_counter() - t0, "seeds": seeds}
+            done = _mark(folder, done)
+        figures[task] = done
+        name = task.replace("/", "-")
+        _link_tree(record / name, out / name)
+        _link_tree(folder, out / f"{name}-length")
+    return {"tasks": figures}
 
 
 def stage_recovery(config: RecipeConfig, record: Path, out: Path) -> dict[str, Any]:
@@ -500,6 +549,8 @@ def stage_read(config: RecipeConfig, data: Path, model: str, out: Path) -> dict[
     length_data = None
     if config.read_length_synthetic:  # the length head's own screens (stage length-synthetic)
         length_data = str(data.parent / "length-synthetic-data")
+    elif config.length_episodes:  # the length tasks' recordings, more of them (length-record)
+        length_data = str(data.parent / "length-record-data")
     return read_warmup(model, str(source), str(out), steps=config.read_steps,
                        batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                        named=config.read_named, classes=config.read_classes,
@@ -673,6 +724,8 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
         ("baselines", lambda d: stage_baselines(config, data / "record", d)),
         ("length-synthetic", lambda d: stage_length_synthetic(config,
                                                               root / "length-synthetic-data")),
+        ("length-record", lambda d: stage_length_record(config, data,
+                                                        root / "length-record-data")),
         ("init", lambda d: stage_init(config, d)),
         ("read", lambda d: stage_read(config, data, _done(root / "init")["checkpoint"], d)),
         ("sft", lambda d: _sft(config, data, _start(root, config), d, config.sft_steps,
@@ -695,6 +748,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
                 "grpo-label": not config.grpo_label_tasks(), "read": not config.read_steps,
                 "forms": not config.forms,
                 "length-synthetic": not config.read_length_synthetic,
+                "length-record": not config.length_episodes,
                 "sft-recovery": not config.recovery}  # fmt: skip
         if skip.get(name):
             continue

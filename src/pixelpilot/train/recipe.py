@@ -28,7 +28,10 @@
                                      lengths and capitals; --read-length-tasks: a second
                                      head, the lengths of those tasks' words;
                                      --read-length-synthetic N: that head on N synthetic
-                                     link screens, OUT/length-synthetic-data/, instead)
+                                     link screens, OUT/length-synthetic-data/, instead;
+                                     --length-episodes N: N more recordings of those tasks
+                                     in OUT/data/record-length/, and that head on all of
+                                     their recordings, OUT/length-record-data/)
     OUT/sft/  OUT/sft-recovery/      training runs (metrics.jsonl, checkpoints, final/): SFT on
     OUT/grpo/                        all of OUT/data mixed, a short SFT continuation on
                                      OUT/recovery-data, offline GRPO on the recordings

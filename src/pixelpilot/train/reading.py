@@ -189,6 +189,12 @@ class MatchPairs:
         a, b = found[-1].span()
         return sorted(set(owners[a:b]))
 
+    def named(self, ids: list[int], first_image: int, text: str) -> list[int]:
+        """Positions of the instruction's tokens of ``text`` in one row's ``ids`` (``word``
+        in the span from ``MARKER`` to the screenshot's first image token; [] if none)."""
+        start = _last(ids, self.marker, first_image)
+        return [] if start is None else self.word(self.span(ids, start, first_image), text)
+
     def pairs(self, input_ids: Any, samples: Sequence[Any]) -> list[tuple[int, int, list[int]]]:
         """(row, query, keys) of every readable text of the batch: the query is its cell's
         image token, the keys the instruction's tokens of it, or the query itself."""
@@ -467,11 +473,9 @@ class QuotedLength:
             if target is None:
                 continue
             ids = input_ids[b].tolist()
-            images = [i for i, t in enumerate(ids) if t == self.words.image_token]
-            start = _last(ids, self.words.marker, images[0]) if images else None
-            if start is None:
+            if self.words.image_token not in ids:
                 continue
-            where = self.words.word(self.words.span(ids, start, images[0]), quoted[-1])
+            where = self.words.named(ids, ids.index(self.words.image_token), quoted[-1])
             if where:
                 out.append((b, where[-1], target))
         return out

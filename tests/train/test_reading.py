@@ -188,6 +188,36 @@ def test_the_reading_warm_up_trains_the_tower_and_projector_only(tmp_path: Path)
     assert len(answer) == 1 and answer[0].token_ids
 
 
+def test_a_low_rank_warm_up_head_is_a_plain_head_of_that_rank(tmp_path: Path) -> None:
+    """``rank`` (round 48): the head file holds a BUCKETS x hidden weight of that rank and a
+    bias, the word term reads it as any head, and the code is the same for a seed; a rank
+    below 1 is refused before any work."""
+    import torch
+    from safetensors.torch import load_file
+
+    from pixelpilot.errors import ConfigError
+    from pixelpilot.train.pointing import PointingObjective
+    from pixelpilot.train.reading import BUCKETS, HEAD_FILE, low_rank_head, read_warmup
+
+    model, config, vlm, cache, samples = _setup(tmp_path, 4)
+    read_warmup(str(model), config.data, str(tmp_path / "read"), steps=3, batch_size=4,
+                rank=4, progress=False)  # fmt: skip
+    head = load_file(str(tmp_path / "read" / HEAD_FILE))
+    hidden = vlm.model.config.text_config.hidden_size
+    assert head["weight"].shape == (BUCKETS, hidden) and head["bias"].shape == (BUCKETS,)
+    assert int(torch.linalg.matrix_rank(head["weight"])) == 4
+    objective = PointingObjective(vlm, config, cache, 20.0, False, 0.0, word_weight=1.0,
+                                  word_head=str(tmp_path / "read" / HEAD_FILE))  # fmt: skip
+    objective.sample_losses(samples)
+    word, figures = objective.keepers[0].loss(objective._seen["input_ids"], samples)
+    assert torch.isfinite(word) and figures["word_texts"] > 0
+    a, b = low_rank_head(hidden, 4, seed=1), low_rank_head(hidden, 4, seed=1)
+    assert torch.equal(a.code, b.code) and not torch.equal(a.code, low_rank_head(hidden, 4).code)
+    with pytest.raises(ConfigError, match="head rank must be 1 or more, not 0"):
+        read_warmup(str(model), config.data, str(tmp_path / "o"), steps=2, rank=0)
+    assert not (tmp_path / "o").exists()
+
+
 def test_the_reading_warm_up_refuses_an_empty_schedule(tmp_path: Path) -> None:
     from pixelpilot.errors import ConfigError
     from pixelpilot.train.reading import read_warmup

@@ -540,6 +540,31 @@ def write_checkpoint(vlm: Any, source: str, final: str | Path) -> None:
     vlm.model.save_pretrained(final)
 
 
+def low_rank_head(hidden: int, rank: int, seed: int = 0) -> Any:
+    """A head of ``BUCKETS`` classes whose weight is a fixed random code (``BUCKETS`` x
+    ``rank``, unit rows) times a learnt ``rank`` x ``hidden`` map, with a learnt bias; its
+    ``weight`` is the product, as ``torch.nn.Linear``'s (``read_warmup``'s ``rank``)."""
+    import torch
+
+    class Head(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            gen = torch.Generator().manual_seed(seed)
+            code = torch.randn(BUCKETS, rank, generator=gen)
+            self.register_buffer("code", torch.nn.functional.normalize(code, dim=-1) * SCALE)
+            self.map = torch.nn.Linear(hidden, rank, bias=False)
+            self.bias = torch.nn.Parameter(torch.zeros(BUCKETS))
+
+        @property
+        def weight(self) -> Any:
+            return self.code @ self.map.weight
+
+        def forward(self, x: Any) -> Any:
+            return self.map(x) @ self.code.T + self.bias
+
+    return Head()
+
+
 def length_ties(texts: Sequence[str], quoted: str) -> list[int]:
     """The indices of ``texts`` whose length (``length_class``'s characters) is nearest the
     ``quoted`` word's: the links a pick by length alone chooses among (round 38)."""
@@ -563,6 +588,7 @@ def read_warmup(
     length_tasks: Sequence[str] = (),
     length_data: str | None = None,
     length_classes: str = "length",
+    rank: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Teach a checkpoint's vision tower and projector to read, before SFT (round 22).
@@ -600,7 +626,13 @@ def read_warmup(
     recording; round 44), whatever their task. ``length_tasks`` still names the tasks whose
     samples the word term asks it on in SFT (its file's metadata), and is required.
     ``length_classes`` (round 47) names that head's classes: ``"length"``, or ``"width"``
-    (``width_class``: how wide the page draws the word)."""
+    (``width_class``: how wide the page draws the word).
+
+    ``rank`` (round 48) makes the first head low-rank: a learnt map of the image token to
+    ``rank`` numbers, then a fixed random code of each class (``low_rank_head``), so that what
+    the head reads lies in a ``rank``-dimensional subspace, as small as a decoder head's
+    query-key comparison. Its file holds the product as a plain head's weight and bias, so
+    the word term, ``scripts/head-probe`` and the text-side term read it unchanged."""
     import random
     import time
 
@@ -622,6 +654,8 @@ def read_warmup(
                           f"{', '.join(CLASS_KINDS)}, not {length_classes!r}")  # fmt: skip
     if named and classes != "word":
         raise ConfigError("a named warm-up reads words: its classes must be 'word'")
+    if rank is not None and rank < 1:
+        raise ConfigError(f"the reading warm-up's head rank must be 1 or more, not {rank}")
 
     def labelled_screens(folder: str) -> list[Any]:  # the training screens that name texts
         config = SFTConfig(data=folder, model=model, out=out, max_steps=steps, seed=seed)
@@ -656,7 +690,7 @@ def read_warmup(
     inner = vlm.model.model
     trained = vision_only(vlm)
     hidden = vlm.model.config.text_config.hidden_size
-    head = torch.nn.Linear(hidden, BUCKETS)
+    head = torch.nn.Linear(hidden, BUCKETS) if rank is None else low_rank_head(hidden, rank, seed)
     heads = [(head, examples, "read")]
     if lengths:
         heads.append((torch.nn.Linear(hidden, BUCKETS), lengths, "length"))
@@ -723,7 +757,7 @@ def read_warmup(
     from safetensors.torch import save_file
 
     taught = sorted({k for _, _, found in examples for _, k in found})
-    weights = {"weight": head.weight, "bias": head.bias}
+    weights = {"weight": head.weight, "bias": head.bias}  # a low-rank head's: the product
     if asked is not None:  # the classes it was taught, for the word term
         weights["classes"] = torch.tensor(taught)
     save_file({k: v.detach().contiguous() for k, v in weights.items()}, str(root / HEAD_FILE),

@@ -542,8 +542,9 @@ def write_checkpoint(vlm: Any, source: str, final: str | Path) -> None:
 
 def low_rank_head(hidden: int, rank: int, seed: int = 0) -> Any:
     """A head of ``BUCKETS`` classes whose weight is a fixed random code (``BUCKETS`` x
-    ``rank``, unit rows) times a learnt ``rank`` x ``hidden`` map, with a learnt bias; its
-    ``weight`` is the product, as ``torch.nn.Linear``'s (``read_warmup``'s ``rank``)."""
+    ``rank``, each row ``SCALE`` long, seeded by ``seed``) times a learnt ``rank`` x
+    ``hidden`` map, with a learnt bias; its ``weight`` is the product, as
+    ``torch.nn.Linear``'s (``read_warmup``'s ``rank``)."""
     import torch
 
     class Head(torch.nn.Module):

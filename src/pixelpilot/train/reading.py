@@ -452,6 +452,7 @@ class QuotedLength:
         gen = torch.Generator().manual_seed(seed)
         self.map = torch.randn(hidden, max(LONGEST * 2 + 2, WIDEST + 1), generator=gen)
         self.map /= hidden**0.5
+        self.bias: Any = None  # a head's bias, where a head's weight is the map (--text-head)
         self._hidden: Any = None
         layers = vlm.model.model.language_model.layers
         layers[-1].register_forward_pre_hook(self._record, with_kwargs=True)
@@ -493,6 +494,8 @@ class QuotedLength:
             return None, {}
         states = torch.stack([hidden[b, p] for b, p, _ in found]).float()
         logits = states @ self.map.to(states.device)
+        if self.bias is not None:
+            logits = logits + self.bias.to(logits.device)
         target = torch.tensor([k for _, _, k in found], device=logits.device)
         accuracy = float((logits.argmax(-1) == target).float().mean())
         return torch.nn.functional.cross_entropy(logits, target), {

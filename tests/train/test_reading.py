@@ -427,6 +427,48 @@ def test_the_quoted_length_term_reads_the_quoted_word_on_the_text_side(tmp_path:
     assert len(steps) == 30 and sum(steps[-5:]) < sum(steps[:5]) - 1.0, steps
 
 
+def test_the_quoted_term_through_a_word_head_scores_with_that_heads_weights(
+    tmp_path: Path,
+) -> None:
+    """``QuotedLength(..., head=FILE)``: the logits are the head's own (its weight and bias at
+    the recorded hidden states), the classes the head's kind (a word head's hashed words, not
+    the ``kind`` passed), and the head does not train."""
+    import torch
+    from safetensors.torch import save_file
+
+    from pixelpilot.train.pointing import PointingObjective
+    from pixelpilot.train.reading import BUCKETS, word_class
+
+    model, config, vlm, cache, samples = _setup(tmp_path, 6)
+    hidden = vlm.model.config.text_config.hidden_size
+    weight, bias = torch.randn(BUCKETS, hidden), torch.randn(BUCKETS)
+    head = tmp_path / "head.safetensors"
+    save_file({"weight": weight, "bias": bias}, str(head), metadata={"classes": "word"})
+    objective = PointingObjective(vlm, config, cache, 20.0, False, 0.0, text_length_weight=1.0,
+                                  text_length_kind="length", text_length_head=str(head))  # fmt: skip
+    assert objective.lengths.kind == "word"
+    objective.sample_losses(samples)
+    ids = objective._seen["input_ids"]
+    rows = objective.lengths.rows(ids, samples)
+    assert rows and all(k == word_class(samples[b].instruction.split('"')[1]) for b, _, k in rows)
+    captured = {}
+    layers = vlm.model.model.language_model.layers
+    hook = layers[-1].register_forward_pre_hook(
+        lambda m, a, k: captured.update(h=(a[0] if a else k["hidden_states"]).detach()),
+        with_kwargs=True,
+    )
+    objective.sample_losses(samples)
+    hook.remove()
+    term, figures = objective.lengths.loss(ids, samples)
+    states = torch.stack([captured["h"][b, p] for b, p, _ in rows]).float()
+    logits = states @ weight.T + bias
+    target = torch.tensor([k for _, _, k in rows])
+    expected = torch.nn.functional.cross_entropy(logits, target)
+    assert torch.allclose(term, expected, rtol=1e-4, atol=1e-4), (term, expected)
+    assert figures["text_length_words"] == len(rows)
+    assert not objective.lengths.map.requires_grad and not objective.lengths.bias.requires_grad
+
+
 def test_a_length_warm_up_names_its_classes_and_the_word_term_asks_for_them(
     tmp_path: Path,
 ) -> None:

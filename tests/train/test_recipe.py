@@ -256,7 +256,7 @@ def test_the_read_stage_runs_on_the_sft_data_and_the_main_sft_starts_from_it(
     assert made["length_tasks"] == ["synthetic/button"] and made["length_screens"] >= 1
     assert (tmp_path / "second" / "length-head.safetensors").is_file()
     for bad, why in (
-        ({"read_length_classes": "word"}, "must be length or width"),
+        ({"read_length_classes": "colour"}, "must be one of word, length, width"),
         ({"read_length_classes": "width"}, "needs --read-length-tasks"),
         ({"text_length_weight": -1.0}, "--text-length-weight must be a finite"),
     ):
@@ -268,6 +268,15 @@ def test_the_read_stage_runs_on_the_sft_data_and_the_main_sft_starts_from_it(
     stage_read(widths, root / "data", init["checkpoint"], tmp_path / "widths")
     with safe_open(str(tmp_path / "widths" / "length-head.safetensors"), "pt") as f:
         assert f.metadata() == {"classes": "width", "tasks": "synthetic/button"}
+    words = RecipeConfig(out=str(root), read_steps=2, batch_size=2, progress=False,
+                         read_length_tasks="synthetic/button", read_length_classes="word",
+                         text_length_weight=1.0)  # fmt: skip
+    stage_read(words, root / "data", init["checkpoint"], tmp_path / "words" / "read")
+    with safe_open(str(tmp_path / "words" / "read" / "length-head.safetensors"), "pt") as f:
+        assert f.metadata() == {"classes": "word", "tasks": "synthetic/button"}
+    # a word-class second head scores the text term through itself: SFT needs its file
+    with pytest.raises(ConfigError, match="no length head at .*lonely/read/length-head"):
+        _sft(words, root / "data", summary["checkpoint"], tmp_path / "lonely" / "sft", 2, 1e-3)
     with pytest.raises(ConfigError, match="--read-length-synthetic .* needs --read-length-tasks"):
         RecipeConfig(out=str(root), read_steps=3, read_length_synthetic=4).validate()
     with pytest.raises(ConfigError, match="--read-length-synthetic must be >= 0"):

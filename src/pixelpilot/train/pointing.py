@@ -87,6 +87,7 @@ class PointingObjective(SoftCoordObjective):
         text_length_weight: float = 0.0,
         text_length_tasks: Sequence[str] | None = None,
         text_length_kind: str = "length",
+        text_length_head: str | None = None,
     ) -> None:
         super().__init__(vlm, config, cache, sigma, thought)
         self.weight = weight
@@ -129,7 +130,9 @@ class PointingObjective(SoftCoordObjective):
         if text_length_weight > 0:  # the quoted word's length on the text side (round 47)
             from pixelpilot.train.reading import QuotedLength
 
-            self.lengths = QuotedLength(vlm, text_length_tasks, text_length_kind)
+            self.lengths = QuotedLength(
+                vlm, text_length_tasks, text_length_kind, head=text_length_head
+            )
         self.image_token = int(vlm.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
         self.pad_token = int(vlm.tokenizer.pad_token_id)
         self.cell = token_grid(vlm.processor)[0]  # pixels a side of one image token
@@ -317,6 +320,7 @@ def train_pointing_sft(
     text_length_weight: float = 0.0,
     text_length_tasks: Sequence[str] | None = None,
     text_length_kind: str = "length",
+    text_length_head: str | None = None,
     stop_after: int | None = None,
 ) -> TrainResult:
     """``train_sft`` with ``PointingObjective``."""
@@ -342,6 +346,7 @@ def train_pointing_sft(
             text_length_weight,
             text_length_tasks,
             text_length_kind,
+            text_length_head,
         ),
     )
 

@@ -438,21 +438,38 @@ class QuotedLength:
     cross-entropy with the word's class; the map does not train, so the layers below learn to
     carry the length where the match head can read it. Only the samples of ``tasks`` (every
     task when None) whose instruction quotes a word, found whole after ``MARKER``, count.
-    Nothing is added to the model or its checkpoint."""
+    Nothing is added to the model or its checkpoint.
+
+    ``head`` (round 49), a warm-up's head file, scores the term through that head's frozen
+    weight and bias in place of the random map, in the head's own kind of classes (``kind``
+    is then ignored): the quoted word is asked for its class through the same head that
+    reads the links' cells, so both sides of the comparison carry it alike (round 48's
+    ``--text-head``)."""
 
     def __init__(
-        self, vlm: Any, tasks: Sequence[str] | None = None, kind: str = "length", seed: int = 0
+        self,
+        vlm: Any,
+        tasks: Sequence[str] | None = None,
+        kind: str = "length",
+        seed: int = 0,
+        head: str | None = None,
     ) -> None:
         import torch
 
-        self.kind = kind
+        self.kind = head_kind(head) if head else kind
         self.words = MatchPairs(vlm)
         self.tasks = set(tasks) if tasks else None
         hidden = int(vlm.model.config.text_config.hidden_size)
         gen = torch.Generator().manual_seed(seed)
         self.map = torch.randn(hidden, max(LONGEST * 2 + 2, WIDEST + 1), generator=gen)
         self.map /= hidden**0.5
-        self.bias: Any = None  # a head's bias, where a head's weight is the map (--text-head)
+        self.bias: Any = None  # a head's bias, where a head's weight is the map
+        if head:
+            from safetensors.torch import load_file
+
+            weights = load_file(head)
+            self.map = weights["weight"].detach().float().T.contiguous()  # hidden x classes
+            self.bias = weights["bias"].detach().float()
         self._hidden: Any = None
         layers = vlm.model.model.language_model.layers
         layers[-1].register_forward_pre_hook(self._record, with_kwargs=True)

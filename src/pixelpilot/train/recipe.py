@@ -112,7 +112,7 @@ class RecipeConfig:
     read_classes: str = "word"  # the warm-up's classes: the word, or its length (round 38)
     read_length_tasks: str = ""  # TASK,..: a second warm-up head, these screens' lengths (round 39)
     read_length_synthetic: int = 0  # N drawn link screens for that head instead (round 45)
-    read_length_classes: str = "length"  # that head's classes: length, or width (round 47)
+    read_length_classes: str = "length"  # that head's classes: length, width (47) or word (49)
     length_episodes: int = 0  # N more recordings of each length task, SFT and head (round 47)
     text_length_weight: float = 0.0  # the quoted word's length on the text side (round 47)
     sft_steps: int = 10_000  # 18,000 until round 20: over the 90-minute budget on this machine
@@ -258,8 +258,8 @@ class RecipeConfig:
                 option="read_classes",
             )
         length_tasks = self.length_tasks()
-        if self.read_length_classes not in CLASS_KINDS or self.read_length_classes == "word":
-            raise ConfigError("--read-length-classes must be length or width "
+        if self.read_length_classes not in CLASS_KINDS:
+            raise ConfigError(f"--read-length-classes must be one of {', '.join(CLASS_KINDS)} "
                               f"(got {self.read_length_classes!r})",
                               option="read_length_classes")  # fmt: skip
         if self.read_length_classes != "length" and not length_tasks:
@@ -597,7 +597,11 @@ def _sft(
     if config.word_weight:
         names = (HEAD_FILE, LENGTH_HEAD_FILE) if config.length_tasks() else (HEAD_FILE,)
         heads = [str(out.parent / "read" / name) for name in names]
-    for head in heads:  # before any process starts
+    # a word head's classes are hashed words: the text term asks for them through the head
+    # itself, as the links' cells are read (round 48's --text-head)
+    word_classes = config.text_length_weight and config.read_length_classes == "word"
+    text_head = str(out.parent / "read" / LENGTH_HEAD_FILE) if word_classes else None
+    for head in [*heads, *([text_head] if text_head else [])]:  # before any process starts
         if not Path(head).is_file():
             raise ConfigError(missing_head(head), option="word_weight")
     objective = dict(sigma=config.sigma, thought=config.thought, weight=config.point_weight,
@@ -607,7 +611,8 @@ def _sft(
                      word_weight=config.word_weight, word_head=heads or None,
                      text_length_weight=config.text_length_weight,
                      text_length_tasks=config.length_tasks() or None,
-                     text_length_kind=config.read_length_classes)  # fmt: skip
+                     text_length_kind=config.read_length_classes,
+                     text_length_head=text_head)  # fmt: skip
     t0 = time.perf_counter()
     if config.sft_procs > 1:
         summary = launch_pointing_sft(sft, config.sft_procs, **objective)

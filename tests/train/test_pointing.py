@@ -235,3 +235,40 @@ def test_the_pointing_probe_counts_each_step_once_and_sees_what_training_taught(
     assert 0 < after["label_chance"] <= 0.5
     read = sum(f["read_accuracy"] * f["read_texts"] for f in per_task.values())
     assert read == pytest.approx(after["read_accuracy"] * after["read_texts"])
+
+
+def test_the_half_row_term_teaches_the_half_column_and_the_probe_reads_it(
+    tmp_path: Path,
+) -> None:
+    """``half_weight`` (round 49): each gold cell's half-token logit learns whether the point
+    lies in the cell's lower half; the term lowers over a few steps on the same screens, the
+    answer loss is unchanged in form (no extra weights saved), and ``pointing_probe`` on a
+    checkpoint declaring ``pointer_rows`` 2 reports ``half_accuracy`` and
+    ``point_in_box_half`` beside the figures it had."""
+    from dataclasses import replace
+
+    from tests.train.conftest import tensor_names
+
+    from pixelpilot.train.config import SFTConfig
+    from pixelpilot.train.pointing import pointing_probe, train_pointing_sft
+    from pixelpilot.train.synthetic import write_synthetic
+    from pixelpilot.vlm.profiles import read_declaration, write_declaration
+    from pixelpilot.vlm.tiny import build_tiny
+
+    model = build_tiny(tmp_path / "m", arch="kimi_k25", size="xs-14", cache=False)
+    data = write_synthetic(tmp_path / "syn", 8, seed=0, kinds=("dialog", "button"))
+    config = SFTConfig(data=str(data), model=str(model), out=str(tmp_path / "run"), max_steps=30,
+                       batch_size=4, lr=3e-3, prompt_kind="grounding", history_thoughts=False,
+                       progress=False)  # fmt: skip
+    result = train_pointing_sft(config, sigma=20.0, thought=False, weight=1.0, half_weight=1.0)
+    halves = [r["half_loss"] for r in result.history if "half_loss" in r]
+    assert len(halves) == 30 and sum(halves[-5:]) < sum(halves[:5]), halves
+    assert all(0.0 <= r["half_accuracy"] <= 1.0 for r in result.history if "half_loss" in r)
+    assert tensor_names(result.checkpoint) == tensor_names(model)
+    plain = pointing_probe(result.checkpoint, str(data))
+    assert "half_accuracy" not in plain and "point_in_box_half" not in plain
+    declared = read_declaration(result.checkpoint)
+    write_declaration(result.checkpoint, replace(declared, pointer_rows=2))
+    figures = pointing_probe(result.checkpoint, str(data))
+    assert figures["point_in_box"] == plain["point_in_box"] and figures["steps"] == 8
+    assert figures["half_accuracy"] >= 0.75 and 0.0 <= figures["point_in_box_half"] <= 1.0

@@ -444,3 +444,21 @@ def test_grpo_data_puts_the_recovery_episodes_beside_the_recordings(tmp_path: Pa
         "grpo-data-3"
     )  # with --grpo-label-episodes 0 the folder is not read
     assert not (tmp_path / "grpo-data-3" / "label").exists()
+
+
+def test_the_half_row_term_is_declared_with_the_recipes_aids(tmp_path: Path) -> None:
+    """``--half-weight`` (round 49): the evaluated checkpoints declare half rows beside the
+    pointer weight, so the guide reads the column SFT taught; without it, whole cells."""
+    from pixelpilot.errors import ConfigError
+    from pixelpilot.train.recipe import RecipeConfig, _declare_aids
+    from pixelpilot.vlm.profiles import Declaration, write_declaration
+
+    write_declaration(tmp_path, Declaration("grounding", "English", False))
+    _declare_aids(RecipeConfig(out=str(tmp_path / "run"), half_weight=1.0), str(tmp_path))
+    declared = read_declaration(tmp_path)
+    assert declared.pointer_rows == 2 and declared.pointer_weight == 1.0
+    assert declared.prompt_kind == "grounding"  # what training declared stays
+    _declare_aids(RecipeConfig(out=str(tmp_path / "run")), str(tmp_path))
+    assert read_declaration(tmp_path).pointer_rows == 1
+    with pytest.raises(ConfigError, match="--half-weight must be a finite"):
+        RecipeConfig(out=str(tmp_path / "run"), half_weight=-1.0).validate()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +201,69 @@ def test_a_model_with_14_pixel_tokens_is_guided_on_its_own_grid(tmp_path: Path) 
     pixel = {v: clamp_point(*frame.to_screen(v, 0, screen), screen)[0] for v in numbers.values()}
     inside = {v for v, x in pixel.items() if x // 14 == 5}  # where the click would run
     assert inside and kept == inside  # the numbers of the pointed 14-pixel column, no others
+
+
+def test_half_rows_split_each_cell_by_the_half_column_and_lean_the_y_to_a_half(
+    tmp_path: Path,
+) -> None:
+    """``pointer_rows`` 2 (round 49): the guide's grid has two rows a cell, the cell's
+    probability split by the sigmoid of the half token's logit at its image token (upper,
+    lower), and the y's numbers lean to the pointed half row: with a large weight only the
+    numbers whose pixel lies in the lower 7 pixels of the pointed 14-pixel cell keep their
+    logits. A vocabulary without a half token, or rows other than 1 and 2, is refused."""
+    import torch
+    from PIL import Image
+
+    from pixelpilot.vlm.base import Conversation, Message
+    from pixelpilot.vlm.pointer import half_token
+    from pixelpilot.vlm.tiny import build_tiny
+
+    folder = build_tiny(tmp_path / "m", arch="kimi_k25", size="xs-14", cache=False)
+    declared = read_declaration(folder)
+    from dataclasses import replace
+
+    write_declaration(folder, replace(declared, pointer_weight=50.0, pointer_rows=2))
+    vlm = HFVLM(folder)
+    assert vlm.pointer.rows == 2 and vlm.pointer.half == half_token(vlm.tokenizer)
+    screen = (160, 210)
+    conv = Conversation((Message("user", "Click.", (Image.new("RGB", screen, "white"),)),))
+    inputs = vlm._inputs([conv])
+    with torch.inference_mode():
+        logits = vlm.model(**inputs).logits[0]
+    positions = (inputs["input_ids"][0] == vlm.pointer.image_token).nonzero().flatten()
+    cell = torch.softmax(logits[positions, vlm.pointer.pad_token].float(), 0).reshape(15, 12)
+    lower = torch.sigmoid(logits[positions, vlm.pointer.half].float()).reshape(15, 12)
+    grid = _cells(vlm, [conv])[0]
+    assert tuple(grid.shape) == (30, 12)
+    assert torch.allclose(grid[0::2] + grid[1::2], cell, atol=1e-5)  # the halves sum to it
+    assert torch.allclose(grid[1::2], cell * lower, atol=1e-5)
+    pointed = torch.full((30, 12), 1e-4)
+    pointed[2 * 7 + 1, 5] = 1.0  # cell (7, 5), its lower half: pixels y 105..111
+    proc = vlm.pointer.processor([pointed / pointed.sum()], [screen], 0, 1)
+    frame = vlm.profile.coords
+    numbers = vlm.pointer.numbers
+    x = next(v for v in numbers.values()
+             if clamp_point(*frame.to_screen(v, 0, screen), screen)[0] // 14 == 5)  # fmt: skip
+    prefix = vlm.tokenizer(f"Action: click(start_box='({x},", add_special_tokens=False)
+    y = proc(torch.tensor([prefix["input_ids"]]), torch.zeros(1, len(vlm.tokenizer)))[0]
+    kept = {value for token, value in numbers.items() if float(y[token]) == 0.0}
+    pixel = {v: clamp_point(*frame.to_screen(0, v, screen), screen)[1] for v in numbers.values()}
+    inside = {v for v, y in pixel.items() if 105 <= y <= 111}
+    assert inside and kept == inside
+    with pytest.raises(ValueError, match="pointer_rows must be 1 or 2"):
+        PointerGuide(vlm.tokenizer, frame, 1.0, (14, 1), rows=3)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "pixelpilot.json").write_text(json.dumps({"pointer_rows": 4}))
+    with pytest.raises(FileFormatError, match="pointer_rows must be 1 or 2"):
+        read_declaration(tmp_path / "bad")
+    assert json.loads((Path(folder) / "pixelpilot.json").read_text())["pointer_rows"] == 2
+
+
+def test_half_rows_need_a_half_token(
+    tiny_qwen25_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pixelpilot.vlm import pointer
+
+    monkeypatch.setattr(pointer, "HALF_TOKENS", ("<|no such token|>",))
+    with pytest.raises(ValueError, match=re.escape("pointer_rows 2 needs one of <|no such")):
+        PointerGuide(HFVLM(tiny_qwen25_dir).tokenizer, CoordinateFrame("uitars-1.0"), 1.0, rows=2)

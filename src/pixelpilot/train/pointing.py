@@ -88,9 +88,21 @@ class PointingObjective(SoftCoordObjective):
         text_length_tasks: Sequence[str] | None = None,
         text_length_kind: str = "length",
         text_length_head: str | None = None,
+        half_weight: float = 0.0,
     ) -> None:
         super().__init__(vlm, config, cache, sigma, thought)
         self.weight = weight
+        self.half_weight = half_weight
+        self.half_token = None
+        self.half_term: Any = None  # the last pointing_loss's half-row term
+        if half_weight > 0:  # the half-row term (pixelpilot.vlm.pointer, round 49)
+            from pixelpilot.errors import ConfigError
+            from pixelpilot.vlm.pointer import HALF_TOKENS, half_token
+
+            self.half_token = half_token(vlm.tokenizer)
+            if self.half_token is None:
+                raise ConfigError(f"half_weight needs one of {', '.join(HALF_TOKENS)} "
+                                  "in the model's vocabulary")  # fmt: skip
         self.copy_weight = copy_weight
         self.look_weight = look_weight
         self.match_weight = match_weight
@@ -166,8 +178,11 @@ class PointingObjective(SoftCoordObjective):
         from pixelpilot.eval.matching import point_in_box
 
         ids, hidden = self._seen.get("input_ids"), self._seen.get("hidden")
-        weight = self.vlm.model.get_output_embeddings().weight[self.pad_token]
+        head = self.vlm.model.get_output_embeddings().weight
+        weight = head[self.pad_token]
         losses, hits, boxed, inside = [], 0, 0, 0
+        halves: list[Any] = []  # the half-row term's losses at the gold cells
+        half_hits, half_inside = 0, 0
         chosen: list[tuple[bool, float]] = []  # (top text cell is the gold one, 1 / text cells)
         for b, sample in enumerate(samples):
             cell = target_cell(sample, self.cell)
@@ -182,9 +197,23 @@ class PointingObjective(SoftCoordObjective):
             losses.append(torch.nn.functional.cross_entropy(scores[None], target[None]))
             top = int(scores.argmax())
             hits += top == index
+            lower = None
+            if self.half_token is not None:  # is the gold point in its cell's lower half?
+                tokens = hidden[b, positions[-count:]].float()
+                half = tokens @ head[self.half_token].float()
+                below = float(int(sample.gold[0]["y"]) % self.cell >= self.cell / 2)
+                halves.append(torch.nn.functional.binary_cross_entropy_with_logits(
+                    half[index], torch.tensor(below, device=half.device)))  # fmt: skip
+                said = half.detach()
+                half_hits += (float(said[index]) > 0) == bool(below)
+                lower = float(said[top]) > 0
             if sample.target:
                 centre = cell_centre(top, sample.screen, self.cell)
                 boxed, inside = boxed + 1, inside + point_in_box(centre, sample.target)
+                if lower is not None:  # the centre of the top cell's chosen half
+                    x, y = centre
+                    y += self.cell / 4 if lower else -self.cell / 4
+                    half_inside += point_in_box((x, y), sample.target)
             choice = self.label_choice(sample, scores.detach(), index)
             if choice is not None:
                 chosen.append(choice)
@@ -194,10 +223,16 @@ class PointingObjective(SoftCoordObjective):
         figures = {"point_accuracy": hits / len(losses)}
         if boxed:
             figures["point_in_box"] = inside / boxed
+        if halves:
+            figures["half_accuracy"] = half_hits / len(halves)
+            figures["half_loss"] = float(torch.stack(halves).mean().detach())  # before weight
+            if boxed:
+                figures["point_in_box_half"] = half_inside / boxed
         if chosen:
             figures |= {"label_choice": sum(c for c, _ in chosen) / len(chosen),
                         "label_chance": sum(p for _, p in chosen) / len(chosen),
                         "label_steps": float(len(chosen))}  # fmt: skip
+        self.half_term = torch.stack(halves).mean() if halves else None  # loss() adds it
         return torch.stack(losses).mean(), figures
 
     def label_choice(self, sample: Any, scores: Any, index: int) -> tuple[bool, float] | None:
@@ -291,6 +326,9 @@ class PointingObjective(SoftCoordObjective):
             out.loss = out.loss + self.weight * point
             out.metrics["point_loss"] = float(point.detach())
             out.metrics.update(figures)
+        if self.half_term is not None and self.half_weight > 0:
+            out.loss = out.loss + self.half_weight * self.half_term
+        self.half_term = None
         return out
 
     def validate(self, samples: Sequence[Any]) -> dict[str, float]:
@@ -321,6 +359,7 @@ def train_pointing_sft(
     text_length_tasks: Sequence[str] | None = None,
     text_length_kind: str = "length",
     text_length_head: str | None = None,
+    half_weight: float = 0.0,
     stop_after: int | None = None,
 ) -> TrainResult:
     """``train_sft`` with ``PointingObjective``."""
@@ -347,6 +386,7 @@ def train_pointing_sft(
             text_length_tasks,
             text_length_kind,
             text_length_head,
+            half_weight,
         ),
     )
 
@@ -410,8 +450,11 @@ class _Probe:
         self.vlm.model.eval()
         cache = PromptCache(self.vlm, lambda s: conversation_for(s, self.vlm.profile, self.config),
                             None, key_extra=prompt_key(self.config))  # fmt: skip
+        # a checkpoint that declares half rows is asked for them too (half_accuracy, and
+        # point_in_box_half: the top cell's chosen half's centre in the box)
+        halves = 1.0 if declared.pointer_rows == 2 else 0.0
         self.objective = PointingObjective(self.vlm, self.config, cache, sigma, thought, 1.0, 0.0,
-                                           1.0, 1.0)  # fmt: skip
+                                           1.0, 1.0, half_weight=halves)  # fmt: skip
 
     def figures(self, samples: Sequence[Any], batch_size: int) -> dict[str, float]:
         import torch
@@ -419,7 +462,9 @@ class _Probe:
         from pixelpilot.train.model import autocast
 
         totals = {"point_accuracy": 0.0, "look_attention": 0.0}
-        read, texts, inside, boxed = 0.0, 0, 0.0, 0
+        if self.objective.half_token is not None:
+            totals["half_accuracy"] = 0.0
+        read, texts, inside, boxed, half_inside = 0.0, 0, 0.0, 0, 0.0
         choice, chance, chosen = 0.0, 0.0, 0
         for start in range(0, len(samples), batch_size):
             batch = samples[start : start + batch_size]
@@ -431,12 +476,15 @@ class _Probe:
             read, texts = read + metrics.get("read_accuracy", 0.0) * count, texts + count
             count = sum(1 for s in batch if s.target)  # a mean over the batch's boxed steps
             inside, boxed = inside + metrics.get("point_in_box", 0.0) * count, boxed + count
+            half_inside += metrics.get("point_in_box_half", 0.0) * count
             count = int(metrics.get("label_steps", 0))  # a mean over its steps with a choice
             choice += metrics.get("label_choice", 0.0) * count
             chance, chosen = chance + metrics.get("label_chance", 0.0) * count, chosen + count
         out = {k: v / max(1, len(samples)) for k, v in totals.items()}
         if boxed:
             out |= {"point_in_box": inside / boxed, "boxed_steps": boxed}
+            if self.objective.half_token is not None:
+                out["point_in_box_half"] = half_inside / boxed
         if texts:
             out |= {"read_accuracy": read / texts, "read_texts": texts}
         if chosen:

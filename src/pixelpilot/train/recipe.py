@@ -106,6 +106,7 @@ class RecipeConfig:
     read_weight: float = 0.0  # the reading objective: image tokens name the texts they show
     match_weight: float = 0.0  # the match objective: labelled cells attend to the word naming them
     choice_weight: float = 0.0  # the copy head picks which quoted string a type starts (round 27)
+    half_weight: float = 0.0  # the half-row term; the checkpoints declare pointer_rows 2 (49)
     read_steps: int = 0  # the reading warm-up before SFT (round 22; 0 = none)
     word_weight: float = 0.0  # the warm-up's word-class head as an SFT term (round 23)
     read_named: bool = False  # the warm-up reads the recordings' named words only (round 35)
@@ -222,7 +223,7 @@ class RecipeConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
         weights = ("point_weight", "copy_weight", "look_weight", "read_weight", "match_weight",
-                   "choice_weight", "word_weight", "pointer_weight", "grpo_beta",
+                   "choice_weight", "word_weight", "pointer_weight", "grpo_beta", "half_weight",
                    "text_length_weight")  # fmt: skip
         for name in ("recovery", "label_episodes", "grpo_label_episodes", "read_steps", "forms"):
             if getattr(self, name) < 0:
@@ -607,7 +608,7 @@ def _sft(
     objective = dict(sigma=config.sigma, thought=config.thought, weight=config.point_weight,
                      copy_weight=config.copy_weight, look_weight=config.look_weight,
                      read_weight=config.read_weight, match_weight=config.match_weight,
-                     choice_weight=config.choice_weight,
+                     choice_weight=config.choice_weight, half_weight=config.half_weight,
                      word_weight=config.word_weight, word_head=heads or None,
                      text_length_weight=config.text_length_weight,
                      text_length_tasks=config.length_tasks() or None,
@@ -783,12 +784,13 @@ def _start(root: Path, config: RecipeConfig) -> str:
 
 
 def _declare_aids(config: RecipeConfig, checkpoint: str) -> None:
-    """Declare the recipe's decoding aids on ``checkpoint`` (the pointer weight, well-formed
-    points, quoted typing and well-formed actions; training wrote its declaration without
-    them)."""
+    """Declare the recipe's decoding aids on ``checkpoint`` (the pointer weight, with half rows
+    after the half-row term, well-formed points, quoted typing and well-formed actions;
+    training wrote its declaration without them)."""
     from pixelpilot.vlm.profiles import Declaration, read_declaration, write_declaration
 
     aids = Declaration(pointer_weight=config.pointer_weight,
+                       pointer_rows=2 if config.half_weight and config.pointer_weight else 1,
                        well_formed_points=config.well_formed_points,
                        quoted_typing=config.quoted_typing,
                        well_formed_actions=config.well_formed_actions)  # fmt: skip

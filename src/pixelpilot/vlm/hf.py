@@ -108,7 +108,7 @@ class HFVLM:
             base = replace(base, max_images=max_images)
         self.profile = base
         weight = declaration.pointer_weight if pointer_weight is None else pointer_weight
-        self.pointer = self._pointer(weight)
+        self.pointer = self._pointer(weight, declaration.pointer_rows)
         points = (
             declaration.well_formed_points if well_formed_points is None else well_formed_points
         )
@@ -153,15 +153,16 @@ class HFVLM:
             raise ModelError(f"cannot load the model weights in {self.path}: {exc}") from exc
         return model.to(self.device).eval()
 
-    def _pointer(self, weight: float) -> Any:
-        """The pointer-guided decoding (``pixelpilot.vlm.pointer``) at ``weight``, or None."""
+    def _pointer(self, weight: float, rows: int = 1) -> Any:
+        """The pointer-guided decoding (``pixelpilot.vlm.pointer``) at ``weight`` (``rows``
+        2: half rows), or None."""
         from pixelpilot.vlm.pointer import PointerGuide, token_grid
 
         if weight == 0:  # off: no number table to build at every load
             return None
         try:
             grid = token_grid(self.processor)
-            guide = PointerGuide(self.tokenizer, self.profile.coords, weight, grid)
+            guide = PointerGuide(self.tokenizer, self.profile.coords, weight, grid, rows)
         except ValueError as exc:
             raise ModelError(f"{self.path}: {exc}") from None
         if not guide.usable:

@@ -20,6 +20,13 @@ the image token grid to be the screenshot cut into the model's cells (``patch x 
 a side: 28 for 14-pixel patches merged 2x2, 14 unmerged; the processor padded the screenshot,
 did not resize it); a screenshot it resized, or a model without image tokens, decodes as usual.
 
+Half rows (``pointer_rows`` 2, round 49): a cell of 14 pixels often holds parts of two lines
+of text (click-link's lines are 11 pixels apart), and the cell alone does not say which. A
+checkpoint trained with the half-row term (``half_weight`` of the pointing objective) also
+scores every image token "the target is in my lower half": the logit of ``half_token``'s
+column of the LM head (a token no answer writes), through a sigmoid, q. The y then leans to
+the half rows of the pointed column, ``p(row | col(x)) * (1 - q, q)``, half a cell each.
+
 A checkpoint declares its weight in ``pixelpilot.json`` (``pointer_weight``, 0 when absent);
 training loads checkpoints with the guide off, so sampled answers and their log-probabilities
 come from the same distribution, except GRPO with ``--decoding-aids``, which samples and
@@ -37,6 +44,20 @@ from pixelpilot.tools.frames import CoordinateFrame
 
 CELL = 28  # pixels per image-token side when the processor does not say: patch 14, merged 2x2
 IMAGE_TOKEN = "<|media_pad|>"
+# the half-row column: a token of the family's vocabulary that no answer writes (videos)
+HALF_TOKENS = ("<|kimi_k25_video_placeholder|>", "<|video_pad|>")
+
+
+def half_token(tokenizer: Any) -> int | None:
+    """The id of the first of ``HALF_TOKENS`` the tokenizer knows (its LM-head column scores
+    the half rows), or None."""
+    unknown = tokenizer.unk_token_id
+    for name in HALF_TOKENS:
+        found = tokenizer.convert_tokens_to_ids(name)
+        if found is not None and found != unknown:
+            return int(found)
+    return None
+
 
 # the answer so far ends where the first point's x or y is due
 _X_DUE = re.compile(r"start_box=['\"]?(?:<\|box_start\|>)?\(\s*$")
@@ -79,9 +100,17 @@ class PointerGuide:
         frame: CoordinateFrame,
         weight: float,
         grid: tuple[int, int] = (CELL, 2),
+        rows: int = 1,
     ) -> None:
         if not math.isfinite(weight) or weight < 0:
             raise ValueError(f"pointer_weight must be a finite number >= 0, not {weight!r}")
+        if rows not in (1, 2):
+            raise ValueError(f"pointer_rows must be 1 or 2, not {rows!r}")
+        self.rows = rows  # 2: each cell's upper and lower half rows (half_token's column)
+        self.half = half_token(tokenizer) if rows == 2 else None
+        if rows == 2 and self.half is None:
+            raise ValueError(f"pointer_rows 2 needs one of {', '.join(HALF_TOKENS)} "
+                             "in the vocabulary")  # fmt: skip
         self.tokenizer = tokenizer
         self.cell, self.merge = grid  # token_grid(processor)
         self.frame = frame
@@ -98,7 +127,8 @@ class PointerGuide:
 
     def cells(self, model: Any, inputs: Any, screens: Sequence[tuple[int, int]]) -> list[Any]:
         """Per conversation, the pointing head's probabilities over the cells of its last
-        screenshot (a ``[rows, cols]`` tensor), or None where the grid is not the screen's."""
+        screenshot (a ``[rows, cols]`` tensor; ``[2 * rows, cols]``, each cell's upper and
+        lower half, with half rows), or None where the grid is not the screen's."""
         import torch
 
         ids = inputs["input_ids"]
@@ -126,7 +156,11 @@ class PointerGuide:
                 out.append(None)
                 continue
             scores = logits[b, positions, self.pad_token].float()
-            out.append(torch.softmax(scores, dim=0).reshape(rows, cols))
+            p = torch.softmax(scores, dim=0).reshape(rows, cols)
+            if self.rows == 2:  # each cell split by q, its lower half's probability
+                q = torch.sigmoid(logits[b, positions, self.half].float()).reshape(rows, cols)
+                p = torch.stack([p * (1 - q), p * q], dim=1).reshape(2 * rows, cols)
+            out.append(p)
         return out
 
     def processor(
@@ -136,7 +170,7 @@ class PointerGuide:
         return PointerLogits(self, cells, screens, prompt_len, n)
 
 
-def _cells_of(values: Any, side: float, pixels: int, count: int, cell: int) -> Any:
+def _cells_of(values: Any, side: float, pixels: int, count: int, cell: float) -> Any:
     """The cell index (column or row, of ``count`` cells of ``cell`` pixels) that each model
     coordinate in ``values`` falls in, on a screen side of ``pixels`` that the model's frame
     calls ``side``: the cell of the pixel the action runs at, rounded half up as
@@ -169,7 +203,8 @@ class PointerLogits:
         screen = self.screens[b]
         side = self.guide.frame.model_size(screen)[axis]
         count = self.cells[b].shape[1 - axis]
-        return _cells_of(values, side, screen[axis], count, self.guide.cell)
+        size = self.guide.cell / (self.guide.rows if axis else 1)  # half rows: half a cell
+        return _cells_of(values, side, screen[axis], count, size)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch

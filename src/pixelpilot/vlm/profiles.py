@@ -23,6 +23,7 @@ DECLARATION_FORMAT = "pixelpilot.model"
 _DECLARATION_KEYS = (
     "format", "version", "prompt_kind", "prompt_language", "history_thoughts", "pointer_weight",
     "well_formed_points", "quoted_typing", "well_formed_actions", "history_images",
+    "pointer_rows",
 )  # fmt: skip
 
 
@@ -145,7 +146,9 @@ class Declaration:
     (``pixelpilot.vlm.quoted``); ``well_formed_actions`` constrains the call after
     ``Action:`` to the action language (``pixelpilot.vlm.wellformed``). ``history_images``:
     how many screenshots each prompt shows, the current one included (``None``: the family's
-    number, ``Family.history_images``), for a checkpoint trained with another number."""
+    number, ``Family.history_images``), for a checkpoint trained with another number.
+    ``pointer_rows`` 2: the guide splits each cell into its upper and lower half rows, for a
+    checkpoint trained with the half-row term (``pixelpilot.vlm.pointer``)."""
 
     prompt_kind: str = "computer"
     prompt_language: str = "English"
@@ -155,9 +158,12 @@ class Declaration:
     quoted_typing: bool = False
     well_formed_actions: bool = False
     history_images: int | None = None
+    pointer_rows: int = 1
 
     def __post_init__(self) -> None:
         check_prompt(self.prompt_kind, self.prompt_language)
+        if self.pointer_rows not in (1, 2) or isinstance(self.pointer_rows, bool):
+            raise PromptError(f"pointer_rows must be 1 or 2, not {_short(self.pointer_rows)}")
         if self.history_images is not None and not _count(self.history_images):
             raise PromptError(f"history_images must be a whole number >= 1, not "
                               f"{_short(self.history_images)}")  # fmt: skip
@@ -167,9 +173,10 @@ class Declaration:
         return self == Declaration()
 
     def with_aids(self, source: Declaration) -> Declaration:
-        """This declaration with ``source``'s decoding aids (the pointer weight, well-formed
-        points, quoted typing and well-formed actions)."""
+        """This declaration with ``source``'s decoding aids (the pointer weight and rows,
+        well-formed points, quoted typing and well-formed actions)."""
         return replace(self, pointer_weight=source.pointer_weight,
+                       pointer_rows=source.pointer_rows,
                        well_formed_points=source.well_formed_points,
                        quoted_typing=source.quoted_typing,
                        well_formed_actions=source.well_formed_actions)  # fmt: skip
@@ -245,8 +252,11 @@ def read_declaration(folder: str | Path) -> Declaration:
         raise FileFormatError(
             path, None, f"history_images must be a whole number >= 1, not {_short(images)}"
         )
+    rows = data.get("pointer_rows", 1)
+    if rows not in (1, 2) or isinstance(rows, bool):
+        raise FileFormatError(path, None, f"pointer_rows must be 1 or 2, not {_short(rows)}")
     return Declaration(kind, language, pointer_weight=float(weight), history_images=images,
-                       **flags)  # fmt: skip
+                       pointer_rows=rows, **flags)  # fmt: skip
 
 
 def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
@@ -265,6 +275,8 @@ def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
         data["well_formed_actions"] = True
     if declaration.history_images is not None:
         data["history_images"] = declaration.history_images
+    if declaration.pointer_rows != 1:
+        data["pointer_rows"] = declaration.pointer_rows
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)

@@ -445,7 +445,8 @@ def test_the_quoted_term_through_a_word_head_scores_with_that_heads_weights(
     head = tmp_path / "head.safetensors"
     save_file({"weight": weight, "bias": bias}, str(head), metadata={"classes": "word"})
     objective = PointingObjective(vlm, config, cache, 20.0, False, 0.0, text_length_weight=1.0,
-                                  text_length_kind="length", text_length_head=str(head))  # fmt: skip
+                                  text_length_kind="length",
+                                  text_length_head=str(head))  # fmt: skip
     assert objective.lengths.kind == "word"
     objective.sample_losses(samples)
     ids = objective._seen["input_ids"]

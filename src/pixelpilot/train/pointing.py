@@ -192,14 +192,14 @@ class PointingObjective(SoftCoordObjective):
             index, count = cell
             if len(positions) < count or index >= count:
                 continue
-            scores = hidden[b, positions[-count:]].float() @ weight.float()
+            tokens = hidden[b, positions[-count:]].float()  # this screenshot's image tokens
+            scores = tokens @ weight.float()
             target = torch.tensor(index, device=scores.device)
             losses.append(torch.nn.functional.cross_entropy(scores[None], target[None]))
             top = int(scores.argmax())
             hits += top == index
             lower = None
             if self.half_token is not None:  # is the gold point in its cell's lower half?
-                tokens = hidden[b, positions[-count:]].float()
                 half = tokens @ head[self.half_token].float()
                 below = float(int(sample.gold[0]["y"]) % self.cell >= self.cell / 2)
                 halves.append(torch.nn.functional.binary_cross_entropy_with_logits(

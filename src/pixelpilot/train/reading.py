@@ -249,12 +249,18 @@ def match_loss(copier: Any, input_ids: Any, pairs: list[tuple[int, int, list[int
 BUCKETS = 4096  # word classes of the reading warm-up's head: a stable hash of the word
 
 
+def bare_word(text: str) -> str:
+    """A screen text without the spaces and punctuation around it (the word the classes
+    and the reading bags name)."""
+    return text.strip().strip(".,;:!?\"'()")
+
+
 def word_class(text: str) -> int | None:
     """The warm-up's class of a screen text: its lower-cased word without the punctuation
     around it, hashed into ``BUCKETS`` (None for a text with no letter or digit)."""
     import zlib
 
-    word = text.strip().strip(".,;:!?\"'()").lower()
+    word = bare_word(text).lower()
     if not any(c.isalnum() for c in word):
         return None
     return zlib.crc32(word.encode()) % BUCKETS
@@ -269,7 +275,7 @@ def length_class(text: str) -> int | None:
     capital (None for a text with no letter or digit). A paragraph's words are many and each
     rare, so a hashed word class is learnt for few of them (click-link's at 0.03); what a
     word's length and first letter look like is the same for every word."""
-    word = text.strip().strip(".,;:!?\"'()")
+    word = bare_word(text)
     if not any(c.isalnum() for c in word):
         return None
     return min(len(word), LONGEST) * 2 + int(word[0].isupper())
@@ -361,6 +367,15 @@ def head_tasks(head: str) -> set[str] | None:
     return set(tasks.split(",")) if tasks else None
 
 
+def head_weights(head: str) -> dict[str, Any]:
+    """A warm-up head file's tensors: ``weight`` (classes x hidden) and ``bias`` as float32,
+    and ``classes`` when a named warm-up wrote it."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(head)
+    return {k: v.float() if k != "classes" else v for k, v in tensors.items()}
+
+
 def _head_metadata(head: str) -> dict[str, str]:
     from safetensors import safe_open
 
@@ -383,15 +398,13 @@ class WordKeeper(ReadingObjective):
     checkpoint."""
 
     def __init__(self, vlm: Any, head: str, name: str = "word") -> None:
-        from safetensors.torch import load_file
-
         from pixelpilot.errors import ConfigError
 
         if not Path(head).is_file():
             raise ConfigError(missing_head(head))
         super().__init__(vlm)
-        tensors = load_file(head)
-        self.head = (tensors["weight"].float(), tensors["bias"].float())
+        tensors = head_weights(head)
+        self.head = (tensors["weight"], tensors["bias"])
         self.kind = head_kind(head)
         self.tasks = head_tasks(head)
         self.name = name
@@ -459,17 +472,16 @@ class QuotedLength:
         self.kind = head_kind(head) if head else kind
         self.words = MatchPairs(vlm)
         self.tasks = set(tasks) if tasks else None
-        hidden = int(vlm.model.config.text_config.hidden_size)
-        gen = torch.Generator().manual_seed(seed)
-        self.map = torch.randn(hidden, max(LONGEST * 2 + 2, WIDEST + 1), generator=gen)
-        self.map /= hidden**0.5
         self.bias: Any = None  # a head's bias, where a head's weight is the map
         if head:
-            from safetensors.torch import load_file
-
-            weights = load_file(head)
-            self.map = weights["weight"].detach().float().T.contiguous()  # hidden x classes
-            self.bias = weights["bias"].detach().float()
+            weights = head_weights(head)
+            self.map = weights["weight"].T.contiguous()  # hidden x classes
+            self.bias = weights["bias"]
+        else:
+            hidden = int(vlm.model.config.text_config.hidden_size)
+            gen = torch.Generator().manual_seed(seed)
+            self.map = torch.randn(hidden, max(LONGEST * 2 + 2, WIDEST + 1), generator=gen)
+            self.map /= hidden**0.5
         self._hidden: Any = None
         layers = vlm.model.model.language_model.layers
         layers[-1].register_forward_pre_hook(self._record, with_kwargs=True)

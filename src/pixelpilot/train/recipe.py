@@ -602,9 +602,11 @@ def _sft(
     # itself, as the links' cells are read (round 48's --text-head)
     word_classes = config.text_length_weight and config.read_length_classes == "word"
     text_head = str(out.parent / "read" / LENGTH_HEAD_FILE) if word_classes else None
-    for head in [*heads, *([text_head] if text_head else [])]:  # before any process starts
+    needed = [(h, "word_weight") for h in heads]
+    needed += [(text_head, "text_length_weight")] if text_head else []
+    for head, option in needed:  # before any process starts
         if not Path(head).is_file():
-            raise ConfigError(missing_head(head), option="word_weight")
+            raise ConfigError(missing_head(head), option=option)
     objective = dict(sigma=config.sigma, thought=config.thought, weight=config.point_weight,
                      copy_weight=config.copy_weight, look_weight=config.look_weight,
                      read_weight=config.read_weight, match_weight=config.match_weight,

@@ -387,6 +387,43 @@ def test_length_episodes_record_more_of_the_length_tasks_past_their_own_seeds(
             replace(config, **bad).validate()
 
 
+def test_the_focus_stage_trains_on_the_length_tasks_before_the_main_sft(
+    tmp_path: Path,
+) -> None:
+    """``--focus-steps`` (round 50): SFT on the length tasks' recordings alone, from the
+    warm-up's checkpoint, at --focus-lr; the main SFT then starts from its checkpoint. The
+    stages after the main SFT are marked done here, so the run stops after it."""
+    from pixelpilot.errors import ConfigError
+    from pixelpilot.train.recipe import RecipeConfig, _mark, run_recipe
+
+    config = RecipeConfig(out=str(tmp_path), tasks=("miniwob/click-test", "miniwob/click-link"),
+                          episodes=1, grpo_label_episodes=0, recovery=0, synthetic=2, typing=1,
+                          size="xs", read_steps=2, read_length_tasks="miniwob/click-link",
+                          length_episodes=1, focus_steps=2, focus_lr=3e-4, sft_steps=2,
+                          batch_size=2, sft_procs=1, baselines=False,
+                          progress=False)  # fmt: skip
+    for later in ("eval-sft", "grpo", "eval-grpo"):  # the report reads an evaluation's seeds
+        _mark(tmp_path / later, {"seeds": [1_000_000, 1_000_001], "tasks": {}})
+    stages = run_recipe(config)["stages"]
+    assert list(stages)[:6] == ["record", "synthetic", "length-record", "init", "read", "focus"]
+    focus = json.loads((tmp_path / "focus" / "run.json").read_text())
+    assert focus["data"] == str(tmp_path / "length-record-data")
+    assert focus["model"] == str(tmp_path / "read" / "final")
+    assert (focus["lr"], focus["max_steps"], stages["focus"]["steps"]) == (3e-4, 2, 2)
+    seeds = sorted(e.header["seed"] for e in iter_episodes(tmp_path / "length-record-data"))
+    assert seeds == [0, 1]  # click-link's recording and its length episode, nothing else
+    main = json.loads((tmp_path / "sft" / "run.json").read_text())
+    assert main["model"] == str(tmp_path / "focus" / "final") and main["data"] == str(
+        tmp_path / "data"
+    )
+    for bad, why in (({"focus_steps": -1}, "--focus-steps must be >= 0"),
+                     ({"length_episodes": 0}, "--focus-steps .* needs --length-episodes > 0"),
+                     ({"focus_lr": 0.0}, "--focus-lr must be a finite number > 0"),
+                     ({"focus_lr": float("nan")}, "--focus-lr must be")):  # fmt: skip
+        with pytest.raises(ConfigError, match=why):
+            replace(config, **bad).validate()
+
+
 def test_grpo_prompts_keep_the_label_tasks_extra_demonstrations_out(tmp_path: Path) -> None:
     from pixelpilot.train.recipe import RecipeConfig, grpo_prompts, stage_record
 

@@ -32,6 +32,10 @@
                                      --length-episodes N: N more recordings of those tasks
                                      in OUT/data/record-length/, and that head on all of
                                      their recordings, OUT/length-record-data/)
+    OUT/focus/                       with --focus-steps N: N SFT steps on those tasks'
+                                     recordings alone (OUT/length-record-data/, at
+                                     --focus-lr) between the warm-up and the main SFT, which
+                                     then starts from its checkpoint (round 50)
     OUT/sft/  OUT/sft-recovery/      training runs (metrics.jsonl, checkpoints, final/): SFT on
     OUT/grpo/                        all of OUT/data mixed, a short SFT continuation on
                                      OUT/recovery-data, offline GRPO on the recordings
@@ -116,6 +120,8 @@ class RecipeConfig:
     read_length_classes: str = "length"  # that head's classes: length, width (47) or word (49)
     length_episodes: int = 0  # N more recordings of each length task, SFT and head (round 47)
     text_length_weight: float = 0.0  # the quoted word's length on the text side (round 47)
+    focus_steps: int = 0  # SFT on the length tasks' recordings before the main SFT (round 50)
+    focus_lr: float = 1e-3
     sft_steps: int = 10_000  # 18,000 until round 20: over the 90-minute budget on this machine
     sft_task_weights: str = ""  # TASK=N: N times that task's steps in the main SFT (round 36)
     sft_covered_weight: int = 1  # N times the covered clicks in the main SFT (round 46)
@@ -285,6 +291,13 @@ class RecipeConfig:
         if self.length_episodes and not length_tasks:
             raise ConfigError("--length-episodes records more of the length head's tasks: it "
                               "needs --read-length-tasks", option="length_episodes")  # fmt: skip
+        if self.focus_steps < 0:
+            raise ConfigError("--focus-steps must be >= 0", option="focus_steps")
+        if self.focus_steps and not self.length_episodes:
+            raise ConfigError("--focus-steps trains on the length tasks' recordings: it needs "
+                              "--length-episodes > 0", option="focus_steps")  # fmt: skip
+        if not 0 < self.focus_lr < float("inf"):  # NaN fails too
+            raise ConfigError("--focus-lr must be a finite number > 0", option="focus_lr")
         if self.length_episodes and self.read_length_synthetic:
             raise ConfigError("--length-episodes and --read-length-synthetic both give the "
                               "length head its screens: choose one",
@@ -725,6 +738,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
     data = root / "data"  # the recordings and the synthetic screens: one SFT data set
     recovery = root / "recovery-data"  # recovery episodes beside the recordings
     sft = "sft-recovery" if config.recovery else "sft"  # the SFT checkpoint GRPO starts from
+    sft_images = config.sft_history_images or config.history_images or None  # the main SFT's
     stages = [
         ("record", lambda d: stage_record(config, data / "record")),
         ("recovery", lambda d: stage_recovery(config, data / "record", recovery / "recovery")),
@@ -739,9 +753,11 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
                                                         root / "length-record-data")),
         ("init", lambda d: stage_init(config, d)),
         ("read", lambda d: stage_read(config, data, _done(root / "init")["checkpoint"], d)),
-        ("sft", lambda d: _sft(config, data, _start(root, config), d, config.sft_steps,
-                               config.lr, config.sft_history_images or config.history_images
-                               or None, config.sft_task_weights,
+        ("focus", lambda d: _sft(config, root / "length-record-data", _start(root, config), d,
+                                 config.focus_steps, config.focus_lr, sft_images)),
+        ("sft", lambda d: _sft(config, data, _final(root, "focus") if config.focus_steps
+                               else _start(root, config), d, config.sft_steps, config.lr,
+                               sft_images, config.sft_task_weights,
                                config.sft_covered_weight)),
         ("sft-recovery", lambda d: _sft(config, recovery, _final(root, "sft"), d,
                                         config.recovery_steps, config.recovery_lr,
@@ -760,6 +776,7 @@ def run_recipe(config: RecipeConfig) -> dict[str, Any]:
                 "forms": not config.forms,
                 "length-synthetic": not config.read_length_synthetic,
                 "length-record": not config.length_episodes,
+                "focus": not config.focus_steps,
                 "sft-recovery": not config.recovery}  # fmt: skip
         if skip.get(name):
             continue
@@ -781,7 +798,8 @@ def _final(root: Path, stage: str) -> str:
 
 
 def _start(root: Path, config: RecipeConfig) -> str:
-    """The checkpoint the main SFT starts from: the reading warm-up's, or the random init."""
+    """The checkpoint SFT starts from (the focus stage, or the main SFT without one): the
+    reading warm-up's, or the random init."""
     return _final(root, "read") if config.read_steps else _done(root / "init")["checkpoint"]
 
 

@@ -151,6 +151,11 @@ class HFVLM:
             model = cls.from_pretrained(self.path, **kw)
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load the model weights in {self.path}: {exc}") from exc
+        if attn_implementation == "sdpa" and not self.family.remote_code:
+            # the same attention, without the padding's work (transformers' own classes only)
+            from pixelpilot.vlm.attention import use_unpadded_attention
+
+            use_unpadded_attention(model)
         return model.to(self.device).eval()
 
     def _pointer(self, weight: float, rows: int = 1) -> Any:

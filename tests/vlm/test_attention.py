@@ -86,9 +86,9 @@ def test_models_give_sdpa_logprobs_and_gradients(
     arch: str, screen_conversations: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Three prompts of different lengths in one left-padded batch, with gradients: the
-    decoder on the unpadded attention and on sdpa agree. chameleon has no text sub-config and
-    kimi_vl is remote code: both keep sdpa. The Qwen decoders group their keys (every call goes
-    on to sdpa); kimi_k25's takes the fast path."""
+    decoder on the unpadded attention and on sdpa agree, and the fast path ran (the Qwen
+    decoders with grouped keys). chameleon has no text sub-config and kimi_vl is remote code:
+    both keep sdpa."""
     import torch
 
     from pixelpilot.vlm import attention
@@ -122,8 +122,8 @@ def test_models_give_sdpa_logprobs_and_gradients(
     if not switched:
         return
     assert len(lengths) > 1  # the batch is padded
-    if arch == "kimi_k25":  # the fast path ran, on rows that start after padding
-        assert found and all(s is not None and max(s) > 0 for s in found)
+    # the fast path ran, on rows that start after padding
+    assert found and all(s is not None and max(s) > 0 for s in found)
     (ours, our_grads), (theirs, their_grads) = runs
     for a, b in zip(ours, theirs, strict=True):
         assert float((a - b).abs().max()) <= 1e-5

@@ -10,8 +10,9 @@ padding.
 
 ``unpadded_attention`` takes the fast path only when the mask it is given is exactly the
 causal mask of a left-padded batch (``causal_left_padded``); any other call (a KV cache, one
-query, a float or bidirectional mask, dropout, grouped keys) goes to transformers' ``sdpa``
-unchanged. ``use_unpadded_attention`` switches a loaded model's text decoder to it.
+query, a float or bidirectional mask, dropout) goes to transformers' ``sdpa`` unchanged.
+Grouped keys (fewer key/value heads than query heads, as in Qwen2.5-VL) stay grouped
+(``enable_gqa``). ``use_unpadded_attention`` switches a loaded model's text decoder to it.
 
 On the default recipe's SFT step (batch of 4 a process, prompts of about 550 to 1,000 tokens)
 the decoder's attention was about a third of the step: docs/benchmarks.md has the figures.
@@ -89,7 +90,7 @@ def unpadded_attention(
         or is_causal is False
         or query.shape[2] < 2
         or key.shape[2] != query.shape[2]
-        or getattr(module, "num_key_value_groups", 1) != 1
+        or query.shape[1] % key.shape[1]
         or kwargs.get("softcap") is not None
         or kwargs.get("position_bias") is not None
         or kwargs.get("output_attentions")
@@ -101,6 +102,7 @@ def unpadded_attention(
             module, query, key, value, attention_mask,
             dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs,
         )  # fmt: skip
+    grouped = query.shape[1] != key.shape[1]  # fewer key/value heads, each serving a group
     rows = []
     for b, start in enumerate(starts):
         if start >= query.shape[2]:  # a row of padding alone
@@ -108,7 +110,7 @@ def unpadded_attention(
             continue
         out = torch.nn.functional.scaled_dot_product_attention(
             query[b : b + 1, :, start:], key[b : b + 1, :, start:], value[b : b + 1, :, start:],
-            is_causal=True, scale=scaling,
+            is_causal=True, scale=scaling, enable_gqa=grouped,
         )[0].transpose(0, 1)  # fmt: skip
         if start:
             out = torch.cat([out.new_zeros(start, *out.shape[1:]), out])

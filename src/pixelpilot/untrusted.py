@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import struct
 from pathlib import Path
 from typing import Any
@@ -43,11 +44,27 @@ def inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> Path
     return resolved
 
 
+def file_in(folder: Path, name: str) -> Path | None:
+    """The real path of file ``name`` (a plain name, ``file_name``'s check) in ``folder`` (a
+    resolved folder); ``None`` when no regular file is there; ``ValueError`` when ``name`` is a
+    symlink that leads out of ``folder``. ``inside``'s check at the cost of one ``lstat`` for a
+    file that is not a symlink: a plain name in a resolved folder is already its real path,
+    which matters to readers of many files (a training set's 40,000 screenshots)."""
+    path = folder / name
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISLNK(mode):
+        return inside(path, folder) if path.is_file() else None
+    return path if stat.S_ISREG(mode) else None
+
+
 def png_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """``(width, height)`` from a PNG file's header; ``ValueError`` if it is not a PNG or
     claims more than ``MAX_SCREEN_SIDE`` a side or ``MAX_SCREEN_PIXELS`` in all. Reads 24
     bytes: a cheap check before anything decodes the file."""
-    with open(path, "rb") as fh:
+    with open(path, "rb", buffering=0) as fh:  # unbuffered: 24 bytes, not a buffer's 8 KiB
         head = fh.read(24)
     if len(head) < 24 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
         raise ValueError("not a PNG file")

@@ -337,6 +337,31 @@ def test_screenshot_symlinked_out_of_the_folder_is_refused(tmp_path: Path) -> No
     assert len(read_trajectory(tmp_path / "ep").steps) == 2
 
 
+def test_a_dangling_symlink_or_a_folder_in_place_of_a_screenshot_is_missing(
+    tmp_path: Path,
+) -> None:
+    _write(tmp_path / "ep", 2)
+    os.remove(tmp_path / "ep" / "step-0001.png")
+    os.symlink("gone.png", tmp_path / "ep" / "step-0001.png")
+    with pytest.raises(TrajectoryFormatError, match="step-0001.png is missing"):
+        read_trajectory(tmp_path / "ep")
+    os.remove(tmp_path / "ep" / "step-0001.png")
+    os.mkdir(tmp_path / "ep" / "step-0001.png")
+    with pytest.raises(TrajectoryFormatError, match="step-0001.png is missing"):
+        read_trajectory(tmp_path / "ep")
+
+
+def test_an_episode_reached_through_a_symlinked_folder_reads(tmp_path: Path) -> None:
+    from pixelpilot.eval.datasets import load_samples
+
+    _write(tmp_path / "real" / "ep", 2)
+    os.symlink(tmp_path / "real", tmp_path / "alias")
+    assert len(read_trajectory(tmp_path / "alias" / "ep").steps) == 2
+    samples = load_samples(tmp_path / "alias", "trajectory")
+    real = (tmp_path / "real" / "ep").resolve()
+    assert [s.image for s in samples] == [str(real / f"step-000{i}.png") for i in range(2)]
+
+
 def _png_header(width: int, height: int) -> bytes:
     import struct
     import zlib

@@ -190,8 +190,10 @@ def _load_trajectories(path: Path) -> list[Sample]:
             raise DatasetFormatError(f"{ep.directory}: trajectory header: {exc}") from None
         instruction = str(header.get("instruction") or header.get("task") or "")
         history: list[tuple[str, str]] = []
+        real = ep.directory.resolve()  # once an episode: a plain name in it needs no resolve
         for step in ep.steps:
-            image = str(ep.screenshot_path(step).resolve())
+            shot = real / step.screenshot
+            image = str(shot.resolve() if shot.is_symlink() else shot)
             if step.actions and not step.error and not step.perturbed:
                 labels = step.labels  # checked again at each read: read once
                 samples.append(

@@ -68,10 +68,13 @@ def filter_samples(samples: Sequence[Sample], config: Any) -> tuple[list[Sample]
         raise DataError(f"{config.data}: no sample left after the filters ({counts})")
     if config.limit is not None:
         kept = kept[: config.limit]
+    checked: set[str] = set()  # a history's images are earlier steps' own: check each once
     for s in kept:
         for image in (s.image, *(path for _, path in s.history)):
-            if not Path(image).is_file():
-                raise DataError(f"sample {s.id}: image {image} not found")
+            if image not in checked:
+                if not Path(image).is_file():
+                    raise DataError(f"sample {s.id}: image {image} not found")
+                checked.add(image)
     return kept, counts
 
 

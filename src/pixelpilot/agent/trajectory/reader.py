@@ -77,6 +77,7 @@ class TrajectoryReader:
             path = path.parent
         self.directory = path
         self.path = path / FILE_NAME
+        self._real_directory: Path | None = None  # resolved at the first screenshot
 
     def read(self) -> Episode:
         if not self.path.is_file():
@@ -146,14 +147,16 @@ class TrajectoryReader:
             raise self._error(number, f"bad step: {exc}") from None
         if step.index != expected:
             raise self._error(number, f"step index {step.index}, expected {expected}")
-        path = self.directory / step.screenshot
-        if not path.is_file():
-            raise self._error(number, f"screenshot {step.screenshot} is missing")
+        if self._real_directory is None:
+            self._real_directory = self.directory.resolve()
         try:
-            untrusted.inside(path, self.directory)
-            untrusted.png_size(path)
+            path = untrusted.file_in(self._real_directory, step.screenshot)
+            if path is not None:
+                untrusted.png_size(path)
         except ValueError as exc:
             raise self._error(number, f"screenshot {step.screenshot}: {exc}") from None
+        if path is None:
+            raise self._error(number, f"screenshot {step.screenshot} is missing")
         return step
 
     def _check_end(self, obj: dict[str, Any], number: int) -> dict[str, Any]:

@@ -34,6 +34,13 @@ from typing import Any
 
 from pixelpilot.train.pointing import cell_at
 from pixelpilot.vlm.pointer import CELL, IMAGE_TOKEN, token_grid
+from pixelpilot.vlm.words import (  # noqa: F401  (the classes' home; imported from here too)
+    BUCKETS,
+    LONGEST,
+    bare_word,
+    length_class,
+    word_class,
+)
 
 SCALE = 16.0  # inverse temperature of the cosines
 
@@ -244,41 +251,6 @@ def match_loss(copier: Any, input_ids: Any, pairs: list[tuple[int, int, list[int
             loss.append(-terms[mask].mean())
             figures[name] = float(terms[mask].detach().exp().mean())
     return torch.stack(loss).mean(), figures
-
-
-BUCKETS = 4096  # word classes of the reading warm-up's head: a stable hash of the word
-
-
-def bare_word(text: str) -> str:
-    """A screen text without the spaces and punctuation around it (the word the classes
-    and the reading bags name)."""
-    return text.strip().strip(".,;:!?\"'()")
-
-
-def word_class(text: str) -> int | None:
-    """The warm-up's class of a screen text: its lower-cased word without the punctuation
-    around it, hashed into ``BUCKETS`` (None for a text with no letter or digit)."""
-    import zlib
-
-    word = bare_word(text).lower()
-    if not any(c.isalnum() for c in word):
-        return None
-    return zlib.crc32(word.encode()) % BUCKETS
-
-
-LONGEST = 15  # the length classes' longest word: longer words share its class
-
-
-def length_class(text: str) -> int | None:
-    """The length warm-up's class of a screen text (round 38): its characters without the
-    punctuation around it (``LONGEST`` at most), times two, plus one when it starts with a
-    capital (None for a text with no letter or digit). A paragraph's words are many and each
-    rare, so a hashed word class is learnt for few of them (click-link's at 0.03); what a
-    word's length and first letter look like is the same for every word."""
-    word = bare_word(text)
-    if not any(c.isalnum() for c in word):
-        return None
-    return min(len(word), LONGEST) * 2 + int(word[0].isupper())
 
 
 WIDTH_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # MiniWoB's text, drawn

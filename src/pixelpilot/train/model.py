@@ -44,6 +44,8 @@ def load_trainable(config: Any, device: str) -> Any:
                 f"--decoding-aids: {config.model} declares no decoding aid in pixelpilot.json",
                 option="decoding_aids",
             )
+        if vlm.pointer is not None:  # the read guide's heads are evaluation's (vlm/read_guide.py)
+            vlm.pointer.reader = None
     else:
         vlm.pointer = vlm.points = vlm.quoted = vlm.calls = None  # the model's own answers
     if config.lora_r > 0:

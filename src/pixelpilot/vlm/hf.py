@@ -81,6 +81,7 @@ class HFVLM:
         max_images: int | None = None,
         profile: ModelProfile | None = None,
         pointer_weight: float | None = None,
+        read_weight: float | None = None,
         well_formed_points: bool | None = None,
         quoted_typing: bool | None = None,
         well_formed_actions: bool | None = None,
@@ -109,6 +110,9 @@ class HFVLM:
         self.profile = base
         weight = declaration.pointer_weight if pointer_weight is None else pointer_weight
         self.pointer = self._pointer(weight, declaration.pointer_rows)
+        read = declaration.read_weight if read_weight is None else read_weight
+        if self.pointer is not None and read:
+            self.pointer.reader = self._reader(declaration.read_heads, read)
         points = (
             declaration.well_formed_points if well_formed_points is None else well_formed_points
         )
@@ -175,6 +179,21 @@ class HFVLM:
                 f"{self.path}: pointer_weight {weight} needs image tokens and a [PAD] token"
             )
         return guide
+
+    def _reader(self, heads: Sequence[str], weight: float) -> Any:
+        """The read guide (``pixelpilot.vlm.read_guide``) of the heads the folder declares."""
+        from pixelpilot import untrusted
+        from pixelpilot.vlm.read_guide import ReadGuide, ReadHead
+
+        real = self.path.resolve()
+        try:
+            files = [untrusted.file_in(real, untrusted.file_name(h, "read_heads")) for h in heads]
+            missing = [h for h, f in zip(heads, files, strict=True) if f is None]
+            if missing:
+                raise ValueError(f"read head {missing[0]} is not in the folder")
+            return ReadGuide(self.model, [ReadHead(f) for f in files if f], weight)
+        except ValueError as exc:
+            raise ModelError(f"{self.path}: {exc}") from None
 
     def _points(self, index: TokenIndex | None) -> Any:
         """The well-formed points constraint (``pixelpilot.vlm.points``)."""
@@ -282,7 +301,8 @@ class HFVLM:
         (``PointerGuide.cells``; one forward pass over ``inputs``), or None with the guide off."""
         if self.pointer is None:
             return None
-        return self.pointer.cells(self.model, inputs, _screens(convs))
+        quotes = [instruction_quotes(c.messages[0].text) if c.messages else [] for c in convs]
+        return self.pointer.cells(self.model, inputs, _screens(convs), quotes)
 
     def aid_processors(
         self, convs: Sequence[Conversation], n: int, prompt_len: int, cells: list[Any] | None

@@ -27,6 +27,9 @@ scores every image token "the target is in my lower half": the logit of ``half_t
 column of the LM head (a token no answer writes), through a sigmoid, q. The y then leans to
 the half rows of the pointed column, ``p(row | col(x)) * (1 - q, q)``, half a cell each.
 
+A read guide (``pixelpilot.vlm.read_guide``, ``reader``) weighs the cells before the split into
+halves by where the checkpoint's reading heads see the instruction's quoted word.
+
 A checkpoint declares its weight in ``pixelpilot.json`` (``pointer_weight``, 0 when absent);
 training loads checkpoints with the guide off, so sampled answers and their log-probabilities
 come from the same distribution, except GRPO with ``--decoding-aids``, which samples and
@@ -120,22 +123,34 @@ class PointerGuide:
         self.image_token = None if image is None or image == unknown else int(image)
         self.pad_token = tokenizer.pad_token_id
         self.numbers = number_tokens(tokenizer)
+        self.reader: Any = None  # a ReadGuide (pixelpilot.vlm.read_guide) weighs the cells
 
     @property
     def usable(self) -> bool:
         return self.weight > 0 and self.image_token is not None and self.pad_token is not None
 
-    def cells(self, model: Any, inputs: Any, screens: Sequence[tuple[int, int]]) -> list[Any]:
+    def cells(
+        self,
+        model: Any,
+        inputs: Any,
+        screens: Sequence[tuple[int, int]],
+        quotes: Sequence[Sequence[str]] | None = None,
+    ) -> list[Any]:
         """Per conversation, the pointing head's probabilities over the cells of its last
         screenshot (a ``[rows, cols]`` tensor; ``[2 * rows, cols]``, each cell's upper and
-        lower half, with half rows), or None where the grid is not the screen's."""
+        lower half, with half rows), or None where the grid is not the screen's; with a
+        ``reader``, weighed by where its heads see each conversation's quoted word
+        (``quotes``, its instruction's quoted strings)."""
+        import contextlib
+
         import torch
 
         ids = inputs["input_ids"]
         grids = inputs.get("image_grid_thw")
         if grids is None:
             return [None] * len(screens)
-        with torch.inference_mode():
+        reader = self.reader if quotes is not None else None
+        with torch.inference_mode(), reader.capture() if reader else contextlib.nullcontext():
             logits = model(**inputs).logits
         out: list[Any] = []
         counts = (ids == self.image_token).sum(dim=1).tolist()
@@ -156,11 +171,18 @@ class PointerGuide:
                 out.append(None)
                 continue
             scores = logits[b, positions, self.pad_token].float()
-            p = torch.softmax(scores, dim=0).reshape(rows, cols)
+            p = torch.softmax(scores, dim=0)
+            factor = reader.factor(b, positions, quotes[b]) if reader else None
+            if factor is not None:  # the read guide (pixelpilot.vlm.read_guide)
+                p = p * factor.to(p.device)
+                p = p / p.sum().clamp_min(1e-30)
+            p = p.reshape(rows, cols)
             if self.rows == 2:  # each cell split by q, its lower half's probability
                 q = torch.sigmoid(logits[b, positions, self.half].float()).reshape(rows, cols)
                 p = torch.stack([p * (1 - q), p * q], dim=1).reshape(2 * rows, cols)
             out.append(p)
+        if reader:
+            reader.embeds = None  # this batch's: not kept past it
         return out
 
     def processor(

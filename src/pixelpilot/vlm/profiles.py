@@ -23,7 +23,7 @@ DECLARATION_FORMAT = "pixelpilot.model"
 _DECLARATION_KEYS = (
     "format", "version", "prompt_kind", "prompt_language", "history_thoughts", "pointer_weight",
     "well_formed_points", "quoted_typing", "well_formed_actions", "history_images",
-    "pointer_rows",
+    "pointer_rows", "read_heads", "read_weight",
 )  # fmt: skip
 
 
@@ -148,7 +148,9 @@ class Declaration:
     how many screenshots each prompt shows, the current one included (``None``: the family's
     number, ``Family.history_images``), for a checkpoint trained with another number.
     ``pointer_rows`` 2: the guide splits each cell into its upper and lower half rows, for a
-    checkpoint trained with the half-row term (``pixelpilot.vlm.pointer``)."""
+    checkpoint trained with the half-row term (``pixelpilot.vlm.pointer``). ``read_weight``
+    > 0 with ``read_heads`` (files in the folder) weighs the pointer guide's cells by where
+    those reading heads see the instruction's quoted word (``pixelpilot.vlm.read_guide``)."""
 
     prompt_kind: str = "computer"
     prompt_language: str = "English"
@@ -159,11 +161,16 @@ class Declaration:
     well_formed_actions: bool = False
     history_images: int | None = None
     pointer_rows: int = 1
+    read_heads: tuple[str, ...] = ()
+    read_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check_prompt(self.prompt_kind, self.prompt_language)
         if self.pointer_rows not in (1, 2) or isinstance(self.pointer_rows, bool):
             raise PromptError(f"pointer_rows must be 1 or 2, not {_short(self.pointer_rows)}")
+        problem = _read_guide_problem(self.read_heads, self.read_weight, self.pointer_weight)
+        if problem:
+            raise PromptError(problem)
         if self.history_images is not None and not _count(self.history_images):
             raise PromptError(f"history_images must be a whole number >= 1, not "
                               f"{_short(self.history_images)}")  # fmt: skip
@@ -173,10 +180,11 @@ class Declaration:
         return self == Declaration()
 
     def with_aids(self, source: Declaration) -> Declaration:
-        """This declaration with ``source``'s decoding aids (the pointer weight and rows,
-        well-formed points, quoted typing and well-formed actions)."""
+        """This declaration with ``source``'s decoding aids (the pointer weight and rows, the
+        read guide, well-formed points, quoted typing and well-formed actions)."""
         return replace(self, pointer_weight=source.pointer_weight,
-                       pointer_rows=source.pointer_rows,
+                       pointer_rows=source.pointer_rows, read_heads=source.read_heads,
+                       read_weight=source.read_weight,
                        well_formed_points=source.well_formed_points,
                        quoted_typing=source.quoted_typing,
                        well_formed_actions=source.well_formed_actions)  # fmt: skip
@@ -255,8 +263,40 @@ def read_declaration(folder: str | Path) -> Declaration:
     rows = data.get("pointer_rows", 1)
     if rows not in (1, 2) or isinstance(rows, bool):
         raise FileFormatError(path, None, f"pointer_rows must be 1 or 2, not {_short(rows)}")
+    heads = data.get("read_heads", [])
+    read = data.get("read_weight", 0.0)
+    if not isinstance(heads, list) or not all(isinstance(h, str) for h in heads):
+        raise FileFormatError(path, None, "read_heads must be a list of file names")
+    problem = _read_guide_problem(tuple(heads), read, float(weight))
+    if problem:
+        raise FileFormatError(path, None, problem)
     return Declaration(kind, language, pointer_weight=float(weight), history_images=images,
-                       pointer_rows=rows, **flags)  # fmt: skip
+                       pointer_rows=rows, read_heads=tuple(heads), read_weight=float(read),
+                       **flags)  # fmt: skip
+
+
+def _read_guide_problem(heads: tuple[str, ...], weight: Any, pointer_weight: float) -> str:
+    """What is wrong with a declaration's read guide (``read_heads``, ``read_weight``), or
+    ``""``: plain file names, a finite weight >= 0, heads when it is on, and the pointer guide
+    it weighs."""
+    from pixelpilot import untrusted
+
+    for name in heads:
+        try:
+            untrusted.file_name(name, "read_heads")
+        except ValueError as exc:
+            return str(exc)
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, (int, float))
+        or not (math.isfinite(weight) and weight >= 0)
+    ):
+        return f"read_weight must be a number >= 0, not {_short(weight)}"
+    if weight and not heads:
+        return "read_weight needs read_heads (the reading heads' files in the folder)"
+    if weight and not pointer_weight:
+        return "read_weight weighs the pointer guide's cells: it needs pointer_weight > 0"
+    return ""
 
 
 def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
@@ -277,6 +317,9 @@ def write_declaration(folder: str | Path, declaration: Declaration) -> Path:
         data["history_images"] = declaration.history_images
     if declaration.pointer_rows != 1:
         data["pointer_rows"] = declaration.pointer_rows
+    if declaration.read_weight:
+        data["read_heads"] = list(declaration.read_heads)
+        data["read_weight"] = declaration.read_weight
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)

@@ -1,0 +1,141 @@
+"""The read guide: the pointer guide's cells weighed by where a reading head sees the quoted word.
+
+The reading warm-up (``pixelpilot.train.reading``) teaches linear heads on the image tokens, as
+the decoder receives them, to name the word each cell shows in hashed word classes (or
+lengths: ``pixelpilot.vlm.words``), and the word term keeps that reading through SFT. On
+click-link such a head picks the named link among the paragraph's links on about 0.6 of unseen
+screens where the decoder's pointing head picks it on 0.35 to 0.45 (docs/default-model.md,
+round 52): the decoder follows the tower's reading only in part. The guide asks the heads
+directly. When the instruction quotes exactly one text, of one word a head has a class for,
+each cell's probability of that class, ``r``, weighs the pointing head's cells::
+
+    p'(cell)  proportional to  p(cell) * (r(cell) / max r) ** w
+
+(with half rows, before the split into halves), so the click leans to the cells that show the
+quoted word, as much as ``w`` says; a cell the head reads as the word at half the best cell's
+probability loses a factor ``2 ** w``. With several heads, ``r`` is the largest of their
+probabilities (a head taught on some classes only, ``classes`` in its file, answers for
+those). An instruction with no quote, or two, or a quote of several words, decodes as the
+pointer guide alone does; so does every answer's coordinate after the first point.
+
+A checkpoint declares its heads (files in its folder: ``read_heads``) and the weight
+(``read_weight``) in ``pixelpilot.json``; the heads are the warm-up's, frozen, and nothing in
+training reads them this way: training loads checkpoints without the guide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from pixelpilot.vlm.words import length_class, word_class
+
+KINDS = {"word": word_class, "length": length_class}  # the classes a guide's head may name
+
+
+class ReadHead:
+    """One warm-up head file: a linear map from a decoder input embedding to text classes."""
+
+    def __init__(self, path: str | Path) -> None:
+        from safetensors import SafetensorError, safe_open
+
+        self.path = Path(path)
+        try:
+            with safe_open(str(self.path), "pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        except (OSError, ValueError, SafetensorError) as exc:
+            raise ValueError(f"read head {self.path.name}: not a readable safetensors file "
+                             f"({' '.join(str(exc).split())[:120]})") from None  # fmt: skip
+        self.kind = meta.get("classes", "word")
+        if self.kind not in KINDS:
+            raise ValueError(f"read head {self.path.name}: classes {self.kind!r} are not one "
+                             f"of {', '.join(KINDS)}")  # fmt: skip
+        weight, bias = tensors.get("weight"), tensors.get("bias")
+        if weight is None or bias is None or weight.dim() != 2 or bias.shape != weight.shape[:1]:
+            raise ValueError(f"read head {self.path.name}: needs a 2-d weight and a bias of its "
+                             "rows")  # fmt: skip
+        self.weight, self.bias = weight.float(), bias.float()
+        known = tensors.get("classes")
+        self.classes = set(known.tolist()) if known is not None else None
+
+    @property
+    def hidden(self) -> int:
+        return int(self.weight.shape[1])
+
+    def target(self, text: str) -> int | None:
+        """The class of ``text`` this head names, or None (no class, or one it was not taught)."""
+        k = KINDS[self.kind](text)
+        if k is None or k >= self.weight.shape[0]:
+            return None
+        return k if self.classes is None or k in self.classes else None
+
+
+def quoted_word(quotes: Sequence[str]) -> str | None:
+    """The one word the guide looks for: the instruction's only quoted text, when it is one
+    word; None otherwise."""
+    if len(quotes) != 1:
+        return None
+    word = quotes[0].strip()
+    return word if word and len(word.split()) == 1 else None
+
+
+class ReadGuide:
+    """The heads and weight of one loaded checkpoint (``HFVLM`` builds it)."""
+
+    def __init__(self, model: Any, heads: Sequence[ReadHead], weight: float) -> None:
+        import math
+
+        if not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"read_weight must be a finite number >= 0, not {weight!r}")
+        if not heads:
+            raise ValueError("read_weight needs read_heads")
+        try:
+            self.module = model.model.language_model
+        except AttributeError:
+            raise ValueError("the read guide needs a model with a language_model") from None
+        hidden = getattr(getattr(model.config, "text_config", model.config), "hidden_size", None)
+        for head in heads:
+            if hidden is not None and head.hidden != hidden:
+                raise ValueError(f"read head {head.path.name} reads {head.hidden} numbers a cell, "
+                                 f"the model's embeddings have {hidden}")  # fmt: skip
+        self.heads = list(heads)
+        self.weight = float(weight)
+        self.embeds: Any = None
+
+    @contextlib.contextmanager
+    def capture(self) -> Iterator[None]:
+        """Record the decoder's input embeddings of the forward passes inside the block."""
+
+        def hook(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+            self.embeds = kwargs.get("inputs_embeds")
+
+        handle = self.module.register_forward_pre_hook(hook, with_kwargs=True)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def factor(self, row: int, positions: Any, quotes: Sequence[str]) -> Any:
+        """``(r / max r) ** w`` over the image tokens at ``positions`` of batch row ``row`` (a
+        1-d tensor), or None when the guide does not apply (no single quoted word a head has
+        a class for, no embeddings recorded)."""
+        import torch
+
+        word = quoted_word(quotes)
+        if word is None or self.embeds is None:
+            return None
+        cells = self.embeds[row, positions].float()
+        best = None
+        for head in self.heads:
+            k = head.target(word)
+            if k is None:
+                continue
+            logits = cells @ head.weight.to(cells.device).T + head.bias.to(cells.device)
+            r = torch.softmax(logits, dim=-1)[:, k]
+            best = r if best is None else torch.maximum(best, r)
+        if best is None:
+            return None
+        return (best / best.max().clamp_min(1e-30)).clamp_min(1e-30) ** self.weight

@@ -499,3 +499,41 @@ def test_the_half_row_term_is_declared_with_the_recipes_aids(tmp_path: Path) -> 
     assert read_declaration(tmp_path).pointer_rows == 1
     with pytest.raises(ConfigError, match="--half-weight must be a finite"):
         RecipeConfig(out=str(tmp_path / "run"), half_weight=-1.0).validate()
+
+
+def test_the_read_guide_is_declared_with_the_warm_ups_heads(tmp_path: Path) -> None:
+    """``--read-guide`` (round 52): the evaluated checkpoints get copies of the warm-up's heads
+    that name words or lengths, and declare them with the weight; a width head is left out."""
+    import torch
+    from safetensors.torch import save_file
+
+    from pixelpilot.errors import ConfigError
+    from pixelpilot.train.recipe import RecipeConfig, _declare_aids
+    from pixelpilot.vlm.profiles import Declaration, write_declaration
+
+    run = tmp_path / "run"
+    (run / "read").mkdir(parents=True)
+    head = {"weight": torch.zeros(4, 8), "bias": torch.zeros(4)}
+    save_file(head, str(run / "read" / "word-head.safetensors"), metadata={"classes": "word"})
+    save_file(head, str(run / "read" / "length-head.safetensors"), metadata={"classes": "width"})
+    checkpoint = tmp_path / "final"
+    checkpoint.mkdir()
+    write_declaration(checkpoint, Declaration("grounding", "English", False))
+    config = RecipeConfig(out=str(run), read_steps=10, read_guide=2.0)
+    config.validate()
+    _declare_aids(config, str(checkpoint))
+    declared = read_declaration(checkpoint)
+    assert declared.read_heads == ("word-head.safetensors",) and declared.read_weight == 2.0
+    assert (checkpoint / "word-head.safetensors").read_bytes() == (
+        run / "read" / "word-head.safetensors"
+    ).read_bytes()
+    assert not (checkpoint / "length-head.safetensors").exists()
+    _declare_aids(RecipeConfig(out=str(run)), str(checkpoint))  # off: nothing declared
+    assert read_declaration(checkpoint).read_weight == 0.0
+    for bad, why in (({"read_guide": -1.0}, "--read-guide must be a finite"),
+                     ({"read_steps": 0}, "--read-guide .* needs --read-steps > 0"),
+                     ({"pointer_weight": 0.0}, "needs --read-steps > 0 and --pointer-weight"),
+                     ({"read_classes": "width", "read_named": False},
+                      "--read-guide reads word or length classes")):  # fmt: skip
+        with pytest.raises(ConfigError, match=why):
+            replace(config, **bad).validate()

@@ -147,6 +147,7 @@ class RecipeConfig:
     well_formed_points: bool = True  # declared on them too (vlm/points.py; round 14)
     quoted_typing: bool = True  # and this (vlm/quoted.py; round 15)
     well_formed_actions: bool = True  # and this (vlm/wellformed.py; round 16)
+    read_guide: float = 0.0  # the read guide's weight, with the warm-up's heads (round 52)
     baselines: bool = True  # also evaluate random clicks and the usual spot on the same seeds
     progress: bool = True
 
@@ -230,7 +231,7 @@ class RecipeConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1", option=name)
         weights = ("point_weight", "copy_weight", "look_weight", "read_weight", "match_weight",
                    "choice_weight", "word_weight", "pointer_weight", "grpo_beta", "half_weight",
-                   "text_length_weight")  # fmt: skip
+                   "text_length_weight", "read_guide")  # fmt: skip
         for name in ("recovery", "label_episodes", "grpo_label_episodes", "read_steps", "forms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0", option=name)
@@ -298,6 +299,17 @@ class RecipeConfig:
                               "--length-episodes > 0", option="focus_steps")  # fmt: skip
         if not 0 < self.focus_lr < float("inf"):  # NaN fails too
             raise ConfigError("--focus-lr must be a finite number > 0", option="focus_lr")
+        if self.read_guide and not (self.read_steps and self.pointer_weight):
+            raise ConfigError("--read-guide weighs the pointer guide by the reading warm-up's "
+                              "heads: it needs --read-steps > 0 and --pointer-weight > 0",
+                              option="read_guide")  # fmt: skip
+        from pixelpilot.vlm.read_guide import KINDS
+
+        kinds = [self.read_classes, *([self.read_length_classes] if length_tasks else [])]
+        if self.read_guide and not any(k in KINDS for k in kinds):
+            raise ConfigError(f"--read-guide reads {' or '.join(KINDS)} classes: the warm-up's "
+                              f"heads name {' and '.join(kinds)}",
+                              option="read_guide")  # fmt: skip
         if self.length_episodes and self.read_length_synthetic:
             raise ConfigError("--length-episodes and --read-length-synthetic both give the "
                               "length head its screens: choose one",
@@ -803,14 +815,36 @@ def _start(root: Path, config: RecipeConfig) -> str:
     return _final(root, "read") if config.read_steps else _done(root / "init")["checkpoint"]
 
 
+def _read_heads(config: RecipeConfig, checkpoint: str) -> tuple[str, ...]:
+    """``--read-guide``: copy the reading warm-up's heads that name words or lengths into
+    ``checkpoint`` (the read guide's, vlm/read_guide.py) and return their file names; none
+    without the option."""
+    import shutil
+
+    from pixelpilot.train.reading import HEAD_FILE, LENGTH_HEAD_FILE, head_kind
+    from pixelpilot.vlm.read_guide import KINDS
+
+    if not config.read_guide:
+        return ()
+    names = []
+    for name in (HEAD_FILE, LENGTH_HEAD_FILE):
+        head = Path(config.out) / "read" / name
+        if head.is_file() and head_kind(str(head)) in KINDS:
+            shutil.copyfile(head, Path(checkpoint) / name)
+            names.append(name)
+    return tuple(names)
+
+
 def _declare_aids(config: RecipeConfig, checkpoint: str) -> None:
     """Declare the recipe's decoding aids on ``checkpoint`` (the pointer weight, with half rows
-    after the half-row term, well-formed points, quoted typing and well-formed actions;
-    training wrote its declaration without them)."""
+    after the half-row term, the read guide with the warm-up's heads, well-formed points, quoted
+    typing and well-formed actions; training wrote its declaration without them)."""
     from pixelpilot.vlm.profiles import Declaration, read_declaration, write_declaration
 
+    heads = _read_heads(config, checkpoint)
     aids = Declaration(pointer_weight=config.pointer_weight,
                        pointer_rows=2 if config.half_weight and config.pointer_weight else 1,
+                       read_heads=heads, read_weight=config.read_guide if heads else 0.0,
                        well_formed_points=config.well_formed_points,
                        quoted_typing=config.quoted_typing,
                        well_formed_actions=config.well_formed_actions)  # fmt: skip

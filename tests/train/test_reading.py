@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pixelpilot.train.pointing import CELL
-from pixelpilot.train.reading import label_cells
+from pixelpilot.train.reading import label_cells, length_class
 
 
 def test_each_text_is_read_at_the_cell_under_its_centre_and_shared_cells_are_dropped() -> None:
@@ -544,6 +544,10 @@ def test_a_length_head_beside_the_word_head_reads_its_tasks_screens_only(tmp_pat
     assert 0 <= summary["length_accuracy"] <= 1 and summary["length_tasks"] == ["synthetic/link"]
     with safe_open(str(tmp_path / "read" / LENGTH_HEAD_FILE), "pt") as f:
         assert f.metadata() == {"classes": "length", "tasks": "synthetic/link"}
+        # the classes its screens showed, for the read guide (round 52): its tasks' words'
+        taught = set(f.get_tensor("taught").tolist())
+        shown = {length_class(t) for s in links for t, _ in s.meta["labels"]}
+        assert taught and taught <= shown
     with safe_open(str(tmp_path / "read" / HEAD_FILE), "pt") as f:
         assert f.metadata() == {"classes": "word"}
     rows = [json.loads(line) for line in (tmp_path / "read" / "metrics.jsonl").open()]

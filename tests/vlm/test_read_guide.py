@@ -12,7 +12,7 @@ import pytest
 from pixelpilot.errors import FileFormatError, ModelError
 from pixelpilot.vlm.hf import HFVLM
 from pixelpilot.vlm.profiles import Declaration, read_declaration, write_declaration
-from pixelpilot.vlm.read_guide import ReadHead, quoted_word
+from pixelpilot.vlm.read_guide import ReadHead, looked_for, quoted_word
 from pixelpilot.vlm.words import BUCKETS, length_class, word_class
 
 SCREEN = (160, 210)  # 12 x 15 cells of 14 pixels
@@ -30,9 +30,12 @@ def _hidden(folder: Path) -> int:
     return json.loads((folder / "config.json").read_text())["text_config"]["hidden_size"]
 
 
-def _head(path: Path, hidden: int, kind: str = "word", taught: list[int] | None = None) -> Path:
+def _head(
+    path: Path, hidden: int, kind: str = "word", taught: list[int] | None = None, key: str = ""
+) -> Path:
     """A head file as the warm-up writes one: random weights, ``kind`` classes, and the
-    classes it was taught when ``taught`` is given."""
+    classes it was taught when ``taught`` is given (under ``key``: ``classes`` as a named head
+    lists them, ``taught`` as the length head does)."""
     import torch
     from safetensors.torch import save_file
 
@@ -40,7 +43,7 @@ def _head(path: Path, hidden: int, kind: str = "word", taught: list[int] | None 
     tensors = {"weight": torch.randn(BUCKETS, hidden, generator=gen) * 3,
                "bias": torch.zeros(BUCKETS)}  # fmt: skip
     if taught is not None:
-        tensors["classes"] = torch.tensor(taught)
+        tensors[key or "classes"] = torch.tensor(taught)
     save_file(tensors, str(path), metadata={"classes": kind})
     return path
 
@@ -119,7 +122,8 @@ def test_no_single_quoted_word_leaves_the_pointer_alone(folder: Path, tmp_path: 
     _declare(model, ["word-head.safetensors"], 2.0)
     guided, plain = HFVLM(model), HFVLM(model, read_weight=0.0)
     assert plain.pointer.reader is None
-    for text in ("Click the button.", 'Enter "ab" and "cd".', 'Type "two words".', 'Click "!".'):
+    for text in ("Click the button.", 'Click "ab" then "cd".', 'Click "two words".', 'Click "!".',
+                 'Enter "lorem" into the text field.'):  # fmt: skip
         conv = _conv(text)
         a = guided.pointer_cells([conv], guided._inputs([conv]))[0]
         b = plain.pointer_cells([conv], plain._inputs([conv]))[0]
@@ -177,6 +181,9 @@ def test_a_head_names_the_classes_it_was_taught(tmp_path: Path) -> None:
     assert ReadHead(taught).target("lorem") is None
     length = _head(tmp_path / "l.st", 8, kind="length")
     assert ReadHead(length).target("Lorem") == length_class("Lorem") == 11
+    shown = _head(tmp_path / "s.st", 8, taught=[word_class("lorem")], key="taught")
+    assert ReadHead(shown).target("Lorem") == word_class("lorem")
+    assert ReadHead(shown).target("Submit") is None  # a class no screen showed: no answer
 
 
 def test_the_quoted_word() -> None:
@@ -185,3 +192,10 @@ def test_the_quoted_word() -> None:
     assert quoted_word([]) is None
     assert quoted_word(["a", "b"]) is None
     assert quoted_word(["two words"]) is None
+    # a click's quoted word is looked for; a typing instruction's quote is what to type
+    prompt = "You are a GUI agent. Click where asked.\n## User Instruction\n"
+    assert looked_for(prompt + 'Click on the link "lorem".') == "lorem"
+    assert looked_for(prompt + 'Close the dialog by clicking "OK".') == "OK"
+    assert looked_for(prompt + 'Enter "lorem" into the text field.') is None
+    assert looked_for('Enter "lorem" and press Submit.') is None
+    assert looked_for('CLICK on "ipsum".') == "ipsum"

@@ -773,8 +773,11 @@ def read_warmup(
                "classes": len(taught)}  # fmt: skip
     if lengths:
         second = heads[1][0]
+        # the classes its screens showed: the read guide answers for those only (round 52)
+        shown = torch.tensor(sorted({k for _, _, found in lengths for _, k in found}))
         save_file({"weight": second.weight.detach().contiguous(),
-                   "bias": second.bias.detach().contiguous()}, str(root / LENGTH_HEAD_FILE),
+                   "bias": second.bias.detach().contiguous(), "taught": shown},
+                  str(root / LENGTH_HEAD_FILE),
                   metadata={"classes": length_classes,
                             "tasks": ",".join(length_tasks)})  # fmt: skip
         last = recent["length"]

@@ -301,8 +301,12 @@ class HFVLM:
         (``PointerGuide.cells``; one forward pass over ``inputs``), or None with the guide off."""
         if self.pointer is None:
             return None
-        quotes = [instruction_quotes(c.messages[0].text) if c.messages else [] for c in convs]
-        return self.pointer.cells(self.model, inputs, _screens(convs), quotes)
+        words = None
+        if self.pointer.reader is not None:
+            from pixelpilot.vlm.read_guide import looked_for
+
+            words = [looked_for(c.messages[0].text) if c.messages else None for c in convs]
+        return self.pointer.cells(self.model, inputs, _screens(convs), words)
 
     def aid_processors(
         self, convs: Sequence[Conversation], n: int, prompt_len: int, cells: list[Any] | None

@@ -134,13 +134,13 @@ class PointerGuide:
         model: Any,
         inputs: Any,
         screens: Sequence[tuple[int, int]],
-        quotes: Sequence[Sequence[str]] | None = None,
+        words: Sequence[str | None] | None = None,
     ) -> list[Any]:
         """Per conversation, the pointing head's probabilities over the cells of its last
         screenshot (a ``[rows, cols]`` tensor; ``[2 * rows, cols]``, each cell's upper and
         lower half, with half rows), or None where the grid is not the screen's; with a
-        ``reader``, weighed by where its heads see each conversation's quoted word
-        (``quotes``, its instruction's quoted strings)."""
+        ``reader``, weighed by where its heads see each conversation's word (``words``, the
+        read guide's ``looked_for``)."""
         import contextlib
 
         import torch
@@ -149,7 +149,7 @@ class PointerGuide:
         grids = inputs.get("image_grid_thw")
         if grids is None:
             return [None] * len(screens)
-        reader = self.reader if quotes is not None else None
+        reader = self.reader if words is not None else None
         with torch.inference_mode(), reader.capture() if reader else contextlib.nullcontext():
             logits = model(**inputs).logits
         out: list[Any] = []
@@ -172,7 +172,7 @@ class PointerGuide:
                 continue
             scores = logits[b, positions, self.pad_token].float()
             p = torch.softmax(scores, dim=0)
-            factor = reader.factor(b, positions, quotes[b]) if reader else None
+            factor = reader.factor(b, positions, words[b]) if reader else None
             if factor is not None:  # the read guide (pixelpilot.vlm.read_guide)
                 p = p * factor.to(p.device)
                 p = p / p.sum().clamp_min(1e-30)

@@ -36,12 +36,17 @@ _INSTRUCTION = "## User Instruction\n"
 _OPEN = re.compile(r"\btype\(\s*content=(?:'((?:\\.|[^'\\])*\\?)|\"((?:\\.|[^\"\\])*\\?))\Z", re.S)
 
 
+def instruction_part(text: str) -> str:
+    """A first user message's instruction: what follows ``## User Instruction`` when the
+    prompt marks it, else the whole text."""
+    at = text.rfind(_INSTRUCTION)
+    return text if at < 0 else text[at + len(_INSTRUCTION) :]
+
+
 def instruction_quotes(text: str) -> list[str]:
     """The quoted strings of a first user message (of its instruction, when the prompt
     marks where that starts), in order, without repeats."""
-    at = text.rfind(_INSTRUCTION)
-    part = text if at < 0 else text[at + len(_INSTRUCTION) :]
-    found = [a or b for a, b in _QUOTED.findall(part)]
+    found = [a or b for a, b in _QUOTED.findall(instruction_part(text))]
     return list(dict.fromkeys(found))
 
 

@@ -6,7 +6,8 @@ lengths: ``pixelpilot.vlm.words``), and the word term keeps that reading through
 click-link such a head picks the named link among the paragraph's links on about 0.6 of unseen
 screens where the decoder's pointing head picks it on 0.35 to 0.45 (docs/default-model.md,
 round 52): the decoder follows the tower's reading only in part. The guide asks the heads
-directly. When the instruction quotes exactly one text, of one word a head has a class for,
+directly. When the instruction asks for a click and quotes exactly one text, of one word a
+head has a class for,
 each cell's probability of that class, ``r``, weighs the pointing head's cells::
 
     p'(cell)  proportional to  p(cell) * (r(cell) / max r) ** w
@@ -15,7 +16,11 @@ each cell's probability of that class, ``r``, weighs the pointing head's cells::
 quoted word, as much as ``w`` says; a cell the head reads as the word at half the best cell's
 probability loses a factor ``2 ** w``. With several heads, ``r`` is the largest of their
 probabilities (a head taught on some classes only, ``classes`` in its file, answers for
-those). An instruction with no quote, or two, or a quote of several words, decodes as the
+those; the warm-up records them, ``classes`` for a named head and ``taught`` for the length
+head: a class no screen of its training showed is a random row of the head, and would lean
+the click to noise). Only an instruction that asks for a click counts (``looked_for``): a
+typing instruction's quote is what to type, not what to find. An instruction with no quote,
+or two, or a quote of several words, or a word of a class no head was taught, decodes as the
 pointer guide alone does; so does every answer's coordinate after the first point.
 
 A checkpoint declares its heads (files in its folder: ``read_heads``) and the weight
@@ -26,6 +31,7 @@ training reads them this way: training loads checkpoints without the guide.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,7 +64,9 @@ class ReadHead:
             raise ValueError(f"read head {self.path.name}: needs a 2-d weight and a bias of its "
                              "rows")  # fmt: skip
         self.weight, self.bias = weight.float(), bias.float()
-        known = tensors.get("classes")
+        # the classes it answers for: a named head's own (``classes``), or those its screens
+        # showed (``taught``, the length head's); a class it never saw is a random row
+        known = tensors.get("classes", tensors.get("taught"))
         self.classes = set(known.tolist()) if known is not None else None
 
     @property
@@ -73,13 +81,30 @@ class ReadHead:
         return k if self.classes is None or k in self.classes else None
 
 
+_CLICK = re.compile(r"\bclick", re.IGNORECASE)
+
+
 def quoted_word(quotes: Sequence[str]) -> str | None:
-    """The one word the guide looks for: the instruction's only quoted text, when it is one
-    word; None otherwise."""
+    """The one word of ``quotes`` (an instruction's quoted texts): the only one, when it is
+    one word; None otherwise."""
     if len(quotes) != 1:
         return None
     word = quotes[0].strip()
     return word if word and len(word.split()) == 1 else None
+
+
+def looked_for(message: str) -> str | None:
+    """The word the guide looks for on the screen for a first user message: its
+    instruction's one quoted word (``quoted_word``) when the instruction asks for a click
+    (``click``, ``clicking``, ...); None otherwise. A typing instruction quotes what to type,
+    and the screen shows it only where it shows the instruction: MiniWoB's enter-text draws
+    its words from the paragraphs' vocabulary, and with the guide on every quote its first
+    click left the field for the instruction's band (round 52)."""
+    from pixelpilot.vlm.quoted import instruction_part, instruction_quotes
+
+    if not _CLICK.search(instruction_part(message)):
+        return None
+    return quoted_word(instruction_quotes(message))
 
 
 class ReadGuide:
@@ -118,13 +143,12 @@ class ReadGuide:
         finally:
             handle.remove()
 
-    def factor(self, row: int, positions: Any, quotes: Sequence[str]) -> Any:
-        """``(r / max r) ** w`` over the image tokens at ``positions`` of batch row ``row`` (a
-        1-d tensor), or None when the guide does not apply (no single quoted word a head has
-        a class for, no embeddings recorded)."""
+    def factor(self, row: int, positions: Any, word: str | None) -> Any:
+        """``(r / max r) ** w`` for ``word`` over the image tokens at ``positions`` of batch
+        row ``row`` (a 1-d tensor), or None when the guide does not apply (no word, or none a
+        head has a class for, no embeddings recorded)."""
         import torch
 
-        word = quoted_word(quotes)
         if word is None or self.embeds is None:
             return None
         cells = self.embeds[row, positions].float()

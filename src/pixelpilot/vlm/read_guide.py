@@ -3,12 +3,12 @@
 The reading warm-up (``pixelpilot.train.reading``) teaches linear heads on the image tokens, as
 the decoder receives them, to name the word each cell shows in hashed word classes (or
 lengths: ``pixelpilot.vlm.words``), and the word term keeps that reading through SFT. On
-click-link such a head picks the named link among the paragraph's links on about 0.6 of unseen
-screens where the decoder's pointing head picks it on 0.35 to 0.45 (docs/default-model.md,
-round 52): the decoder follows the tower's reading only in part. The guide asks the heads
-directly. When the instruction asks for a click and quotes exactly one text, of one word a
-head has a class for,
-each cell's probability of that class, ``r``, weighs the pointing head's cells::
+click-link such a head picks the named link among the paragraph's links more often than the
+decoder's pointing head does (on unseen screens, run 60's GRPO checkpoint: 0.74 against 0.54;
+docs/default-model.md, round 52): the decoder follows the tower's reading only in part. The
+guide asks the heads directly. When the instruction asks for a click and quotes exactly one
+text, of one word a head has a class for, each cell's probability of that class, ``r``, weighs
+the pointing head's cells::
 
     p'(cell)  proportional to  p(cell) * (r(cell) / max r) ** w
 

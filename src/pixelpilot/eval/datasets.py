@@ -190,7 +190,8 @@ def _load_trajectories(path: Path) -> list[Sample]:
             raise DatasetFormatError(f"{ep.directory}: trajectory header: {exc}") from None
         instruction = str(header.get("instruction") or header.get("task") or "")
         history: list[tuple[str, str]] = []
-        real = ep.directory.resolve()  # once an episode: a plain name in it needs no resolve
+        # resolved once an episode, by the reader: a plain name in it needs no resolve
+        real = ep.real_directory or ep.directory.resolve()
         for step in ep.steps:
             shot = real / step.screenshot
             image = str(shot.resolve() if shot.is_symlink() else shot)

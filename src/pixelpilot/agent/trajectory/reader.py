@@ -27,6 +27,8 @@ class Episode:
     steps: tuple[Step, ...]
     end: dict[str, Any] | None
     incomplete_last_line: bool = False
+    # ``directory`` resolved, as the screenshots' checks resolved it (None without a step)
+    real_directory: Path | None = None
 
     @property
     def finished(self) -> bool:
@@ -114,7 +116,7 @@ class TrajectoryReader:
                 steps.append(self._check_step(obj, number, len(steps)))
         if header is None:
             raise self._error(1, "empty file: no header line")
-        return Episode(self.directory, header, tuple(steps), end, incomplete)
+        return Episode(self.directory, header, tuple(steps), end, incomplete, self._real_directory)
 
     def __iter__(self) -> Iterator[Step]:
         return iter(self.read().steps)

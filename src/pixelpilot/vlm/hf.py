@@ -187,7 +187,7 @@ class HFVLM:
 
         real = self.path.resolve()
         try:
-            files = [untrusted.file_in(real, untrusted.file_name(h, "read_heads")) for h in heads]
+            files = [untrusted.file_in(real, h) for h in heads]  # plain names: the declaration's
             missing = [h for h, f in zip(heads, files, strict=True) if f is None]
             if missing:
                 raise ValueError(f"read head {missing[0]} is not in the folder")

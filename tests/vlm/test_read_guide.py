@@ -199,3 +199,112 @@ def test_the_quoted_word() -> None:
     assert looked_for(prompt + 'Enter "lorem" into the text field.') is None
     assert looked_for('Enter "lorem" and press Submit.') is None
     assert looked_for('CLICK on "ipsum".') == "ipsum"
+
+
+def _fitted_head(path: Path, hidden: int, span: int, words: list[str], inner: int = 0) -> Path:
+    """A head file as ``pixelpilot.train.read_fit`` writes one: ``span`` cells each side, a
+    hidden layer of ``inner`` units (none at 0), a row for each of ``words``' classes."""
+    import torch
+    from safetensors.torch import save_file
+
+    gen = torch.Generator().manual_seed(1)
+    rows = sorted({word_class(w) for w in words})
+    width = (2 * span + 1) * hidden
+    tensors = {"weight": torch.randn(len(rows), inner or width, generator=gen) * 3,
+               "bias": torch.zeros(len(rows)), "rows": torch.tensor(rows)}  # fmt: skip
+    if inner:
+        tensors |= {"inner_weight": torch.randn(inner, width, generator=gen),
+                    "inner_bias": torch.zeros(inner)}  # fmt: skip
+    save_file(tensors, str(path), metadata={"classes": "word", "span": str(span),
+                                            "words": json.dumps(words)})  # fmt: skip
+    return path
+
+
+def _by_hand(head: ReadHead, cells: Any, cols: int) -> Any:
+    """The head's log-probabilities computed cell by cell: each cell's embedding with its row
+    neighbours' (zeros past the edge), through the hidden layer, then the rows."""
+    import torch
+
+    out = []
+    for i in range(len(cells)):
+        parts = []
+        for d in range(-head.span, head.span + 1):
+            j = i + d
+            same_row = 0 <= j < len(cells) and j // cols == i // cols
+            parts.append(cells[j] if same_row else torch.zeros_like(cells[i]))
+        x = torch.cat(parts)
+        if head.inner is not None:
+            x = torch.nn.functional.gelu(head.inner[0] @ x + head.inner[1])
+        out.append(torch.log_softmax(head.weight @ x + head.bias, -1))
+    return torch.stack(out)
+
+
+def test_a_fitted_head_reads_its_row_neighbours_through_its_hidden_layer(tmp_path: Path) -> None:
+    import torch
+
+    words = ["lorem", "Ipsum"]
+    for inner in (0, 5):
+        head = ReadHead(_fitted_head(tmp_path / f"f{inner}.st", 4, 1, words, inner))
+        assert (head.span, head.hidden) == (1, 4)
+        assert (head.inner is not None) == bool(inner)
+        cells = torch.randn(12, 4, generator=torch.Generator().manual_seed(2))
+        got = head.log_probs(cells, cols=4)
+        assert got.shape == (12, 2)
+        assert torch.allclose(got, _by_hand(head, cells, 4), atol=1e-5)
+        # its rows are its words' classes, in order; a word it was not fitted on has no row,
+        # even where its hashed class is a fitted word's
+        order = sorted(words, key=lambda w: word_class(w))
+        assert [head.target(w) for w in order] == [0, 1]
+        assert head.target("ipsum,") == head.target("Ipsum")
+        assert head.target("dolor") is None
+    with pytest.raises(ValueError, match="3 cells do not make rows of 2"):
+        head.log_probs(torch.zeros(3, 4), cols=2)
+
+
+def test_a_fitted_head_guides_the_pointer(folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import torch
+
+    model = tmp_path / "m"
+    shutil.copytree(folder, model)
+    _fitted_head(model / "fit-head.safetensors", _hidden(model), 2, ["lorem", "dolor"], 6)
+    _declare(model, ["fit-head.safetensors"], 2.0)
+    vlm = HFVLM(model)
+    conv = _conv('Click on the link "lorem".', seed=3)
+    grid = vlm.pointer_cells([conv], vlm._inputs([conv]))[0]
+    p, e = _pointer_and_embeds(vlm, conv)
+    head = ReadHead(model / "fit-head.safetensors")
+    r = _by_hand(head, e, 12)[:, head.target("lorem")].exp()
+    want = p * (r / r.max()) ** 2
+    assert torch.allclose(grid, (want / want.sum()).reshape(15, 12), rtol=1e-4, atol=1e-7)
+    assert not torch.allclose(grid, p.reshape(15, 12), rtol=1e-2)  # it did weigh them
+    # a word the head was not fitted on leaves the pointer alone
+    conv = _conv('Click on the link "sit".', seed=3)
+    plain = HFVLM(model, read_weight=0.0)
+    assert torch.equal(vlm.pointer_cells([conv], vlm._inputs([conv]))[0],
+                       plain.pointer_cells([conv], plain._inputs([conv]))[0])  # fmt: skip
+
+
+def test_a_bad_fitted_head_is_a_one_line_error(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    good = {"weight": torch.zeros(2, 12), "bias": torch.zeros(2), "rows": torch.tensor([3, 9])}
+    for tensors, meta, problem in [
+        (good, {"span": "2"}, "span '2' is not a count of cells that divides its 12 inputs"),
+        (good, {"span": "-1"}, "span '-1' is not a count"),
+        (good | {"rows": torch.tensor([3])}, {}, "rows names 1 classes for 2 rows"),
+        (good, {"words": "lorem"}, "words is not a JSON list of texts"),
+        (good, {"words": "[1, 2]"}, "words is not a JSON list of texts"),
+        (good | {"inner_weight": torch.zeros(5, 4)}, {}, "hidden layer needs"),
+        (good | {"inner_weight": torch.zeros(12, 4), "inner_bias": torch.zeros(3)}, {},
+         "hidden layer needs"),
+    ]:  # fmt: skip
+        path = tmp_path / "bad.st"
+        save_file(tensors, str(path), metadata={"classes": "word", **meta})
+        with pytest.raises(ValueError, match=problem):
+            ReadHead(path)
+    save_file(good | {"inner_weight": torch.zeros(12, 6), "inner_bias": torch.zeros(12)},
+              str(tmp_path / "ok.st"), metadata={"classes": "word", "span": "1"})  # fmt: skip
+    assert ReadHead(tmp_path / "ok.st").hidden == 2

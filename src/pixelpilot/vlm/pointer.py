@@ -172,7 +172,7 @@ class PointerGuide:
                 continue
             scores = logits[b, positions, self.pad_token].float()
             p = torch.softmax(scores, dim=0)
-            factor = reader.factor(b, positions, words[b]) if reader else None
+            factor = reader.factor(b, positions, words[b], cols) if reader else None
             if factor is not None:  # the read guide (pixelpilot.vlm.read_guide)
                 p = p * factor.to(p.device)
                 p = p / p.sum().clamp_min(1e-30)

@@ -537,3 +537,43 @@ def test_the_read_guide_is_declared_with_the_warm_ups_heads(tmp_path: Path) -> N
                       "--read-guide reads word or length classes")):  # fmt: skip
         with pytest.raises(ConfigError, match=why):
             replace(config, **bad).validate()
+
+
+def test_read_fit_fits_the_guides_word_head_on_the_checkpoint(tmp_path: Path) -> None:
+    """``--read-fit`` (round 53): the evaluated checkpoint gets a head fitted on its own
+    embeddings of OUT/length-record-data in the length head's place, declared beside the
+    warm-up's word head."""
+    import shutil
+
+    import torch
+    from safetensors.torch import save_file
+
+    from pixelpilot.errors import ConfigError
+    from pixelpilot.train.read_fit import FIT_HEAD_FILE
+    from pixelpilot.train.recipe import RecipeConfig, _declare_aids
+    from pixelpilot.train.synthetic import write_synthetic
+    from pixelpilot.vlm.read_guide import ReadHead
+    from pixelpilot.vlm.tiny import build_tiny
+
+    run = tmp_path / "run"
+    (run / "read").mkdir(parents=True)
+    head = {"weight": torch.zeros(4, 8), "bias": torch.zeros(4)}
+    save_file(head, str(run / "read" / "word-head.safetensors"), metadata={"classes": "word"})
+    save_file(head, str(run / "read" / "length-head.safetensors"), metadata={"classes": "length"})
+    shutil.copytree(write_synthetic(tmp_path / "syn", 4, seed=0, kinds=("link",)),
+                    run / "length-record-data")  # fmt: skip
+    checkpoint = build_tiny(tmp_path / "final", arch="kimi_k25", size="xs-14", cache=False)
+    config = RecipeConfig(out=str(run), read_steps=10, read_guide=2.0, read_fit=True,
+                          length_episodes=4, read_length_tasks="miniwob/click-link",
+                          progress=False)  # fmt: skip
+    config.validate()
+    _declare_aids(config, str(checkpoint))
+    declared = read_declaration(checkpoint)
+    assert declared.read_heads == ("word-head.safetensors", FIT_HEAD_FILE)
+    assert not (checkpoint / "length-head.safetensors").exists()
+    fitted = ReadHead(checkpoint / FIT_HEAD_FILE)
+    assert fitted.span == 2 and fitted.inner is not None and fitted.words
+    for bad in ({"read_guide": 0.0}, {"length_episodes": 0, "focus_steps": 0}):
+        with pytest.raises(ConfigError, match="--read-fit .* needs --read-guide > 0 and "
+                                              "--length-episodes > 0"):  # fmt: skip
+            replace(config, **bad).validate()

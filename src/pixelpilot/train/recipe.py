@@ -148,6 +148,7 @@ class RecipeConfig:
     quoted_typing: bool = True  # and this (vlm/quoted.py; round 15)
     well_formed_actions: bool = True  # and this (vlm/wellformed.py; round 16)
     read_guide: float = 0.0  # the read guide's weight, with the warm-up's heads (round 52)
+    read_fit: bool = False  # the guide's word head fitted on each evaluated checkpoint (round 53)
     baselines: bool = True  # also evaluate random clicks and the usual spot on the same seeds
     progress: bool = True
 
@@ -310,6 +311,10 @@ class RecipeConfig:
             raise ConfigError(f"--read-guide reads {' or '.join(KINDS)} classes: the warm-up's "
                               f"heads name {' and '.join(kinds)}",
                               option="read_guide")  # fmt: skip
+        if self.read_fit and not (self.read_guide and self.length_episodes):
+            raise ConfigError("--read-fit fits the read guide's head on the length tasks' "
+                              "recordings: it needs --read-guide > 0 and --length-episodes > 0",
+                              option="read_fit")  # fmt: skip
         if self.length_episodes and self.read_length_synthetic:
             raise ConfigError("--length-episodes and --read-length-synthetic both give the "
                               "length head its screens: choose one",
@@ -818,7 +823,9 @@ def _start(root: Path, config: RecipeConfig) -> str:
 def _read_heads(config: RecipeConfig, checkpoint: str) -> tuple[str, ...]:
     """``--read-guide``: copy the reading warm-up's heads that name words or lengths into
     ``checkpoint`` (the read guide's, vlm/read_guide.py) and return their file names; none
-    without the option."""
+    without the option. With ``--read-fit``, a head fitted on ``checkpoint``'s own embeddings
+    of the length tasks' recordings (``pixelpilot.train.read_fit``) takes the length head's
+    place: it reads those tasks' words better (round 53)."""
     import shutil
 
     from pixelpilot.train.reading import HEAD_FILE, LENGTH_HEAD_FILE, head_kind
@@ -827,11 +834,23 @@ def _read_heads(config: RecipeConfig, checkpoint: str) -> tuple[str, ...]:
     if not config.read_guide:
         return ()
     names = []
-    for name in (HEAD_FILE, LENGTH_HEAD_FILE):
+    for name in (HEAD_FILE, *(() if config.read_fit else (LENGTH_HEAD_FILE,))):
         head = Path(config.out) / "read" / name
         if head.is_file() and head_kind(str(head)) in KINDS:
             shutil.copyfile(head, Path(checkpoint) / name)
             names.append(name)
+    if config.read_fit:
+        from pixelpilot.train.read_fit import FIT_HEAD_FILE, fit_read_head
+
+        fitted = Path(checkpoint) / FIT_HEAD_FILE
+        if not fitted.is_file():  # a final checkpoint does not change: GRPO's start reuses
+            data = Path(config.out) / "length-record-data"  # the SFT evaluation's head
+            figures = fit_read_head(checkpoint, data, fitted, seed=config.seed,
+                                    threads=config.eval_workers,
+                                    progress=config.progress)  # fmt: skip
+            _log(config, f"read fit on {checkpoint}: {figures['texts']} texts, "
+                         f"{figures['seconds']:.0f} s")  # fmt: skip
+        names.append(FIT_HEAD_FILE)
     return tuple(names)
 
 

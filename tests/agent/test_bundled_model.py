@@ -31,9 +31,10 @@ def test_the_bundled_model_ships_small_and_declares_its_prompt() -> None:
     assert declared.quoted_typing is True  # typing copies a quoted string (vlm/quoted.py)
     assert declared.well_formed_actions is True  # the call's grammar (vlm/wellformed.py)
     assert declared.pointer_rows == 2  # half rows (vlm/pointer.py, round 49)
-    # the read guide with the warm-up's two heads (vlm/read_guide.py, round 52)
+    # the read guide with the warm-up's word head and a head fitted on the final checkpoint
+    # (vlm/read_guide.py, train/read_fit.py; rounds 52 and 53)
     assert declared.read_weight == 2.0
-    assert sorted(declared.read_heads) == ["length-head.safetensors", "word-head.safetensors"]
+    assert sorted(declared.read_heads) == ["fit-head.safetensors", "word-head.safetensors"]
     assert all((folder / name).is_file() for name in declared.read_heads)
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "kimi_k25"

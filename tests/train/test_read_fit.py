@@ -48,7 +48,7 @@ def test_the_fitted_head_reads_its_screens_as_the_guide_reads_it(
     )  # a row a class, in class order
     # the guide's reading (ReadHead.log_probs on a screen's cells) names the fitted texts:
     # the features it computes at decoding are the ones the head was fitted on
-    features, _, _ = screen_features(str(model), screens, span=0)
+    features, _ = screen_features(str(model), screens, span=0)
     hits = 0
     by_screen = {id(s): f for s, f in zip(screens, features, strict=True)}
     for sample, index, text in texts:

@@ -21,13 +21,30 @@ and 0.56 with the pointer alone (``scripts/link-choice-probe``; docs/default-mod
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pixelpilot.train.reading import label_cells
 
 FIT_HEAD_FILE = "fit-head.safetensors"  # the recipe's fitted head, inside the checkpoint
+
+
+@contextlib.contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``count`` inside the block (unchanged for None or 0), the
+    caller's setting restored after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def labelled_screens(data: str | Path) -> list[Any]:
@@ -37,7 +54,7 @@ def labelled_screens(data: str | Path) -> list[Any]:
     screens: dict[str, Any] = {}
     for sample in load_samples(data, "trajectory"):
         if (sample.meta or {}).get("labels"):
-            screens.setdefault(str(Path(sample.image).resolve()), sample)
+            screens.setdefault(sample.image, sample)  # the reader's path: already resolved
     if not screens:
         raise ValueError(f"{data}: no recorded step with labels to fit a read head on")
     return list(screens.values())
@@ -45,9 +62,9 @@ def labelled_screens(data: str | Path) -> list[Any]:
 
 def screen_features(
     checkpoint: str, screens: list[Any], span: int, progress: bool = False
-) -> tuple[Any, list[Any], int]:
+) -> tuple[list[Any], int]:
     """The checkpoint's span features (``span_features``) of every cell of each screen, one
-    ``[cells, (2 span + 1) hidden]`` tensor a screen, the screens' cell columns and cell side."""
+    ``[cells, (2 span + 1) hidden]`` tensor a screen, and the cell side in pixels."""
     import torch
     from PIL import Image
 
@@ -93,7 +110,7 @@ def screen_features(
         hook.remove()
         if bar:
             bar.close()
-    return out, screens, cell
+    return out, cell
 
 
 def fit_read_head(
@@ -113,29 +130,6 @@ def fit_read_head(
     """Fit a head of ``span`` on ``checkpoint``'s embeddings of ``data``'s labelled screens,
     write it to ``out`` and return its figures (texts, classes, held-out accuracy, seconds).
     ``threads``: torch's CPU threads while it runs (the caller's setting is restored)."""
-    import torch
-
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        return _fit(checkpoint, data, out, span, hidden, epochs, seed, lr, batch, progress)
-    finally:
-        torch.set_num_threads(before)
-
-
-def _fit(
-    checkpoint: str,
-    data: str | Path,
-    out: str | Path,
-    span: int,
-    hidden: int,
-    epochs: int,
-    seed: int,
-    lr: float,
-    batch: int,
-    progress: bool,
-) -> dict[str, Any]:
     import json
     import os
 
@@ -150,7 +144,8 @@ def _fit(
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     screens = labelled_screens(data)
-    features, screens, cell = screen_features(checkpoint, screens, span, progress)
+    with _threads(threads):
+        features, cell = screen_features(checkpoint, screens, span, progress)
     rows, classes, shown, held = [], [], set(), []
     order = torch.randperm(len(screens)).tolist()
     held_screens = set(order[: len(screens) // 10])
@@ -172,14 +167,15 @@ def _fit(
     layers = [torch.nn.Linear(x.shape[1], hidden), torch.nn.GELU()] if hidden else []
     head = torch.nn.Sequential(*layers, torch.nn.Linear(hidden or x.shape[1], len(taught)))
     optimizer = torch.optim.Adam(head.parameters(), lr=lr)
-    for _ in range(epochs):
-        perm = train_rows[torch.randperm(len(train_rows))]
-        for start in range(0, len(perm), batch):
-            b = perm[start : start + batch]
-            loss = torch.nn.functional.cross_entropy(head(x[b]), y[b])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    with _threads(threads):
+        for _ in range(epochs):
+            perm = train_rows[torch.randperm(len(train_rows))]
+            for start in range(0, len(perm), batch):
+                b = perm[start : start + batch]
+                loss = torch.nn.functional.cross_entropy(head(x[b]), y[b])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
     with torch.no_grad():
         accuracy = (
             (head(x[test]).argmax(-1) == y[test]).float().mean().item() if any(held) else None

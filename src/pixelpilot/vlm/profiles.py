@@ -231,7 +231,7 @@ def read_declaration(folder: str | Path) -> Declaration:
     if unknown:
         raise FileFormatError(
             path, None, f"unknown keys {', '.join(map(_short, unknown[:5]))} "
-            f"(known: {','.join(_DECLARATION_KEYS[2:])})",  # format and version: checked just below
+            f"(known: {', '.join(_DECLARATION_KEYS[2:])})",  # format, version: checked below
         )  # fmt: skip
     if data.get("format", DECLARATION_FORMAT) != DECLARATION_FORMAT or data.get("version", 1) != 1:
         raise FileFormatError(path, None, f"not a {DECLARATION_FORMAT} version 1 declaration")

@@ -71,15 +71,11 @@ def screen_features(
     from pixelpilot.vlm.base import Conversation, Message
     from pixelpilot.vlm.hf import HFVLM
     from pixelpilot.vlm.pointer import IMAGE_TOKEN, token_grid
-    from pixelpilot.vlm.read_guide import span_features
+    from pixelpilot.vlm.read_guide import input_embeds, span_features
 
     vlm = HFVLM(checkpoint, pointer_weight=0.0, read_weight=0.0)
     cell = token_grid(vlm.processor)[0]
     image_token = vlm.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
-    seen: dict[str, Any] = {}
-    hook = vlm.model.model.language_model.register_forward_pre_hook(
-        lambda m, a, k: seen.__setitem__("e", k["inputs_embeds"]), with_kwargs=True
-    )
     bar = None
     if progress:
         from tqdm import tqdm
@@ -94,7 +90,7 @@ def screen_features(
                 with Image.open(s.image) as image:
                     convs.append(Conversation((Message("user", "x", (image.convert("RGB"),)),)))
             inputs = vlm._inputs(convs)
-            with torch.inference_mode():
+            with torch.inference_mode(), input_embeds(vlm.model.model.language_model) as seen:
                 vlm.model(**inputs)
             for b, sample in enumerate(batch):
                 cols, rows = -(-sample.screen[0] // cell), -(-sample.screen[1] // cell)
@@ -102,12 +98,11 @@ def screen_features(
                 if len(positions) != rows * cols:
                     raise ValueError(f"{sample.image}: {len(positions)} image tokens, not "
                                      f"the {rows * cols} cells of its screen")  # fmt: skip
-                cells = seen["e"][b, positions].float()
+                cells = seen["inputs_embeds"][b, positions].float()
                 out.append(span_features(cells, cols, span))
             if bar:
                 bar.update(len(batch))
     finally:
-        hook.remove()
         if bar:
             bar.close()
     return out, cell

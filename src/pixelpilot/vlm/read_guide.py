@@ -170,6 +170,22 @@ def span_features(cells: Any, cols: int, span: int) -> Any:
     return torch.cat(around, dim=-1).reshape(cells.shape[0], -1)
 
 
+@contextlib.contextmanager
+def input_embeds(module: Any) -> Iterator[dict[str, Any]]:
+    """A dict that holds, under ``inputs_embeds``, the input embeddings of ``module``'s (a
+    decoder's) last forward pass inside the block."""
+    seen: dict[str, Any] = {}
+
+    def hook(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        seen["inputs_embeds"] = kwargs.get("inputs_embeds")
+
+    handle = module.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
 _CLICK = re.compile(r"\bclick", re.IGNORECASE)
 
 
@@ -222,15 +238,9 @@ class ReadGuide:
     @contextlib.contextmanager
     def capture(self) -> Iterator[None]:
         """Record the decoder's input embeddings of the forward passes inside the block."""
-
-        def hook(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
-            self.embeds = kwargs.get("inputs_embeds")
-
-        handle = self.module.register_forward_pre_hook(hook, with_kwargs=True)
-        try:
+        with input_embeds(self.module) as seen:
             yield
-        finally:
-            handle.remove()
+        self.embeds = seen.get("inputs_embeds")
 
     def factor(self, row: int, positions: Any, word: str | None, cols: int) -> Any:
         """``(r / max r) ** w`` for ``word`` over the image tokens at ``positions`` of batch

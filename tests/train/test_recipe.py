@@ -577,3 +577,57 @@ def test_read_fit_fits_the_guides_word_head_on_the_checkpoint(tmp_path: Path) ->
         with pytest.raises(ConfigError, match="--read-fit .* needs --read-guide > 0 and "
                                               "--length-episodes > 0"):  # fmt: skip
             replace(config, **bad).validate()
+
+
+def test_read_fit_reuses_the_head_of_a_checkpoint_with_the_same_image_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Round 54: a final checkpoint whose tensors outside the decoder equal those of one that
+    has its fitted head (GRPO with the vision tower and projector frozen) gets a copy of that
+    head, not a second fit; a changed vision tensor means a fit of its own."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    import pixelpilot.train.read_fit as read_fit
+    from pixelpilot.train.recipe import RecipeConfig, _declare_aids
+    from pixelpilot.train.synthetic import write_synthetic
+    from pixelpilot.vlm.tiny import build_tiny
+
+    run = tmp_path / "run"
+    (run / "read").mkdir(parents=True)
+    head = {"weight": torch.zeros(4, 8), "bias": torch.zeros(4)}
+    save_file(head, str(run / "read" / "word-head.safetensors"), metadata={"classes": "word"})
+    shutil.copytree(write_synthetic(tmp_path / "syn", 4, seed=0, kinds=("link",)),
+                    run / "length-record-data")  # fmt: skip
+    sft = build_tiny(run / "sft-recovery" / "final", arch="kimi_k25", size="xs-14", cache=False)
+    config = RecipeConfig(out=str(run), read_steps=10, read_guide=2.0, read_fit=True,
+                          length_episodes=4, read_length_tasks="miniwob/click-link",
+                          progress=False)  # fmt: skip
+    fits = []
+    real_fit = read_fit.fit_read_head
+    monkeypatch.setattr(read_fit, "fit_read_head",
+                        lambda checkpoint, *a, **k: fits.append(checkpoint)
+                        or real_fit(checkpoint, *a, **k))  # fmt: skip
+    _declare_aids(config, str(sft))
+    assert fits == [str(sft)]
+
+    def copy_with(name: str, change: str) -> Path:
+        folder = shutil.copytree(sft, run / name / "final")
+        (folder / read_fit.FIT_HEAD_FILE).unlink()
+        weights = load_file(str(folder / "model.safetensors"))
+        key = next(k for k in sorted(weights) if change in k)
+        weights[key] = weights[key] + 1.0
+        save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        return folder
+
+    grpo = copy_with("grpo", "language_model")
+    _declare_aids(config, str(grpo))
+    assert fits == [str(sft)]  # the decoder alone changed: no second fit
+    head = (grpo / read_fit.FIT_HEAD_FILE).read_bytes()
+    assert head == (sft / read_fit.FIT_HEAD_FILE).read_bytes()
+    assert read_declaration(grpo).read_heads == ("word-head.safetensors", read_fit.FIT_HEAD_FILE)
+    other = copy_with("other", "vision_tower")
+    _declare_aids(config, str(other))
+    assert fits == [str(sft), str(other)]

@@ -843,7 +843,11 @@ def _read_heads(config: RecipeConfig, checkpoint: str) -> tuple[str, ...]:
         from pixelpilot.train.read_fit import FIT_HEAD_FILE, fit_read_head
 
         fitted = Path(checkpoint) / FIT_HEAD_FILE
-        if not fitted.is_file():  # a final checkpoint does not change: GRPO's start reuses
+        twin = None if fitted.is_file() else _fitted_twin(config, Path(checkpoint))
+        if twin is not None:
+            shutil.copyfile(twin, fitted)
+            _log(config, f"read fit on {checkpoint}: the head of {twin.parent} (same image path)")
+        elif not fitted.is_file():  # a final checkpoint does not change: GRPO's start reuses
             data = Path(config.out) / "length-record-data"  # the SFT evaluation's head
             figures = fit_read_head(checkpoint, data, fitted, seed=config.seed,
                                     threads=config.eval_workers,
@@ -852,6 +856,37 @@ def _read_heads(config: RecipeConfig, checkpoint: str) -> tuple[str, ...]:
                          f"{figures['seconds']:.0f} s")  # fmt: skip
         names.append(FIT_HEAD_FILE)
     return tuple(names)
+
+
+def _fitted_twin(config: RecipeConfig, checkpoint: Path) -> Path | None:
+    """The fitted head of another final checkpoint of the run whose image path (every tensor
+    outside the decoder, and the image processor's settings) equals ``checkpoint``'s, or
+    ``None``. The fit reads only image tokens' decoder inputs, so its head would come out the
+    same (it is deterministic): GRPO with a frozen vision tower and projector keeps them, and
+    its evaluation reuses the SFT evaluation's head instead of fitting it again (round 54)."""
+    from safetensors.torch import load_file
+
+    from pixelpilot.train.read_fit import FIT_HEAD_FILE
+
+    def image_path(folder: Path) -> tuple[dict, bytes] | None:
+        weights, settings = folder / "model.safetensors", folder / "preprocessor_config.json"
+        if not weights.is_file() or not settings.is_file():
+            return None
+        tensors = {k: v for k, v in load_file(str(weights)).items()
+                   if "language_model" not in k and "lm_head" not in k}  # fmt: skip
+        return tensors, settings.read_bytes()
+
+    own = None
+    for head in sorted(Path(config.out).glob(f"*/final/{FIT_HEAD_FILE}")):
+        if head.parent.resolve() == checkpoint.resolve():
+            continue
+        own = own or image_path(checkpoint)
+        other = image_path(head.parent)
+        if own is None or other is None or own[1] != other[1] or own[0].keys() != other[0].keys():
+            continue
+        if own[0] and all(own[0][k].equal(other[0][k]) for k in own[0]):
+            return head
+    return None
 
 
 def _declare_aids(config: RecipeConfig, checkpoint: str) -> None:

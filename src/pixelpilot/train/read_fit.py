@@ -90,7 +90,8 @@ def screen_features(
                 with Image.open(s.image) as image:
                     convs.append(Conversation((Message("user", "x", (image.convert("RGB"),)),)))
             inputs = vlm._inputs(convs)
-            with torch.inference_mode(), input_embeds(vlm.model.model.language_model) as seen:
+            decoder = vlm.model.model.language_model  # its inputs only: it does not run
+            with torch.inference_mode(), input_embeds(decoder, stop=True) as seen:
                 vlm.model(**inputs)
             for b, sample in enumerate(batch):
                 cols, rows = -(-sample.screen[0] // cell), -(-sample.screen[1] // cell)

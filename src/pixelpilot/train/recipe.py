@@ -843,12 +843,13 @@ def _read_heads(config: RecipeConfig, checkpoint: str) -> tuple[str, ...]:
         from pixelpilot.train.read_fit import FIT_HEAD_FILE, fit_read_head
 
         fitted = Path(checkpoint) / FIT_HEAD_FILE
+        # a final checkpoint does not change: GRPO's start reuses the SFT evaluation's head
         twin = None if fitted.is_file() else _fitted_twin(config, Path(checkpoint))
         if twin is not None:
             shutil.copyfile(twin, fitted)
             _log(config, f"read fit on {checkpoint}: the head of {twin.parent} (same image path)")
-        elif not fitted.is_file():  # a final checkpoint does not change: GRPO's start reuses
-            data = Path(config.out) / "length-record-data"  # the SFT evaluation's head
+        elif not fitted.is_file():
+            data = Path(config.out) / "length-record-data"
             figures = fit_read_head(checkpoint, data, fitted, seed=config.seed,
                                     threads=config.eval_workers,
                                     progress=config.progress)  # fmt: skip
@@ -876,15 +877,16 @@ def _fitted_twin(config: RecipeConfig, checkpoint: Path) -> Path | None:
                    if "language_model" not in k and "lm_head" not in k}  # fmt: skip
         return tensors, settings.read_bytes()
 
-    own = None
-    for head in sorted(Path(config.out).glob(f"*/final/{FIT_HEAD_FILE}")):
-        if head.parent.resolve() == checkpoint.resolve():
-            continue
-        own = own or image_path(checkpoint)
+    heads = [h for h in sorted(Path(config.out).glob(f"*/final/{FIT_HEAD_FILE}"))
+             if h.parent.resolve() != checkpoint.resolve()]  # fmt: skip
+    own = image_path(checkpoint) if heads else None
+    if own is None or not own[0]:
+        return None
+    for head in heads:
         other = image_path(head.parent)
-        if own is None or other is None or own[1] != other[1] or own[0].keys() != other[0].keys():
+        if other is None or own[1] != other[1] or own[0].keys() != other[0].keys():
             continue
-        if own[0] and all(own[0][k].equal(other[0][k]) for k in own[0]):
+        if all(own[0][k].equal(other[0][k]) for k in own[0]):
             return head
     return None
 

@@ -169,6 +169,12 @@ class TrainingDiverged(PixelpilotError):
         )
 
 
+class InputsCaptured(Exception):
+    """Not an error: ends a forward pass at the decoder once its inputs are recorded
+    (``pixelpilot.vlm.read_guide.input_embeds(stop=True)``, which catches it; no caller sees
+    it)."""
+
+
 class LaunchError(PixelpilotError):
     """A training run launched in several processes failed (the processes' own messages are
     printed above it)."""

@@ -170,26 +170,24 @@ def span_features(cells: Any, cols: int, span: int) -> Any:
     return torch.cat(around, dim=-1).reshape(cells.shape[0], -1)
 
 
-class _Captured(Exception):
-    """Raised by ``input_embeds(stop=True)``'s hook to end a forward pass at the decoder."""
-
-
 @contextlib.contextmanager
 def input_embeds(module: Any, stop: bool = False) -> Iterator[dict[str, Any]]:
     """A dict that holds, under ``inputs_embeds``, the input embeddings of ``module``'s (a
     decoder's) last forward pass inside the block. ``stop``: the pass ends there, and the
     block with it (the decoder does not run: a caller that wants only its inputs)."""
+    from pixelpilot.errors import InputsCaptured
+
     seen: dict[str, Any] = {}
 
     def hook(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
         seen["inputs_embeds"] = kwargs.get("inputs_embeds")
         if stop:
-            raise _Captured
+            raise InputsCaptured
 
     handle = module.register_forward_pre_hook(hook, with_kwargs=True)
     try:
         yield seen
-    except _Captured:
+    except InputsCaptured:
         pass
     finally:
         handle.remove()

@@ -844,17 +844,19 @@ def _read_heads(config: RecipeConfig, checkpoint: str) -> tuple[str, ...]:
 
         fitted = Path(checkpoint) / FIT_HEAD_FILE
         # a final checkpoint does not change: GRPO's start reuses the SFT evaluation's head
-        twin = None if fitted.is_file() else _fitted_twin(config, Path(checkpoint))
-        if twin is not None:
-            shutil.copyfile(twin, fitted)
-            _log(config, f"read fit on {checkpoint}: the head of {twin.parent} (same image path)")
-        elif not fitted.is_file():
-            data = Path(config.out) / "length-record-data"
-            figures = fit_read_head(checkpoint, data, fitted, seed=config.seed,
-                                    threads=config.eval_workers,
-                                    progress=config.progress)  # fmt: skip
-            _log(config, f"read fit on {checkpoint}: {figures['texts']} texts, "
-                         f"{figures['seconds']:.0f} s")  # fmt: skip
+        if not fitted.is_file():
+            twin = _fitted_twin(config, Path(checkpoint))
+            if twin is not None:
+                shutil.copyfile(twin, fitted)
+                _log(config, f"read fit on {checkpoint}: the head of {twin.parent} "
+                             "(same image path)")  # fmt: skip
+            else:
+                data = Path(config.out) / "length-record-data"
+                figures = fit_read_head(checkpoint, data, fitted, seed=config.seed,
+                                        threads=config.eval_workers,
+                                        progress=config.progress)  # fmt: skip
+                _log(config, f"read fit on {checkpoint}: {figures['texts']} texts, "
+                             f"{figures['seconds']:.0f} s")  # fmt: skip
         names.append(FIT_HEAD_FILE)
     return tuple(names)
 

@@ -308,3 +308,29 @@ def test_a_bad_fitted_head_is_a_one_line_error(tmp_path: Path) -> None:
     save_file(good | {"inner_weight": torch.zeros(12, 6), "inner_bias": torch.zeros(12)},
               str(tmp_path / "ok.st"), metadata={"classes": "word", "span": "1"})  # fmt: skip
     assert ReadHead(tmp_path / "ok.st").hidden == 2
+
+
+def test_input_embeds_can_stop_the_pass_at_the_decoders_input(folder: Path) -> None:
+    """``input_embeds(stop=True)`` (the read fit's feature pass) records the same decoder
+    inputs as a full pass, and no decoder layer runs."""
+    import torch
+
+    from pixelpilot.vlm.read_guide import input_embeds
+
+    vlm = HFVLM(folder, pointer_weight=0.0, read_weight=0.0)
+    inputs = vlm._inputs([_conv("x", seed=3)])
+    decoder = vlm.model.model.language_model
+    layer_calls = []
+    hook = decoder.layers[0].register_forward_pre_hook(lambda m, a: layer_calls.append(1))
+    try:
+        with torch.inference_mode(), input_embeds(decoder) as full:
+            vlm.model(**inputs)
+        assert len(layer_calls) == 1
+        after = []
+        with torch.inference_mode(), input_embeds(decoder, stop=True) as stopped:
+            vlm.model(**inputs)
+            after.append("ran")  # the block ends with the pass
+    finally:
+        hook.remove()
+    assert len(layer_calls) == 1 and after == []
+    assert torch.equal(full["inputs_embeds"], stopped["inputs_embeds"])
